@@ -1,0 +1,49 @@
+"""Names of the Redis streams GridWatch uses, and the one way to put an anomaly on them.
+
+``{prefix}:anomalies``      every Anomaly from every source; consumer group ``intake``.
+``{prefix}:duty:{grid}``    the duty queue of one grid (any level); consumer group ``workers``.
+``{prefix}:deadletter``     input that was rejected, with the reason, for an operator to read.
+``{prefix}:events``         ticket events (created, merged, transitions) for live pages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from detectors.anomaly import Anomaly
+
+ANOMALY_STREAM_MAXLEN = 1_000_000
+
+
+@dataclass(frozen=True)
+class StreamKeys:
+    prefix: str = "gw"
+
+    @property
+    def anomalies(self) -> str:
+        return f"{self.prefix}:anomalies"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}:deadletter"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    def duty(self, grid_code: str) -> str:
+        return f"{self.prefix}:duty:{grid_code}"
+
+
+def publish_anomaly(client: redis.Redis, keys: StreamKeys, anomaly: Anomaly) -> str:
+    """Append an anomaly to the intake stream; returns the stream entry id."""
+    entry_id = client.xadd(keys.anomalies, anomaly.to_stream(), maxlen=ANOMALY_STREAM_MAXLEN, approximate=True)
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def dead_letter(client: redis.Redis, keys: StreamKeys, source: str, reason: str, payload: bytes | str) -> None:
+    """Quarantine input that could not be used, so an operator can see what was refused and why."""
+    if isinstance(payload, bytes):
+        payload = payload[:65536].decode("utf-8", errors="replace")
+    client.xadd(keys.deadletter, {"source": source, "reason": reason, "payload": payload[:65536]}, maxlen=100_000, approximate=True)

@@ -1,0 +1,71 @@
+"""Anomaly: what every detector, sensor rule and alarm hands to ``alerts``.
+
+It is the one contract between the sources and the case system, so it is a plain pydantic model
+that serialises to a single JSON field of a Redis stream entry.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest.geo import GeoPoint
+
+SourceKind = Literal["camera", "sensor", "alarm", "report"]
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Evidence(BaseModel):
+    """A file that backs an anomaly, stored under the evidence directory (``path`` is relative to it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["snapshot", "frame", "clip", "photo", "audio"]
+    path: str
+    content_type: str = "image/jpeg"
+
+
+class Anomaly(BaseModel):
+    """Something a source saw that may need a person to act.
+
+    ``id`` makes intake idempotent: the same anomaly delivered twice (a re-claimed stream entry,
+    a re-sent MQTT message) becomes one occurrence. ``state='cleared'`` reports that the
+    condition ended (a camera back online, a smoke reading back to normal).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=_new_id)
+    kind: str
+    source: SourceKind
+    source_id: str
+    zone: str | None = None
+    location: GeoPoint
+    occurred_at: datetime = Field(default_factory=_utcnow)
+    observed_at: float = Field(default_factory=time.time, description="wall clock of the input that caused it")
+    score: float = 1.0
+    state: Literal["firing", "cleared"] = "firing"
+    category: str | None = None
+    title: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    def to_stream(self) -> dict[str, str]:
+        return {"anomaly": self.model_dump_json()}
+
+    @classmethod
+    def from_stream(cls, fields: dict[bytes | str, bytes | str]) -> "Anomaly":
+        raw = fields.get(b"anomaly", fields.get("anomaly"))
+        if raw is None:
+            raise ValueError("stream entry has no 'anomaly' field")
+        return cls.model_validate_json(raw)

@@ -1,0 +1,204 @@
+"""The deployment file: one YAML composed of each part's own section, validated with file/line/field errors.
+
+Each part owns the schema of its section (``ingest.config``, ``detectors.config``, ``alerts.config``);
+this module only composes them, resolves paths relative to the file, and turns pydantic's errors
+into messages an operator can act on: ``config/demo.yaml:42: cameras[3].pose.bearing_deg: …``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from alerts.config import AlertsConfig, GridsConfig
+from detectors.config import CameraAnalytics, DetectionConfig
+from ingest.config import CameraConfig, DeviceConfig, IngestConfig
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServicesConfig(_Strict):
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    sql_url: str = Field("sqlite:///{run_dir}/gridwatch.db", description="{run_dir} is replaced by run_dir")
+    run_dir: str = Field("../run", description="data of auto-started services, the SQLite file, evidence; relative to the deployment file")
+    stream_prefix: str = Field("gw", description="prefix of every Redis key GridWatch writes")
+    autostart: bool = Field(True, description="start redis-server/mosquitto when a localhost URL has no listener")
+
+
+class User(_Strict):
+    username: str
+    password: str | None = Field(None, description="plain text only for the demo accounts; prefer password_hash")
+    password_hash: str | None = None
+    role: Literal["operator", "dispatcher", "grid_worker", "grid_leader", "supervisor", "admin", "integrator"]
+    grids: list[str] = Field(default_factory=list, description="grid codes (any level) this user may see")
+    display_name: str = ""
+
+
+class GatewayConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    token_ttl_s: int = Field(900, gt=0)
+    refresh_ttl_s: int = Field(7 * 86400, gt=0)
+    secret_key: str | None = Field(None, description="JWT signing key; generated per run directory when absent")
+    users: list[User] = Field(default_factory=list)
+    language: Literal["zh", "en"] = "zh"
+    tile_url: str | None = None
+
+
+class Camera(CameraConfig, CameraAnalytics):
+    """A camera as the deployment file describes it: its source and pose (ingest) and its analytics (detectors)."""
+
+
+class Deployment(_Strict):
+    name: str
+    timezone: str = "Asia/Shanghai"
+    services: ServicesConfig = ServicesConfig()
+    grids: GridsConfig
+    ingest: IngestConfig = IngestConfig()
+    detection: DetectionConfig = DetectionConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    cameras: list[Camera] = Field(default_factory=list)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    gateway: GatewayConfig = GatewayConfig()
+
+    # Set by the loader, not by the file.
+    base_dir: Path = Field(Path("."), exclude=True)
+    source_file: Path | None = Field(None, exclude=True)
+
+    def resolve(self, relative: str) -> Path:
+        """A path of the deployment file, taken relative to the file's folder."""
+        path = Path(os.path.expanduser(relative))
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.resolve(self.services.run_dir)
+
+    @property
+    def sql_url(self) -> str:
+        return self.services.sql_url.replace("{run_dir}", str(self.run_dir))
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The deployment file is wrong; ``problems`` holds one entry per mistake."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every key path of a YAML document to its 1-based line, so errors can point at it."""
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out[path + (key.value,)] = key.start_mark.line + 1
+            _line_index(value, path + (key.value,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, path + (i,), out)
+    return out
+
+
+def _field_name(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def parse_deployment(text: str, file: str = "<string>", base_dir: Path | None = None) -> Deployment:
+    """Validate a deployment document; raise ConfigError naming the file, line and field of each problem."""
+    try:
+        node = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ConfigError([ConfigProblem(file, line, "", f"YAML syntax: {getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(file, 1, "", "the deployment file must be a mapping")])
+    lines = _line_index(node) if node is not None else {}
+    try:
+        deployment = Deployment.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union"))))
+            problems.append(ConfigProblem(file, _nearest_line(lines, loc), _field_name(loc), err["msg"]))
+        raise ConfigError(problems) from None
+    deployment.base_dir = (base_dir or Path(".")).resolve()
+    deployment.source_file = Path(file)
+    problems = [ConfigProblem(file, _nearest_line(lines, loc), _field_name(loc), msg) for loc, msg in _semantic_problems(deployment)]
+    if problems:
+        raise ConfigError(problems)
+    return deployment
+
+
+def load_deployment(path: str | os.PathLike | None = None) -> Deployment:
+    path = Path(path) if path else DEMO_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+    return parse_deployment(text, str(path), path.parent)
+
+
+def _semantic_problems(dep: Deployment) -> list[tuple[tuple, str]]:
+    """Checks that need more than one field: grid geometry, cameras and devices inside the district, unique ids."""
+    from alerts.grids import GridError, load_grid_file  # the grid file is alerts' to read
+
+    problems: list[tuple[tuple, str]] = []
+    try:
+        grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
+    except GridError as exc:
+        return [(("grids", "file"), str(exc))]
+    seen: dict[str, int] = {}
+    for i, cam in enumerate(dep.cameras):
+        if cam.id in seen:
+            problems.append((("cameras", i, "id"), f"duplicate camera id {cam.id!r} (also cameras[{seen[cam.id]}])"))
+        seen[cam.id] = i
+        if grids.base_grid_at(cam.pose.position) is None:
+            p = cam.pose.position.wgs84()
+            problems.append((("cameras", i, "pose", "position"), f"camera {cam.id!r} at {p.lon:.6f},{p.lat:.6f} is outside every grid"))
+    for i, dev in enumerate(dep.devices):
+        if grids.base_grid_at(dev.location) is None and grids.fallback_at(dev.location) is None:
+            problems.append((("devices", i, "location"), f"device {dev.id!r} is outside the district"))
+    codes = {g.code for g in grids.all()}
+    for i, user in enumerate(dep.gateway.users):
+        for code in user.grids:
+            if code not in codes:
+                problems.append((("gateway", "users", i, "grids"), f"unknown grid code {code!r}"))
+    for i, shift in enumerate(dep.alerts.roster):
+        if shift.grid not in codes:
+            problems.append((("alerts", "roster", i, "grid"), f"unknown grid code {shift.grid!r}"))
+    return problems

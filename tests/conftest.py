@@ -1,0 +1,49 @@
+"""Fixtures every test area shares: paths of the repo and of the shared footage/models, unique Redis prefixes."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+FOOTAGE = SHARED / "footage"
+MODELS = SHARED / "models"
+DEMO = REPO / "config" / "demo.yaml"
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / "run" / "ultralytics"))
+
+
+def footage(name: str) -> Path:
+    path = FOOTAGE / name
+    if not path.exists():
+        pytest.skip(f"shared footage {path} is not on this machine")
+    return path
+
+
+def model(name: str = "yolov8n_int8.onnx") -> Path:
+    path = MODELS / name
+    if not path.exists():
+        pytest.skip(f"shared model {path} is not on this machine")
+    return path
+
+
+@pytest.fixture
+def stream_prefix() -> str:
+    """A Redis key prefix no other test uses, so tests can share one Redis."""
+    return f"gwtest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def redis_client(stream_prefix):
+    import redis
+
+    client = redis.Redis.from_url(os.environ.get("GRIDWATCH_TEST_REDIS", "redis://127.0.0.1:6379/0"))
+    client.ping()
+    yield client
+    for key in client.scan_iter(f"{stream_prefix}:*", count=1000):
+        client.delete(key)
+    client.close()
