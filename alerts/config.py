@@ -34,6 +34,8 @@ class CategoryConfig(_Strict):
     owner_department: str | None = None
     merge_window_s: float = Field(300.0, ge=0)
     merge_radius_m: float = Field(50.0, ge=0)
+    auto_close_on_clear: bool = Field(False, description="close the open ticket when the source reports the condition cleared (e.g. camera back online)")
+    suppress_after_false_alarm_s: float = Field(3600.0, ge=0, description="how long a false alarm on a camera suppresses the same camera+zone+kind")
 
 
 class DutyShift(_Strict):
@@ -45,8 +47,29 @@ class DutyShift(_Strict):
     end: str = Field("24:00", pattern=r"^\d{2}:\d{2}$")
 
 
+class WebhookConfig(_Strict):
+    """A URL told about ticket events, each POST signed with HMAC-SHA256 over ``timestamp.body``."""
+
+    url: str
+    secret: str = Field(repr=False)
+    events: list[str] = Field(default_factory=lambda: ["*"], description="event types (ticket.created, ticket.escalated, …) or *")
+    timeout_s: float = Field(5.0, gt=0)
+
+
 class AlertsConfig(_Strict):
     default_category: str = "0101"
     escalation_chain: list[Literal["grid", "community", "street", "district"]] = ["grid", "community", "street", "district"]
     categories: list[CategoryConfig] = Field(default_factory=list)
     roster: list[DutyShift] = Field(default_factory=list)
+    case_prefix: str = Field("GW", pattern=r"^[A-Z]{1,6}$", description="letters in front of case numbers: QS20261123-000123")
+    timezone: str = "Asia/Shanghai"
+    working_hours: list[str] = Field(
+        default_factory=lambda: ["09:00-12:00", "13:30-18:00"],
+        description="working periods of a working day (local time); SLA work_hours/work_days count only these")
+    remind_at_fraction: float = Field(0.8, gt=0, le=1, description="send a reminder (催办) when this share of the time to a deadline has passed")
+    confirm_sources: list[Literal["camera", "sensor", "alarm", "report"]] = Field(
+        default_factory=list, description="sources whose tickets wait for an operator to confirm (立案) before dispatch")
+    intake_claim_idle_s: float = Field(30.0, gt=0, description="re-claim anomaly entries a dead intake consumer left pending this long")
+    sla_scan_interval_s: float = Field(5.0, gt=0)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    mqtt_topic_prefix: str = "gridwatch/tickets"

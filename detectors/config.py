@@ -28,11 +28,57 @@ class ModelConfig(_Strict):
     max_batch: int = Field(8, ge=1)
     max_wait_ms: float = Field(20.0, ge=0, description="latency cap of dynamic batching")
     device: str = "cpu"
+    # Added by the detectors part (defaults keep older deployment files valid):
+    prepare_onnx: bool = Field(
+        True,
+        description="for .onnx files: give a static-batch model a dynamic batch axis, turn dynamic-int8 weights back "
+        "into float and re-anchor the head for imgsz, in cache_dir (see detectors/onnx_prepare.py)",
+    )
+    cache_dir: str | None = Field(None, description="where prepared model copies go; default ~/.cache/gridwatch/models")
+    refresh_s: float = Field(10.0, gt=0, description="a camera with no motion is still detected this often (parked cars, "
+                             "objects already there at start)")
+    max_regions: int = Field(4, ge=1, description="more motion regions than this become one full-frame pass")
+    full_frame_fraction: float = Field(0.6, gt=0, le=1, description="regions covering this much of the picture become a full-frame pass")
+
+
+class AuxModelConfig(_Strict):
+    """A second, special-purpose model (fall, fire/smoke) run only for cameras that have the matching rule."""
+
+    path: str | None = Field(None, description="model file (ultralytics formats); relative to the deployment file")
+    imgsz: int = Field(320, ge=32)
+    confidence: float = Field(0.5, gt=0, lt=1)
+    classes: list[str] = Field(default_factory=list, description="class names that count as the event (e.g. Fall, fire, smoke)")
+    interval_s: float = Field(0.5, ge=0, description="run it at most this often per camera")
+
+
+class TrackingConfig(_Strict):
+    tracker: Literal["bytetrack"] = "bytetrack"
+    track_high_thresh: float = Field(0.3, gt=0, lt=1)
+    track_low_thresh: float = Field(0.1, ge=0, lt=1)
+    new_track_thresh: float = Field(0.35, gt=0, lt=1)
+    track_buffer_s: float = Field(3.0, gt=0, description="a lost track is kept this long (seconds of detection calls)")
+    match_thresh: float = Field(0.8, gt=0, le=1)
+    stationary_fraction: float = Field(0.15, gt=0, description="an object whose foot point stays within this fraction "
+                                        "of its box height is stationary")
+    keep_stationary_s: float = Field(600.0, gt=0, description="a stationary object not re-seen is forgotten after this")
+
+
+class EvidenceConfig(_Strict):
+    enabled: bool = True
+    pre_s: float = Field(5.0, ge=0, description="seconds of video before the event in the clip")
+    post_s: float = Field(10.0, ge=0, description="seconds after")
+    fps: float = Field(5.0, gt=0, le=30, description="frame rate of the clip's ring buffer")
+    max_width: int = Field(640, ge=64, description="clip and ring-buffer frames are scaled down to this width")
+    jpeg_quality: int = Field(85, ge=10, le=100)
 
 
 class DetectionConfig(_Strict):
     motion: MotionConfig = MotionConfig()
     model: ModelConfig = ModelConfig()
+    fall_model: AuxModelConfig = AuxModelConfig(classes=["Fall"], confidence=0.5)
+    fire_model: AuxModelConfig = AuxModelConfig(classes=["fire", "smoke", "Fire", "Smoke"], confidence=0.4)
+    tracking: TrackingConfig = TrackingConfig()
+    evidence: EvidenceConfig = EvidenceConfig()
 
 
 class Zone(_Strict):
@@ -60,6 +106,13 @@ class RuleConfig(_Strict):
     dwell_s: float = Field(0.0, ge=0)
     direction: Literal["a_to_b", "b_to_a", "any"] = "any"
     category: str | None = Field(None, description="category code the anomaly suggests")
+    # Added by the detectors part (all defaulted):
+    cooldown_s: float = Field(60.0, ge=0, description="the same rule/zone/object fires at most this often")
+    min_score: float | None = Field(None, gt=0, lt=1, description="a detection must score this much to count")
+    min_median_score: float | None = Field(None, gt=0, lt=1, description="median score over the track's life "
+                                           "must reach this (Frigate's 'threshold'); filters flickering false objects")
+    sensitivity: float = Field(1.0, gt=0, le=10, description="rule-specific scale of the classical detectors "
+                               "(fire/smoke, tamper): >1 fires more easily")
 
 
 class CameraAnalytics(_Strict):
@@ -67,3 +120,4 @@ class CameraAnalytics(_Strict):
     lines: list[Line] = Field(default_factory=list)
     masks: list[list[Point]] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=lambda: [RuleConfig(kind="motion")])
+    min_score: float | None = Field(None, gt=0, lt=1, description="camera-wide minimum detection score")

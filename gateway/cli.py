@@ -42,7 +42,7 @@ def _report(args: argparse.Namespace) -> int:
     from alerts.store import open_store
 
     dep = load_deployment(args.config)
-    print(monthly_report(open_store(dep.sql_url), args.month))
+    print(monthly_report(open_store(dep.sql_url), args.month, dep.alerts))
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from alerts.channels.config import ChannelsConfig
 from alerts.config import AlertsConfig, GridsConfig
 from detectors.config import CameraAnalytics, DetectionConfig
 from ingest.config import CameraConfig, DeviceConfig, IngestConfig
@@ -41,6 +42,8 @@ class User(_Strict):
     role: Literal["operator", "dispatcher", "grid_worker", "grid_leader", "supervisor", "admin", "integrator"]
     grids: list[str] = Field(default_factory=list, description="grid codes (any level) this user may see")
     display_name: str = ""
+    api_key: str | None = Field(None, description="plain X-API-Key, demo only; prefer api_key_sha256 (integrators)")
+    api_key_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the X-API-Key")
 
 
 class GatewayConfig(_Strict):
@@ -52,6 +55,11 @@ class GatewayConfig(_Strict):
     users: list[User] = Field(default_factory=list)
     language: Literal["zh", "en"] = "zh"
     tile_url: str | None = None
+    bcrypt_rounds: int = Field(12, ge=4, le=16, description="cost of the password hashes made at start-up")
+    max_body_bytes: int = Field(8_388_608, gt=0, description="largest request body accepted (413 above); reports carry photos")
+    login_per_minute: float = Field(10, gt=0, description="login attempts per client address per minute (burst = same)")
+    alarm_per_minute: float = Field(30, gt=0, description="alarm presses per device per minute (burst = same)")
+    cors_origins: list[str] = Field(default_factory=list)
 
 
 class Camera(CameraConfig, CameraAnalytics):
@@ -68,6 +76,7 @@ class Deployment(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     cameras: list[Camera] = Field(default_factory=list)
     devices: list[DeviceConfig] = Field(default_factory=list)
+    channels: ChannelsConfig = ChannelsConfig()
     gateway: GatewayConfig = GatewayConfig()
 
     # Set by the loader, not by the file.

@@ -28,6 +28,8 @@ class SourceConfig(_Strict):
     substream_url: str | None = Field(None, description="low-resolution stream used for analysis")
     transport: Literal["tcp", "udp"] = "tcp"
     snapshot_interval_s: float = Field(1.0, gt=0, description="poll period for HTTP snapshot sources")
+    open_timeout_s: float = Field(5.0, gt=0, le=120, description="give up connecting/probing a source after this long")
+    read_timeout_s: float = Field(10.0, gt=0, le=600, description="a connected source that sends nothing this long is reconnected")
 
 
 class AnalysisConfig(_Strict):
@@ -40,6 +42,8 @@ class HealthConfig(_Strict):
     stall_after_s: float = Field(5.0, gt=0)
     offline_after_s: float = Field(30.0, gt=0, description="raise a 设备离线 anomaly after this long without frames")
     frozen_after_s: float = Field(20.0, gt=0)
+    reconnect_initial_s: float = Field(0.5, gt=0, description="first reconnect delay; doubles per failure, with jitter")
+    reconnect_max_s: float = Field(30.0, gt=0, description="ceiling of the reconnect delay")
 
 
 class GeoPose(_Strict):
@@ -71,9 +75,11 @@ class DeviceConfig(_Strict):
     household: str | None = None
     address: str = ""
     location: GeoPoint
-    secret: str | None = Field(None, description="HMAC key of the device; never logged")
-    profile: str | None = None
-    heartbeat_s: float = Field(300.0, gt=0)
+    secret: str | None = Field(None, repr=False, description="HMAC key of the device; never logged")
+    profile: str | None = Field(None, description="sensor profile name (detectors.sensor_profiles); defaults to the type")
+    heartbeat_s: float = Field(300.0, gt=0, description="how often the device reports when nothing happens")
+    offline_after_s: float | None = Field(None, gt=0, description="silence that counts as offline; 3 × heartbeat_s when unset")
+    codec: str = Field("json", description="payload codec name (built-in json/kv or a gridwatch.codecs entry point)")
 
 
 class MqttConfig(_Strict):
@@ -82,6 +88,15 @@ class MqttConfig(_Strict):
     shared_group: str | None = "gridwatch"
     qos: int = Field(1, ge=0, le=2)
     max_payload_bytes: int = Field(64 * 1024, gt=0)
+    username: str | None = Field(None, description="the ingest service's own broker account")
+    password: str | None = Field(None, repr=False, description="never logged")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    session_expiry_s: int = Field(7 * 86400, ge=0, description="broker keeps the subscription and queued messages this long while ingest is down")
+    receive_maximum: int = Field(1000, ge=1, le=65535, description="QoS 1 messages the broker may have in flight to ingest")
+    max_inflight: int = Field(1000, ge=1, le=65000, description="unacknowledged QoS 1 publishes (acks, notifications); under 65k message ids")
+    replay_window_s: float = Field(60.0, gt=0, description="signed alarms must carry a timestamp within ± this of now")
+    press_dedup_s: float = Field(86400.0, gt=0, description="how long a press id is remembered so repeats get the same case")
+    alarm_workers: int = Field(4, ge=1, le=64, description="threads that file alarms, so a slow intake never blocks telemetry")
 
 
 class IngestConfig(_Strict):

@@ -1,0 +1,379 @@
+"""Anomalies → tickets: idempotent, classified, routed, merged, committed, then queued, then acknowledged.
+
+``Intake`` reads ``keys.anomalies`` through the consumer group ``intake``. For each entry it
+(1) skips an anomaly id it has already filed (re-claimed entries, re-sent messages),
+(2) classifies it into a category, (3) routes its WGS-84 point to a base grid — or to the fallback
+(兜底) unit of the smallest enclosing level, or to the top unit when it lies outside every grid,
+never dropping it, (4) merges it into an open ticket of the same camera+zone+kind, or of the same
+category within ``merge_radius_m`` for alarms and sensors, within ``merge_window_s``, else opens
+a ticket with deadlines, (5) commits, (6) puts the ticket on its unit's duty queue and an event
+on ``keys.events``, and only then (7) XACKs the anomaly entry — all of (6) and (7) in one MULTI.
+Input that cannot be used goes to the dead-letter stream and is acknowledged, so one bad entry
+never blocks the stream. A database outage leaves entries pending (never acknowledged); the consumer
+stops reading new entries, retries its own pending ones with back-off (0.25 s doubling to 5 s, one log
+line per outage) and resumes within seconds of the store's return.
+
+``file(anomaly)`` does the same synchronously for the one-key alarm path, which must answer the
+set-top box with a case number within a second.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import redis
+from pydantic import ValidationError
+from shapely.geometry import Point
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from alerts import lifecycle
+from alerts.config import AlertsConfig, CategoryConfig
+from alerts.events import Effects, ensure_group, entries_key, publish
+from alerts.grids import Grid, GridIndex
+from alerts.lifecycle import OPEN
+from alerts.models import HistoryEntry, Occurrence, Suppression, Ticket
+from alerts.policy import CasePolicy
+from alerts.store import Store
+from alerts.streams import StreamKeys, dead_letter
+from alerts.views import TicketRef, ticket_summary
+from detectors.anomaly import Anomaly
+from ingest.geo import GeoPoint
+
+log = logging.getLogger(__name__)
+
+INTAKE_GROUP = "intake"
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RoutingError(ValueError):
+    """No grid at all can take the point (the grid file is empty)."""
+
+
+def route_point(grids: GridIndex, point: GeoPoint) -> tuple[Grid, str]:
+    """The grid responsible for a point and how it was found: base_grid, fallback or outside."""
+    base = grids.base_grid_at(point)
+    if base is not None:
+        return base, "base_grid"
+    fb = grids.fallback_at(point)
+    if fb is not None:
+        return fb, "fallback"
+    for level in ("district", "street", "community", "grid"):
+        units = grids.level(level)
+        if units:
+            p = point.wgs84()
+            nearest = min(units, key=lambda g: (g.geometry.distance(Point(p.lon, p.lat)), g.code))
+            return nearest, "outside"
+    raise RoutingError("the grid index is empty: no unit can take the case")
+
+
+class Intake:
+    """Turns anomalies into committed tickets; one instance per consumer name."""
+
+    def __init__(self, store: Store, grids: GridIndex, alerts_cfg: AlertsConfig, redis: redis.Redis, keys: StreamKeys,
+                 consumer: str, *, policy: CasePolicy | None = None, clock: Clock = utcnow, batch: int = 64,
+                 claim_idle_s: float | None = None):
+        self.store, self.grids, self.cfg, self.redis, self.keys = store, grids, alerts_cfg, redis, keys
+        self.consumer = consumer
+        self.policy = policy or CasePolicy(alerts_cfg)
+        self.clock = clock
+        self.batch = batch
+        self.claim_idle_ms = int((claim_idle_s if claim_idle_s is not None else alerts_cfg.intake_claim_idle_s) * 1000)
+        all_grids = grids.all()
+        self.grid_version = all_grids[0].version if all_grids else "0"
+        self._group_ready = False
+        self._last_claim = 0.0
+        # Set when the store refused a commit: our own pending entries are retried first (not after the
+        # re-claim idle time meant for dead consumers), and the loop backs off instead of reading new entries.
+        self._retry_own = False
+        self.store_down = False
+        self.stats = {"filed": 0, "created": 0, "merged": 0, "duplicate": 0, "suppressed": 0, "cleared": 0, "dead": 0}
+
+    # -- the synchronous path ----------------------------------------------------------------
+    def file(self, anomaly: Anomaly) -> TicketRef:
+        """File one anomaly now and publish its duty entry and event; returns the case it landed in."""
+        ref, effects = self._commit(anomaly)
+        if effects:
+            publish(self.redis, self.keys, effects, now=self.clock())
+        return ref
+
+    def _commit(self, anomaly: Anomaly) -> tuple[TicketRef, Effects]:
+        for attempt in range(3):
+            try:
+                with self.store.write() as s:
+                    return self._handle(s, anomaly)
+            except IntegrityError:
+                # Another consumer filed the same anomaly id (or took the same case number) at the same moment.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- the stream path ---------------------------------------------------------------------
+    def ensure_group(self) -> None:
+        if not self._group_ready:
+            ensure_group(self.redis, self.keys.anomalies, INTAKE_GROUP)
+            self._group_ready = True
+
+    def claim_stale(self) -> list[tuple[str, dict]]:
+        """Take over entries that a dead consumer read but never acknowledged."""
+        self.ensure_group()
+        claimed: list[tuple[str, dict]] = []
+        start = "0-0"
+        while True:
+            reply = self.redis.xautoclaim(self.keys.anomalies, INTAKE_GROUP, self.consumer, self.claim_idle_ms,
+                                          start_id=start, count=self.batch)
+            start, entries = reply[0], reply[1]
+            claimed += [(e[0], e[1]) for e in entries if e and e[1] is not None]
+            if start in (b"0-0", "0-0") or not entries:
+                break
+        return claimed
+
+    def process_batch(self, block_ms: int = 1000) -> int:
+        """Handle what is waiting (re-claimed entries first, then new ones); returns how many entries were handled."""
+        self.ensure_group()
+        entries: list[tuple[str, dict]] = []
+        if self._retry_own:
+            entries += self._own_pending()
+            self._retry_own = bool(entries)
+        now = time.monotonic()
+        if not entries and now - self._last_claim >= self.claim_idle_ms / 2000:
+            self._last_claim = now
+            entries += self.claim_stale()
+        if not entries:
+            reply = self.redis.xreadgroup(INTAKE_GROUP, self.consumer, {self.keys.anomalies: ">"},
+                                          count=self.batch, block=block_ms or None)
+            for _stream, items in reply or []:
+                entries += [(eid, fields) for eid, fields in items if fields is not None]
+        handled = 0
+        was_down = self.store_down
+        self.store_down = False
+        for entry_id, fields in entries:
+            if self._process_entry(entry_id, fields, quiet=was_down):
+                handled += 1
+            else:
+                # The store is away: the rest of the batch stays pending to us and is retried first next time.
+                self._retry_own = self.store_down = True
+                break
+        if was_down and not self.store_down:
+            log.warning("intake: store is back; resumed filing")
+        return handled
+
+    def _own_pending(self) -> list[tuple[str, dict]]:
+        """Entries this consumer read and has not acknowledged (oldest first); trimmed-away ones are acknowledged."""
+        reply = self.redis.xreadgroup(INTAKE_GROUP, self.consumer, {self.keys.anomalies: "0"}, count=self.batch)
+        out: list[tuple[str, dict]] = []
+        for _stream, items in reply or []:
+            for eid, fields in items:
+                if fields:
+                    out.append((eid, fields))
+                else:  # the entry was trimmed from the stream (MAXLEN) while pending: nothing left to file
+                    log.error("intake: pending anomaly entry %s was trimmed from the stream before it was filed", eid)
+                    self.redis.xack(self.keys.anomalies, INTAKE_GROUP, eid)
+        return out
+
+    def _process_entry(self, entry_id: bytes | str, fields: dict, quiet: bool = False) -> bool:
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        ack = (self.keys.anomalies, INTAKE_GROUP, eid)
+        raw = fields.get(b"anomaly", fields.get("anomaly", b""))
+        try:
+            anomaly = Anomaly.from_stream(fields)
+        except (ValidationError, ValueError) as exc:
+            self._dead(ack, f"invalid anomaly: {str(exc)[:500]}", raw)
+            return True
+        try:
+            ref, effects = self._commit(anomaly)
+        except OperationalError as exc:
+            if not quiet:  # once per outage, not once per entry
+                log.warning("store unavailable, anomaly %s stays pending: %s", anomaly.id, exc.orig)
+            return False
+        except Exception as exc:  # a bug or bad data must not block the stream: quarantine it
+            log.exception("anomaly %s could not be filed", anomaly.id)
+            self._dead(ack, f"{type(exc).__name__}: {str(exc)[:500]}", raw)
+            return True
+        publish(self.redis, self.keys, effects, ack=ack, now=self.clock())
+        return True
+
+    def _dead(self, ack: tuple[str, str, str], reason: str, raw: bytes | str) -> None:
+        self.stats["dead"] += 1
+        dead_letter(self.redis, self.keys, "intake", reason, raw or b"")
+        self.redis.xack(*ack)
+
+    def run_forever(self, stop_event: threading.Event, block_ms: int = 1000) -> None:
+        """Process until ``stop_event`` is set; Redis outages are logged and retried with back-off."""
+        backoff = 0.5
+        store_backoff = 0.25
+        while not stop_event.is_set():
+            try:
+                self.process_batch(block_ms)
+                backoff = 0.5
+                if self.store_down:
+                    stop_event.wait(store_backoff)
+                    store_backoff = min(store_backoff * 2, 5.0)
+                else:
+                    store_backoff = 0.25
+            except redis.RedisError as exc:
+                log.warning("intake: redis error %s; retrying in %.1fs", exc, backoff)
+                self._group_ready = False
+                stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30)
+
+    # -- one anomaly, inside a transaction ----------------------------------------------------
+    def _handle(self, s: Session, a: Anomaly) -> tuple[TicketRef, Effects]:
+        now = self.clock()
+        self.stats["filed"] += 1
+        existing = s.scalar(select(Occurrence).where(Occurrence.anomaly_id == a.id))
+        if existing is not None:
+            self.stats["duplicate"] += 1
+            return self._duplicate(s, existing)
+        if a.state == "cleared":
+            return self._clear(s, a, now)
+        cat = self.policy.classify(a)
+        point = a.location.wgs84()
+        occurred = a.occurred_at if a.occurred_at.tzinfo else a.occurred_at.replace(tzinfo=timezone.utc)
+        if a.source == "camera" and self._suppressed(s, a, now):
+            self.stats["suppressed"] += 1
+            return TicketRef(None, None, suppressed=True), Effects(events=[(
+                "anomaly.suppressed", {}, {"anomaly": {"id": a.id, "kind": a.kind, "source_id": a.source_id, "zone": a.zone}})])
+        target = self._merge_target(s, a, cat, point, occurred)
+        occ = Occurrence(anomaly_id=a.id, kind=a.kind, state=a.state, source_kind=a.source, source_id=a.source_id,
+                         zone=a.zone, lon=point.lon, lat=point.lat, score=a.score, title=a.title,
+                         evidence=[e.model_dump() for e in a.evidence], details=a.details,
+                         observed_at=datetime.fromtimestamp(a.observed_at, timezone.utc), occurred_at=occurred,
+                         received_at=now, merged=False)
+        effects = Effects()
+        if target is not None:
+            occ.ticket_id, occ.merged = target.id, True
+            s.add(occ)
+            target.occurrence_count += 1
+            target.last_seen_at = max(target.last_seen_at, occurred)
+            target.updated_at = now
+            self.stats["merged"] += 1
+            effects.events.append(("ticket.occurrence", ticket_summary(target), {"anomaly_id": a.id}))
+            return TicketRef(target.id, target.number, target.status, target.grid_code, target.unit_code, merged=True), effects
+
+        confirm = a.source in self.cfg.confirm_sources
+        t, effects = open_ticket(s, self.store, self.cfg, self.policy, self.grids, self.grid_version, cat, occ, now,
+                                 confirm=confirm, title=a.title, description=str(a.details.get("description", "")),
+                                 address=a.details.get("address"), crs_in=a.location.crs)
+        self.stats["created"] += 1
+        return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, created=True), effects
+
+    def _duplicate(self, s: Session, occ: Occurrence) -> tuple[TicketRef, Effects]:
+        t = s.get(Ticket, occ.ticket_id)
+        effects = Effects()
+        # A crash between the commit and the duty XADD would leave a dispatched ticket off its queue: re-publish.
+        if (not occ.merged and t.status == "dispatched"
+                and not self.redis.hexists(entries_key(self.keys, t.unit_code), str(t.id))):
+            summary = ticket_summary(t)
+            effects.duty.append((t.unit_code, summary, "dispatched"))
+            effects.events.append(("ticket.created", summary, {"anomaly_id": occ.anomaly_id, "redelivered": True}))
+        return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, duplicate=True), effects
+
+    def _suppressed(self, s: Session, a: Anomaly, now: datetime) -> bool:
+        q = select(Suppression).where(Suppression.source_id == a.source_id, Suppression.kind == a.kind,
+                                      Suppression.until > now)
+        q = q.where(Suppression.zone.is_(None) if a.zone is None else Suppression.zone == a.zone)
+        sup = s.scalars(q.limit(1)).first()
+        if sup is None:
+            return False
+        sup.hits += 1
+        return True
+
+    def _merge_target(self, s: Session, a: Anomaly, cat: CategoryConfig, point: GeoPoint, occurred: datetime) -> Ticket | None:
+        if cat.merge_window_s <= 0:
+            return None
+        since = occurred - timedelta(seconds=cat.merge_window_s)
+        base = select(Ticket).where(Ticket.status.in_(OPEN), Ticket.category == cat.code, Ticket.last_seen_at >= since)
+        if a.source == "camera":
+            q = base.where(Ticket.source_id == a.source_id, Ticket.kind == a.kind,
+                           Ticket.zone.is_(None) if a.zone is None else Ticket.zone == a.zone)
+            return s.scalars(q.order_by(Ticket.last_seen_at.desc()).limit(1)).first()
+        if cat.merge_radius_m <= 0:
+            q = base.where(Ticket.source_id == a.source_id, Ticket.kind == a.kind)
+            return s.scalars(q.order_by(Ticket.last_seen_at.desc()).limit(1)).first()
+        dlat = cat.merge_radius_m / 111_320.0
+        dlon = dlat / max(math.cos(math.radians(point.lat)), 0.01)
+        q = base.where(Ticket.source_kind != "camera", Ticket.lat.between(point.lat - dlat, point.lat + dlat),
+                       Ticket.lon.between(point.lon - dlon, point.lon + dlon))
+        best, best_d = None, None
+        for t in s.scalars(q.limit(200)):
+            d = point.distance_m(GeoPoint(lon=t.lon, lat=t.lat))
+            if d <= cat.merge_radius_m and (best_d is None or d < best_d):
+                best, best_d = t, d
+        return best
+
+    def _clear(self, s: Session, a: Anomaly, now: datetime) -> tuple[TicketRef, Effects]:
+        q = select(Ticket).where(Ticket.status.in_(OPEN), Ticket.source_id == a.source_id, Ticket.kind == a.kind)
+        if a.zone is not None:
+            q = q.where(Ticket.zone == a.zone)
+        t = s.scalars(q.order_by(Ticket.last_seen_at.desc()).limit(1)).first()
+        if t is None:
+            return TicketRef(None, None, cleared=True), Effects()
+        point = a.location.wgs84()
+        occurred = a.occurred_at if a.occurred_at.tzinfo else a.occurred_at.replace(tzinfo=timezone.utc)
+        s.add(Occurrence(anomaly_id=a.id, ticket_id=t.id, kind=a.kind, state="cleared", source_kind=a.source,
+                         source_id=a.source_id, zone=a.zone, lon=point.lon, lat=point.lat, score=a.score, title=a.title,
+                         evidence=[e.model_dump() for e in a.evidence], details=a.details,
+                         observed_at=datetime.fromtimestamp(a.observed_at, timezone.utc), occurred_at=occurred,
+                         received_at=now, merged=True))
+        t.cleared_at = occurred
+        cat = self.policy.category(t.category)
+        out = lifecycle.apply(t, "clear", "system", now, self.policy, note=f"{a.source_id} 告警解除")
+        s.add(out.history)
+        effects = Effects()
+        etype = "ticket.cleared"
+        if cat.auto_close_on_clear:
+            unit = t.unit_code
+            out = lifecycle.apply(t, "auto_close", "system", now, self.policy, note="条件已恢复，自动结案")
+            s.add(out.history)
+            effects.ack_duty.append((unit, t.id))
+            etype = "ticket.closed"
+        self.stats["cleared"] += 1
+        effects.events.append((etype, ticket_summary(t), {"anomaly_id": a.id}))
+        return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, cleared=True), effects
+
+
+def open_ticket(s: Session, store: Store, cfg: AlertsConfig, policy: CasePolicy, grids: GridIndex, grid_version: str,
+                cat: CategoryConfig, occ: Occurrence, now: datetime, *, confirm: bool = False, title: str | None = None,
+                description: str = "", address: str | None = None, crs_in: str = "WGS84",
+                actor: str = "system", note: str | None = None) -> tuple[Ticket, Effects]:
+    """Open a ticket for ``occ`` (not yet added): route it, number it, start its clock; returns what to publish."""
+    point = GeoPoint(lon=occ.lon, lat=occ.lat)
+    grid, routed_by = route_point(grids, point)
+    t = Ticket(
+        number=store.next_case_number(s, cfg.case_prefix, now, cfg.timezone),
+        category=cat.code, severity=cat.severity, status="reported" if confirm else "dispatched",
+        title=(title or f"{cat.name} · {occ.source_id}")[:300], description=description[:5000],
+        grid_code=grid.code, grid_version=grid_version, routed_by=routed_by, unit_code=grid.code,
+        escalation_level=policy.level_index(grid.level), department=cat.owner_department, police=cat.police,
+        lon=occ.lon, lat=occ.lat, crs="WGS84", address=address,
+        source_kind=occ.source_kind, source_id=occ.source_id, zone=occ.zone, kind=occ.kind,
+        created_at=now, updated_at=now, first_seen_at=occ.occurred_at, last_seen_at=occ.occurred_at, occurrence_count=1,
+        sign_overdue=False, handle_overdue=False, reminders=0, rework_count=0, extension_count=0, supervised=False)
+    if not confirm:
+        policy.arm_sign(t, now)
+    s.add(t)
+    s.flush()
+    occ.ticket_id = t.id
+    if occ.id is None:
+        s.add(occ)
+    s.add(HistoryEntry(ticket_id=t.id, at=now, actor=actor, action="create", from_status=None, to_status="reported",
+                       note=note or f"接报: {occ.source_kind} {occ.source_id}", attachments=[],
+                       data={"anomaly_id": occ.anomaly_id, "crs_in": crs_in, "routed_by": routed_by, "grid_code": grid.code}))
+    effects = Effects()
+    summary = ticket_summary(t)
+    if not confirm:
+        s.add(HistoryEntry(ticket_id=t.id, at=now, actor="system", action="dispatch", from_status="reported",
+                           to_status="dispatched", note=f"自动派遣至 {grid.name}", attachments=[], data={"unit_code": grid.code}))
+        effects.duty.append((grid.code, summary, "dispatched"))
+    effects.events.append(("ticket.created", summary, {"anomaly_id": occ.anomaly_id}))
+    return t, effects

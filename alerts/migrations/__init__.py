@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the case-system store; run programmatically by ``alerts.store.open_store``."""

@@ -1,0 +1,135 @@
+"""Telling the outside world about ticket events: signed webhooks and MQTT publishes.
+
+``Notifier`` reads ``keys.events`` through its own consumer group (``notify``), so notification
+delivery never slows intake or a worker's click, and survives restarts: an event is acknowledged
+after every webhook answered 2xx (or failed ``attempts`` times, then it goes to the dead-letter
+stream with the URL and status, never the secret) and the MQTT publish was handed to the client.
+
+Webhook requests carry ``X-GridWatch-Timestamp`` and ``X-GridWatch-Signature: sha256=<hex>``, the
+HMAC-SHA256 of ``"{timestamp}.{body}"`` under the hook's secret; receivers check it with
+``verify_signature`` (constant-time, with a freshness window against replays).
+MQTT topics: ``{mqtt_topic_prefix}/{grid_code}/{event type}`` and, for people the event names as
+on duty, ``{mqtt_topic_prefix}/users/{user}``; QoS 1, JSON payloads.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import httpx
+import redis
+
+from alerts.config import AlertsConfig, WebhookConfig
+from alerts.events import ensure_group
+from alerts.streams import StreamKeys, dead_letter
+
+log = logging.getLogger(__name__)
+
+NOTIFY_GROUP = "notify"
+SIGNATURE_HEADER = "X-GridWatch-Signature"
+TIMESTAMP_HEADER = "X-GridWatch-Timestamp"
+
+
+def sign(secret: str, body: bytes, timestamp: str) -> str:
+    """The signature header value for ``body`` sent at ``timestamp`` (unix seconds as text)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={mac}"
+
+
+def verify_signature(secret: str, body: bytes, timestamp: str, signature: str, *, tolerance_s: float = 300,
+                     now: float | None = None) -> bool:
+    """True when ``signature`` is ours for this body and the timestamp is fresh."""
+    try:
+        age = abs((now if now is not None else time.time()) - float(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance_s and hmac.compare_digest(sign(secret, body, timestamp), signature)
+
+
+def _wants(hook: WebhookConfig, etype: str) -> bool:
+    return "*" in hook.events or etype in hook.events
+
+
+class Notifier:
+    """Delivers events from the events stream to webhooks and MQTT."""
+
+    def __init__(self, cfg: AlertsConfig, redis: redis.Redis, keys: StreamKeys, consumer: str = "notify-1", *,
+                 mqtt: Any | None = None, http: httpx.Client | None = None, attempts: int = 3, batch: int = 50):
+        self.cfg, self.redis, self.keys, self.consumer = cfg, redis, keys, consumer
+        self.mqtt = mqtt
+        self.http = http or httpx.Client()
+        self.attempts = attempts
+        self.batch = batch
+        self.sent = {"webhook": 0, "mqtt": 0, "failed": 0}
+        ensure_group(redis, keys.events, NOTIFY_GROUP)
+
+    def deliver_webhook(self, hook: WebhookConfig, body: bytes) -> tuple[bool, str]:
+        last = ""
+        for attempt in range(self.attempts):
+            ts = str(int(time.time()))
+            headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(hook.secret, body, ts)}
+            try:
+                resp = self.http.post(hook.url, content=body, headers=headers, timeout=hook.timeout_s)
+                if 200 <= resp.status_code < 300:
+                    return True, ""
+                last = f"HTTP {resp.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(min(0.2 * 2 ** attempt, 2.0))  # back-off between retries of one delivery
+        return False, last
+
+    def handle(self, event: dict[str, Any]) -> None:
+        """Deliver one event (a dict as written by ``alerts.events.publish``)."""
+        etype = event.get("type", "")
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        for hook in self.cfg.webhooks:
+            if not _wants(hook, etype):
+                continue
+            ok, why = self.deliver_webhook(hook, body)
+            if ok:
+                self.sent["webhook"] += 1
+            else:
+                self.sent["failed"] += 1
+                log.warning("webhook %s failed for %s: %s", hook.url, etype, why)
+                dead_letter(self.redis, self.keys, "notify", f"webhook {hook.url}: {why}", body)
+        if self.mqtt is not None:
+            ticket = event.get("ticket") or {}
+            prefix = self.cfg.mqtt_topic_prefix.rstrip("/")
+            topics = [f"{prefix}/{ticket.get('grid_code') or 'none'}/{etype}"]
+            topics += [f"{prefix}/users/{u}" for u in event.get("notify", [])]
+            for topic in topics:
+                info = self.mqtt.publish(topic, body, qos=1)
+                if info.rc == 0:
+                    self.sent["mqtt"] += 1
+                else:
+                    self.sent["failed"] += 1
+                    log.warning("MQTT publish to %s failed rc=%s", topic, info.rc)
+
+    def process_batch(self, block_ms: int = 1000) -> int:
+        reply = self.redis.xreadgroup(NOTIFY_GROUP, self.consumer, {self.keys.events: ">"}, count=self.batch, block=block_ms)
+        n = 0
+        for _stream, items in reply or []:
+            for eid, fields in items:
+                raw = fields.get(b"event", fields.get("event")) if fields else None
+                try:
+                    event = json.loads(raw) if raw else None
+                except ValueError:
+                    event = None
+                if event is not None:
+                    self.handle(event)
+                self.redis.xack(self.keys.events, NOTIFY_GROUP, eid)
+                n += 1
+        return n
+
+    def run_forever(self, stop_event: threading.Event, block_ms: int = 1000) -> None:
+        while not stop_event.is_set():
+            try:
+                self.process_batch(block_ms)
+            except redis.RedisError as exc:
+                log.warning("notifier: redis error %s", exc)
+                stop_event.wait(1.0)

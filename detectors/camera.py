@@ -1,0 +1,197 @@
+"""Everything one camera's analysis keeps between frames: motion, tracks, rules, cooldowns, evidence, geolocation.
+
+The pipeline calls ``begin`` (motion and the detection plan: which crops go to the shared inference worker) and,
+once the crops come back, ``finish`` (merge, track, evaluate the rules, make Anomalies). A frame with nothing to
+detect goes straight from ``begin`` to ``finish``.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from detectors.anomaly import Anomaly
+from detectors.config import CameraAnalytics, DetectionConfig
+from detectors.detection import nms_merge
+from detectors.evidence import EvidenceRecorder
+from detectors.geolocate import Geolocator
+from detectors.motion import MotionDetector, MotionResult
+from detectors.regions import crop_for_model, full_frame_regions, plan_regions
+from detectors.rules import Event, View, build_rules
+from detectors.rules.base import BAGGAGE, PERSON, VEHICLES
+from detectors.tracking import ObjectTracker
+from ingest.config import GeoPose
+from ingest.frame import Frame
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    "motion": "画面异常活动", "intrusion": "区域入侵", "line_crossing": "越线", "loitering": "人员徘徊",
+    "crowd": "人员聚集", "illegal_parking": "违章停车", "abandoned_object": "遗留物品", "fall": "人员摔倒",
+    "fire_smoke": "火情烟雾", "tamper": "摄像机遮挡/移位",
+}
+
+
+@dataclass
+class Plan:
+    """One frame's detection work: crops for the object model and for auxiliary models."""
+
+    frame: Frame
+    motion: MotionResult
+    regions: list[tuple[int, int, int, int]] = field(default_factory=list)
+    full: bool = False
+    requests: list[tuple[str, np.ndarray, float, tuple[int, int, int, int]]] = field(default_factory=list)
+    results: dict[int, np.ndarray | None] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class CameraAnalyzer:
+    def __init__(self, camera_id: str, pose: GeoPose, analytics: CameraAnalytics, detection: DetectionConfig,
+                 names: dict[int, str], model_loaded: bool, aux: dict[str, tuple[float, dict[int, str]]],
+                 evidence: EvidenceRecorder | None, imgsz: int):
+        self.camera_id = camera_id
+        self.pose = pose
+        self.detection = detection
+        self.imgsz = imgsz
+        self.zones, self.rules = build_rules(analytics)
+        self.geo = Geolocator(pose)
+        self.motion = MotionDetector(detection.motion, analytics.masks)
+        self.names = names
+        self.model_loaded = model_loaded
+        self.wants_objects = model_loaded and any(r.needs_objects for r in self.rules)
+        labels = set(c.lower() for c in detection.model.classes)
+        for r in self.rules:
+            labels |= r.classes
+        self.labels = labels or set(c for c in PERSON + VEHICLES + BAGGAGE)
+        self.label_ids = np.array(sorted(i for i, n in names.items() if n.lower() in self.labels), dtype=np.float32)
+        self.tracker = ObjectTracker(detection.tracking, names) if self.wants_objects else None
+        kinds = {r.cfg.kind for r in self.rules}
+        self.aux = {k: v for k, v in aux.items() if (k == "fall" and "fall" in kinds) or (k == "fire" and "fire_smoke" in kinds)}
+        self._aux_last: dict[str, float] = {}
+        self.evidence = evidence
+        self._last_full = -1e18
+        self._fired: OrderedDict[str, float] = OrderedDict()
+        self.detections = 0
+        self.objects_now = 0
+
+    # -- stage 1: motion and the detection plan ---------------------------------------------------------------
+    def begin(self, frame: Frame) -> Plan:
+        motion = self.motion.update(frame.image)
+        plan = Plan(frame, motion)
+        now, w, h = frame.captured_at, frame.width, frame.height
+        if self.wants_objects and self.tracker is not None:
+            boxes = [(b[0] * w, b[1] * h, b[2] * w, b[3] * h) for b in motion.boxes]
+            boxes += [o.box for o in self.tracker.objects.values() if o.still_for(now) < 2.0]
+            if now - self._last_full >= self.detection.model.refresh_s:
+                plan.regions, plan.full = full_frame_regions(w, h, self.imgsz), True
+            elif boxes:
+                plan.regions, plan.full = plan_regions(boxes, w, h, self.imgsz, self.detection.model.max_regions,
+                                                       self.detection.model.full_frame_fraction)
+            if plan.full:
+                self._last_full = now
+            for region in plan.regions:
+                crop, scale = crop_for_model(frame.image, region, self.imgsz)
+                plan.requests.append(("objects", crop, scale, region))
+        for name, (interval, _names) in self.aux.items():
+            size = self._aux_size(name)
+            if now - self._aux_last.get(name, -1e18) >= interval and (motion.boxes or self._people()):
+                self._aux_last[name] = now
+                for region in full_frame_regions(w, h, size):
+                    crop, scale = crop_for_model(frame.image, region, size)
+                    plan.requests.append((name, crop, scale, region))
+        return plan
+
+    def _aux_size(self, name: str) -> int:
+        cfg = self.detection.fall_model if name == "fall" else self.detection.fire_model
+        return cfg.imgsz
+
+    def _people(self) -> bool:
+        return self.tracker is not None and any(o.label == "person" for o in self.tracker.objects.values())
+
+    # -- stage 2: merge, track, rules --------------------------------------------------------------------------
+    def finish(self, plan: Plan) -> list[Anomaly]:
+        frame = plan.frame
+        now, w, h = frame.captured_at, frame.width, frame.height
+        per_model: dict[str, list[np.ndarray]] = {}
+        for i, (name, _crop, scale, region) in enumerate(plan.requests):
+            rows = plan.results.get(i)
+            if rows is None or len(rows) == 0:
+                per_model.setdefault(name, [])
+                continue
+            rows = rows.copy()
+            rows[:, [0, 2]] = rows[:, [0, 2]] * scale + region[0]
+            rows[:, [1, 3]] = rows[:, [1, 3]] * scale + region[1]
+            rows[:, [0, 2]] = rows[:, [0, 2]].clip(0, w)
+            rows[:, [1, 3]] = rows[:, [1, 3]].clip(0, h)
+            per_model.setdefault(name, []).append(rows)
+        objects = list(self.tracker.objects.values()) if self.tracker is not None else []
+        if self.tracker is not None and "objects" in per_model:
+            dets = np.vstack(per_model["objects"]) if per_model["objects"] else np.zeros((0, 6), np.float32)
+            if len(dets):
+                dets = dets[np.isin(dets[:, 5], self.label_ids)]
+                dets = nms_merge(dets)
+            self.detections += len(dets)
+            objects = self.tracker.update(dets, now, None if plan.full else plan.regions)
+        self.objects_now = len(objects)
+        self.zones.update(objects, now, w, h)
+        aux = {k: (np.vstack(v) if v else np.zeros((0, 6), np.float32)) for k, v in per_model.items() if k != "objects"}
+        view = View(now, w, h, objects, plan.motion, "objects" in per_model, frame.image, aux,
+                    {k: v[1] for k, v in self.aux.items()})
+        if self.evidence is not None:
+            self.evidence.record(frame.image, now)
+        out: list[Anomaly] = []
+        for rule in self.rules:
+            try:
+                events = rule.evaluate(view)
+            except Exception:
+                log.exception("camera %s rule %s failed", self.camera_id, rule.name)
+                continue
+            for ev in events:
+                if self._allow(rule, ev, now):
+                    out.append(self._anomaly(rule, ev, frame))
+        return out
+
+    def _allow(self, rule, ev: Event, now: float) -> bool:
+        key = f"{rule.name}|{ev.key}"
+        last = self._fired.get(key)
+        if ev.once:
+            if last is not None:
+                return False
+        else:
+            cooldown = rule.cfg.cooldown_s
+            if rule.cfg.kind == "motion" and "cooldown_s" not in rule.cfg.model_fields_set:
+                cooldown = self.detection.motion.cooldown_s
+            if last is not None and now - last < cooldown:
+                return False
+        self._fired[key] = now
+        self._fired.move_to_end(key)
+        while len(self._fired) > 5000:
+            self._fired.popitem(last=False)
+        return True
+
+    def _anomaly(self, rule, ev: Event, frame: Frame) -> Anomaly:
+        fx, fy = ev.foot if ev.foot is not None else (None, None)
+        anomaly = Anomaly(
+            kind=ev.kind, source="camera", source_id=self.camera_id, zone=ev.zone,
+            location=self.geo.locate(fx, fy, frame.width, frame.height),
+            occurred_at=datetime.fromtimestamp(frame.captured_at, timezone.utc), observed_at=frame.captured_at,
+            score=round(float(ev.score), 3), category=rule.cfg.category, title=TITLES.get(ev.kind, ev.kind),
+            details={
+                "track_id": ev.track_id, **ev.details, "rule": rule.name, "frame_seq": frame.seq,
+                "pts": round(frame.pts, 3),
+                "boxes": [{"label": lb, "box": [round(b[0] / frame.width, 4), round(b[1] / frame.height, 4),
+                                                round(b[2] / frame.width, 4), round(b[3] / frame.height, 4)]}
+                          for b, lb in ev.boxes],
+                "geolocated": "homography" if (self.geo.has_homography and ev.foot is not None) else "camera",
+            },
+        )
+        if self.evidence is not None:
+            try:
+                anomaly.evidence = self.evidence.capture(anomaly.id, frame.image, frame.captured_at, ev.boxes)
+            except Exception:
+                log.exception("camera %s: evidence for %s failed", self.camera_id, ev.kind)
+        return anomaly

@@ -1,0 +1,337 @@
+"""Cameras: list with health, add / replace / remove, probe a URL first, snapshot and MJPEG live view.
+
+The video work is ``ingest.video``'s (CameraManager, probe, the SSRF guard, credential redaction) and the
+analytics configuration is the pipeline's; this router validates, authorises, audits and hands over.
+Source URLs are always answered redacted (``rtsp://admin:***@…``). Changes made here live until the
+process restarts unless the deployment file is updated too (see docs/OPERATORS.md).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.api.deps import errors, forbidden, require, require_media, runtime, unavailable
+from gateway.auth import Principal
+from gateway.config import Camera
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["cameras"])
+
+CAMERA_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MJPEG_FPS = 5.0
+MJPEG_MAX_S = 600.0
+
+
+class CameraHealth(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    state: str = Field("unknown", description="live, connecting, stalled, offline, disabled, unknown …")
+    fps: float | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class CameraOut(BaseModel):
+    """A camera's configuration (source URL redacted) with its current health."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+    enabled: bool
+    source: dict[str, Any]
+    pose: dict[str, Any]
+    analysis: dict[str, Any]
+    zones: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    masks: list[Any]
+    rules: list[dict[str, Any]]
+    grid_code: str | None = Field(None, description="the grid the camera stands in")
+    health: CameraHealth
+
+
+class CameraList(BaseModel):
+    items: list[CameraOut]
+
+
+class ProbeIn(BaseModel):
+    url: str = Field(min_length=1, max_length=2048)
+    timeout_s: float = Field(8.0, gt=0, le=20)
+
+
+class ProbeOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    ok: bool
+    url: str = Field(description="redacted")
+    detail: dict[str, Any] = Field(default_factory=dict, description="codec, size, fps … as the probe found them")
+    snapshot: str | None = Field(None, description="base64 JPEG of the first frame, when one was decoded")
+
+
+class StatusOut(BaseModel):
+    cameras: dict[str, CameraHealth]
+
+
+def _redact(url: str | None) -> str | None:
+    if not url:
+        return url
+    try:
+        from ingest.video.urls import redact_url
+
+        return redact_url(url)
+    except Exception:
+        return "<redacted>"
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    return dict(value) if isinstance(value, dict) else {"value": str(value)}
+
+
+def _health(rt: Any, camera_id: str) -> CameraHealth:
+    cams = getattr(rt, "cameras", None)
+    if cams is None:
+        return CameraHealth(state="not running")
+    try:
+        raw = _plain(cams.status().get(camera_id))
+    except Exception:
+        log.debug("camera status failed", exc_info=True)
+        raw = {}
+    state = str(raw.get("state") or raw.get("status") or ("unknown" if raw else "not attached"))
+    fps = raw.get("fps", raw.get("camera_fps"))
+    try:
+        fps = float(fps) if fps is not None else None
+    except (TypeError, ValueError):
+        fps = None
+    detail = {k: v for k, v in raw.items() if k not in ("state", "status") and "url" not in k}
+    return CameraHealth(state=state, fps=fps, detail=detail)
+
+
+def camera_out(rt: Any, cam: Camera) -> CameraOut:
+    data = cam.model_dump(mode="json")
+    src = data["source"]
+    for key in ("url", "fallback", "substream_url"):
+        if src.get(key):
+            src[key] = _redact(src[key])
+    grid = rt.grids.route(cam.pose.position)
+    data["grid_code"] = grid.code if grid else None
+    data["health"] = _health(rt, cam.id)
+    return CameraOut.model_validate(data)
+
+
+def _find(rt: Any, camera_id: str) -> Camera | None:
+    return next((c for c in rt.deployment.cameras if c.id == camera_id), None)
+
+
+def visible_camera(rt: Any, principal: Principal, camera_id: str) -> Camera:
+    """The camera if the caller may see it (its position lies in their grids); 403 otherwise, existing or not."""
+    cam = _find(rt, camera_id)
+    if cam is None:
+        if principal.scope is None or principal.role == "integrator":
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
+        raise forbidden()
+    if principal.role != "integrator":
+        grid = rt.grids.route(cam.pose.position)
+        if not principal.sees_grid(grid.code if grid else None):
+            raise forbidden()
+    return cam
+
+
+def _visible_list(rt: Any, principal: Principal) -> list[Camera]:
+    out = []
+    for cam in rt.deployment.cameras:
+        grid = rt.grids.route(cam.pose.position)
+        if principal.role == "integrator" or principal.sees_grid(grid.code if grid else None):
+            out.append(cam)
+    return out
+
+
+def _check_source(rt: Any, url: str) -> None:
+    from ingest.video.errors import SourceError
+    from ingest.video.urls import validate_source_url
+
+    try:
+        validate_source_url(url, allow_private=rt.deployment.ingest.allow_private_sources)
+    except SourceError as exc:
+        raise HTTPException(422, f"source.url: {exc.reason}") from None
+
+
+def _check_place(rt: Any, cam: Camera) -> None:
+    if rt.grids.base_grid_at(cam.pose.position) is None:
+        p = cam.pose.position.wgs84()
+        raise HTTPException(422, f"pose.position: {p.lon:.6f},{p.lat:.6f} is outside every grid")
+
+
+def _apply(rt: Any, cam: Camera, *, new: bool) -> None:
+    """Hand the camera to the pipeline and the manager; the deployment's list is what the API reads back."""
+    from ingest.video.errors import SourceError
+
+    pipe = getattr(rt, "pipeline", None)
+    if pipe is not None and hasattr(pipe, "configure_camera"):
+        pipe.configure_camera(cam.id, cam.pose, cam)
+    mgr = getattr(rt, "cameras", None)
+    if mgr is not None:
+        try:
+            (mgr.add if new else mgr.update)(cam)
+        except SourceError as exc:
+            raise HTTPException(422, f"source: {exc.reason}") from None
+
+
+@router.get("/cameras", response_model=CameraList, responses=errors(401, 403),
+            summary="Cameras the caller may see, with health")
+def list_cameras(principal: Principal = Depends(require("cameras:read")), rt: Any = Depends(runtime)) -> CameraList:
+    return CameraList(items=[camera_out(rt, c) for c in _visible_list(rt, principal)])
+
+
+@router.get("/cameras/status", response_model=StatusOut, responses=errors(401, 403),
+            summary="Health of every visible camera (state, fps, skipped fps, last frame …)")
+def cameras_status(principal: Principal = Depends(require("cameras:read")), rt: Any = Depends(runtime)) -> StatusOut:
+    return StatusOut(cameras={c.id: _health(rt, c.id) for c in _visible_list(rt, principal)})
+
+
+@router.post("/cameras/probe", response_model=ProbeOut, responses=errors(401, 403, 413, 422, 503),
+             summary="Try a source URL before adding it: codec, size, frame rate and a first snapshot")
+async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:write")), rt: Any = Depends(runtime)) -> ProbeOut:
+    from ingest.video import probe as probe_url
+    from ingest.video.errors import SourceError
+
+    mgr = getattr(rt, "cameras", None)
+    try:
+        if mgr is not None and hasattr(mgr, "probe"):
+            call = lambda: mgr.probe(body.url, timeout_s=body.timeout_s)  # noqa: E731
+        else:
+            call = lambda: _probe_call(probe_url, body.url, rt.deployment.ingest.allow_private_sources, body.timeout_s, rt)  # noqa: E731
+        result = await asyncio.wait_for(asyncio.to_thread(call), body.timeout_s + 5)
+    except SourceError as exc:
+        raise HTTPException(422, exc.reason) from None
+    except asyncio.TimeoutError:
+        raise HTTPException(422, "probe timed out") from None
+    detail = _plain(result)
+    jpeg_bytes = detail.pop("snapshot_jpeg", None)
+    snapshot = base64.b64encode(jpeg_bytes).decode() if isinstance(jpeg_bytes, (bytes, bytearray)) else None
+    detail = {k: v for k, v in detail.items() if isinstance(v, (str, int, float, bool, type(None), list, dict)) and k != "url"}
+    return ProbeOut(ok=True, url=_redact(body.url) or "", detail=detail, snapshot=snapshot)
+
+
+def _probe_call(fn: Any, url: str, allow: bool, timeout: float, rt: Any) -> Any:
+    import inspect
+
+    kwargs: dict[str, Any] = {"allow_private": allow}
+    params = inspect.signature(fn).parameters
+    if "timeout_s" in params:
+        kwargs["timeout_s"] = timeout
+    elif "timeout" in params:
+        kwargs["timeout"] = timeout
+    if "base_dir" in params:
+        kwargs["base_dir"] = rt.deployment.base_dir
+    if "footage_dir" in params:
+        kwargs["footage_dir"] = rt.deployment.resolve(rt.deployment.ingest.footage_dir)
+    return fn(url, **kwargs)
+
+
+@router.post("/cameras", response_model=CameraOut, status_code=201, responses=errors(401, 403, 409, 413, 422),
+             summary="Attach a camera (source, geo-pose, zones, lines, rules)")
+def add_camera(cam: Camera, request: Request, principal: Principal = Depends(require("cameras:write")),
+               rt: Any = Depends(runtime)) -> CameraOut:
+    if _find(rt, cam.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"camera {cam.id!r} exists; PUT /cameras/{cam.id} to change it")
+    _check_source(rt, cam.source.url)
+    _check_place(rt, cam)
+    _apply(rt, cam, new=True)
+    rt.deployment.cameras.append(cam)
+    request.app.state.audit.record(principal.username, "camera.add", f"camera:{cam.id}", url=_redact(cam.source.url))
+    return camera_out(rt, cam)
+
+
+@router.get("/cameras/{camera_id}", response_model=CameraOut, responses=errors(401, 403, 404, 422), summary="One camera")
+def get_camera(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Principal = Depends(require("cameras:read")),
+               rt: Any = Depends(runtime)) -> CameraOut:
+    return camera_out(rt, visible_camera(rt, principal, camera_id))
+
+
+@router.put("/cameras/{camera_id}", response_model=CameraOut, responses=errors(401, 403, 404, 413, 422),
+            summary="Replace a camera's configuration (pose, zones, lines, rules, source)")
+def replace_camera(cam: Camera, request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
+                   principal: Principal = Depends(require("cameras:write")), rt: Any = Depends(runtime)) -> CameraOut:
+    old = _find(rt, camera_id)
+    if old is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
+    if cam.id != camera_id:
+        raise HTTPException(422, "id: the body's id must match the path")
+    if "***" in cam.source.url:  # the console sends back the redacted URL when it was not changed
+        cam = cam.model_copy(update={"source": cam.source.model_copy(update={"url": old.source.url})})
+    _check_source(rt, cam.source.url)
+    _check_place(rt, cam)
+    _apply(rt, cam, new=False)
+    rt.deployment.cameras[rt.deployment.cameras.index(old)] = cam
+    request.app.state.audit.record(principal.username, "camera.update", f"camera:{cam.id}", url=_redact(cam.source.url))
+    return camera_out(rt, cam)
+
+
+@router.delete("/cameras/{camera_id}", status_code=204, responses=errors(401, 403, 404, 422), summary="Detach a camera")
+def delete_camera(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
+                  principal: Principal = Depends(require("cameras:write")), rt: Any = Depends(runtime)) -> Response:
+    from ingest.video.errors import SourceError
+
+    old = _find(rt, camera_id)
+    if old is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
+    mgr = getattr(rt, "cameras", None)
+    if mgr is not None:
+        try:
+            mgr.remove(camera_id)
+        except (SourceError, KeyError):
+            pass
+    pipe = getattr(rt, "pipeline", None)
+    if pipe is not None and hasattr(pipe, "remove_camera"):
+        pipe.remove_camera(camera_id)
+    rt.deployment.cameras.remove(old)
+    request.app.state.audit.record(principal.username, "camera.remove", f"camera:{camera_id}")
+    return Response(status_code=204)
+
+
+@router.get("/cameras/{camera_id}/snapshot.jpg", response_class=Response, responses={
+    200: {"content": {"image/jpeg": {}}, "description": "the newest frame, boxes drawn"}, **errors(401, 403, 404, 422, 503)},
+    summary="The newest frame as JPEG (detection boxes drawn)")
+def snapshot(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Principal = Depends(require_media("cameras:read")),
+             rt: Any = Depends(runtime)) -> Response:
+    from gateway.webrtc import jpeg, render
+
+    visible_camera(rt, principal, camera_id)
+    if getattr(rt, "cameras", None) is None:
+        raise unavailable("video ingest")
+    if rt.cameras.latest(camera_id) is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no frame from this camera yet")
+    return Response(jpeg(render(rt, camera_id), 85), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/cameras/{camera_id}/mjpeg", response_class=StreamingResponse, responses={
+    200: {"content": {"multipart/x-mixed-replace; boundary=frame": {}}, "description": "MJPEG stream"},
+    **errors(401, 403, 404, 422, 503)}, summary="Live view fallback: MJPEG at 5 fps (boxes drawn) for 10 minutes")
+async def mjpeg(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
+                principal: Principal = Depends(require_media("cameras:read")), rt: Any = Depends(runtime)) -> StreamingResponse:
+    from gateway.webrtc import jpeg, render
+
+    visible_camera(rt, principal, camera_id)
+    if getattr(rt, "cameras", None) is None:
+        raise unavailable("video ingest")
+
+    async def frames() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + MJPEG_MAX_S
+        while loop.time() < end and not await request.is_disconnected():
+            data = await asyncio.to_thread(lambda: jpeg(render(rt, camera_id)))
+            yield b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n"
+            await asyncio.sleep(1.0 / MJPEG_FPS)
+
+    return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

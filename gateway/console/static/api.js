@@ -1,0 +1,100 @@
+/* The console's API client: tokens in sessionStorage, one silent refresh on 401, a tiny DOM helper. */
+"use strict";
+const API = "/api/v1";
+
+const Auth = {
+  get access() { return sessionStorage.getItem("gw.access"); },
+  get refresh() { return sessionStorage.getItem("gw.refresh"); },
+  set(tokens) {
+    sessionStorage.setItem("gw.access", tokens.access_token);
+    sessionStorage.setItem("gw.refresh", tokens.refresh_token);
+  },
+  clear() { ["gw.access", "gw.refresh", "gw.media", "gw.me"].forEach((k) => sessionStorage.removeItem(k)); },
+};
+
+class ApiError extends Error {
+  constructor(status, detail) { super(detail || String(status)); this.status = status; }
+}
+
+async function tryRefresh() {
+  if (!Auth.refresh) return false;
+  const r = await fetch(API + "/auth/refresh", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh_token: Auth.refresh }),
+  });
+  if (!r.ok) return false;
+  Auth.set(await r.json());
+  return true;
+}
+
+async function api(path, { method = "GET", body, form, raw = false, retry = true } = {}) {
+  const headers = {};
+  if (Auth.access) headers.Authorization = "Bearer " + Auth.access;
+  let payload;
+  if (form) { payload = new URLSearchParams(form); }
+  else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+  const r = await fetch(API + path, { method, headers, body: payload });
+  if (r.status === 401 && retry && !form && (await tryRefresh())) return api(path, { method, body, raw, retry: false });
+  if (r.status === 401 && !form) { Auth.clear(); location.hash = "#/login"; }
+  if (!r.ok) {
+    let detail = r.statusText;
+    try { detail = (await r.json()).detail; } catch (e) { /* not JSON */ }
+    throw new ApiError(r.status, detail);
+  }
+  if (raw) return r;
+  if (r.status === 204) return null;
+  return r.json();
+}
+
+/* A short-lived media token for <img> sources (snapshots, evidence, MJPEG), which cannot send headers. */
+async function mediaToken() {
+  const cached = JSON.parse(sessionStorage.getItem("gw.media") || "null");
+  if (cached && cached.until > Date.now() + 15000) return cached.token;
+  const m = await api("/auth/media-token", { method: "POST" });
+  sessionStorage.setItem("gw.media", JSON.stringify({ token: m.media_token, until: Date.now() + m.expires_in * 1000 }));
+  return m.media_token;
+}
+
+async function mediaUrl(path) {
+  return API + path + (path.includes("?") ? "&" : "?") + "mt=" + encodeURIComponent(await mediaToken());
+}
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "style") el.style.cssText = v;  // CSSOM, which the CSP (no inline style attributes) allows
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function toast(text, bad) {
+  const el = document.getElementById("toast");
+  el.textContent = text;
+  el.className = bad ? "show bad" : "show";
+  clearTimeout(toast._t);
+  toast._t = setTimeout(() => { el.className = ""; }, 3500);
+}
+
+function fmtTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return d.toLocaleString(localStorage.getItem("gw.lang") === "en" ? "en-GB" : "zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+}
+
+const STATUS_COLOURS = {
+  new: "#e53935", pending: "#e53935", reported: "#e53935", verifying: "#e53935",
+  dispatched: "#fb8c00", signed: "#fdd835", handling: "#1e88e5", in_progress: "#1e88e5", extension: "#8e24aa",
+  feedback: "#43a047", submitted: "#43a047", resolved: "#43a047", verified: "#00897b", closed: "#757575",
+  dismissed: "#bdbdbd", false_alarm: "#bdbdbd", merged: "#9e9e9e", cleared: "#9e9e9e", escalated: "#d81b60", rework: "#6d4c41",
+};
+function statusColour(s) { return STATUS_COLOURS[s] || "#546e7a"; }
+function statusBadge(s) { return h("span", { class: "badge", style: `background:${statusColour(s)}` }, t("status." + s)); }

@@ -1,0 +1,81 @@
+/* GridWatch console strings. Chinese is the default; English is one click away (stored per browser). */
+"use strict";
+window.I18N = {
+  zh: {
+    login: "登录", username: "用户名", password: "密码", logout: "退出", login_failed: "用户名或密码错误",
+    wall: "事件墙", map: "网格地图", queue: "待办队列", cameras: "摄像机管理", kpi: "考核指标", live: "实时视频",
+    ticket: "案卷", tickets: "案卷", audit: "审计",
+    confirm: "确认派遣", dismiss: "误报", open: "详情", live_view: "看实时", no_events: "暂无待核实事件",
+    live_feed: "实时告警", status: "状态", category: "类别", grid: "网格", created: "立案时间", severity: "等级",
+    history: "处理记录", evidence: "证据", actions: "可执行操作", note: "备注", submit: "提交", cancel: "取消",
+    sign_deadline: "签收时限", handle_deadline: "处置时限", assignee: "处置人", occurrences: "次数", address: "地址",
+    source: "来源", number: "案卷号", at: "时间", actor: "操作人", action: "操作", from_to: "状态变化",
+    empty_queue: "队列为空", refresh: "刷新", new_deadline: "申请延期至",
+    add_camera: "添加摄像机", probe: "探测", save: "保存", remove: "删除", camera_id: "编号", name: "名称",
+    source_url: "视频源地址", lon: "经度", lat: "纬度", bearing: "朝向(度)", height: "高度(米)", fov: "视场角(度)",
+    draw_zone: "画区域", draw_line: "画警戒线", finish: "完成", clear: "清除", zones: "区域", lines: "警戒线",
+    probe_ok: "探测成功", saved: "已保存", removed: "已删除", snapshot: "快照", health: "健康",
+    kpi_on_time: "按期结案率", kpi_rework: "返工率", kpi_open: "在办", kpi_closed: "已结案", kpi_sign_on_time: "按期签收率",
+    kpi_extension: "延期率", kpi_sign_min: "平均签收(分钟)", kpi_close_min: "平均结案(分钟)", kpi_satisfaction: "满意率", kpi_response: "平均响应(分钟)", kpi_closure: "平均结案(小时)",
+    kpi_total: "案卷总数", kpi_by_grid: "各网格", kpi_by_status: "按状态", period: "期间", from: "从", to: "到",
+    mjpeg: "MJPEG 备用", webrtc: "WebRTC", connecting: "连接中…", no_permission: "无权限", error: "出错了",
+    all: "全部", language: "语言", filter: "筛选", legend: "图例", rate: "评价",
+    kind: "事件类型", camera: "摄像机", received: "已接收", dismissed_ok: "已标记为误报", confirmed_ok: "已派遣",
+    "status.reported": "接报", "status.registered": "已立案", "status.dispatched": "已派遣", "status.signed": "已签收",
+    "status.handling": "处置中", "status.feedback": "已反馈", "status.verified": "已核查", "status.closed": "已结案",
+    "status.rated": "已评价", "status.void": "已作废", "status.false_alarm": "误报", "status.merged": "已合并",
+    "action.register": "立案派遣", "action.dispatch": "派遣", "action.sign": "签收", "action.start": "开始处置",
+    "action.feedback": "提交结果", "action.verify": "核查通过", "action.rework": "返工", "action.close": "结案",
+    "action.rate": "评价", "action.request_extension": "申请延期", "action.approve_extension": "批准延期",
+    "action.deny_extension": "驳回延期", "action.return": "回退", "action.supervise": "督办", "action.remind": "催办",
+    "action.comment": "备注", "action.void": "作废", "action.false_alarm": "误报", "action.escalate": "升级",
+    "action.clear": "告警解除", "action.auto_close": "自动结案", "action.created": "立案", "action.merge": "合并",
+    "action.unmerge": "拆分", "action.occurrence": "再次发生",
+    "kind.motion": "异常活动", "kind.crowd": "人员聚集", "kind.loitering": "徘徊", "kind.intrusion": "区域入侵",
+    "kind.line_crossing": "越线", "kind.illegal_parking": "违章停车", "kind.fire_smoke": "火情烟雾", "kind.smoke": "烟雾",
+    "kind.fire": "火情", "kind.fall": "人员摔倒", "kind.one_key_alarm": "一键报警", "kind.camera_offline": "摄像机离线",
+    "kind.device_offline": "设备离线", "kind.tamper": "遮挡破坏", "kind.smoke_alarm": "烟感报警", "kind.gas_leak": "燃气泄漏",
+    "kind.water_level": "水位告警", "kind.manhole_tilt": "井盖倾斜",
+    "severity.low": "低", "severity.normal": "一般", "severity.high": "高", "severity.critical": "紧急",
+    "role.operator": "监控员", "role.dispatcher": "调度员", "role.grid_worker": "网格员", "role.grid_leader": "网格长",
+    "role.supervisor": "督查员", "role.admin": "管理员", "role.integrator": "集成商",
+  },
+  en: {
+    login: "Log in", username: "Username", password: "Password", logout: "Log out", login_failed: "Wrong username or password",
+    wall: "Event wall", map: "Grid map", queue: "Duty queue", cameras: "Cameras", kpi: "KPIs", live: "Live view",
+    ticket: "Ticket", tickets: "Tickets", audit: "Audit",
+    confirm: "Confirm & dispatch", dismiss: "False alarm", open: "Details", live_view: "Live", no_events: "No events awaiting review",
+    live_feed: "Live alerts", status: "Status", category: "Category", grid: "Grid", created: "Created", severity: "Severity",
+    history: "History", evidence: "Evidence", actions: "Actions", note: "Note", submit: "Submit", cancel: "Cancel",
+    sign_deadline: "Sign by", handle_deadline: "Handle by", assignee: "Assignee", occurrences: "Occurrences", address: "Address",
+    source: "Source", number: "Case no.", at: "Time", actor: "Actor", action: "Action", from_to: "Status change",
+    empty_queue: "Nothing on the queue", refresh: "Refresh", new_deadline: "Extend until",
+    add_camera: "Add camera", probe: "Probe", save: "Save", remove: "Delete", camera_id: "ID", name: "Name",
+    source_url: "Source URL", lon: "Longitude", lat: "Latitude", bearing: "Bearing (°)", height: "Height (m)", fov: "Field of view (°)",
+    draw_zone: "Draw zone", draw_line: "Draw line", finish: "Finish", clear: "Clear", zones: "Zones", lines: "Lines",
+    probe_ok: "Probe succeeded", saved: "Saved", removed: "Deleted", snapshot: "Snapshot", health: "Health",
+    kpi_on_time: "On-time closure", kpi_rework: "Rework rate", kpi_open: "Open", kpi_closed: "Closed", kpi_sign_on_time: "Signed on time",
+    kpi_extension: "Extension rate", kpi_sign_min: "Mean time to sign (min)", kpi_close_min: "Mean time to close (min)", kpi_satisfaction: "Satisfaction", kpi_response: "Mean response (min)", kpi_closure: "Mean closure (h)",
+    kpi_total: "Tickets", kpi_by_grid: "By grid", kpi_by_status: "By status", period: "Period", from: "From", to: "To",
+    mjpeg: "MJPEG fallback", webrtc: "WebRTC", connecting: "Connecting…", no_permission: "Not allowed", error: "Something went wrong",
+    all: "All", language: "Language", filter: "Filter", legend: "Legend", rate: "Rate",
+    kind: "Kind", camera: "Camera", received: "Received", dismissed_ok: "Marked as false alarm", confirmed_ok: "Dispatched",
+    "status.reported": "reported", "status.registered": "registered", "status.dispatched": "dispatched", "status.signed": "signed",
+    "status.handling": "handling", "status.feedback": "result submitted", "status.verified": "verified", "status.closed": "closed",
+    "status.rated": "rated", "status.void": "void", "status.false_alarm": "false alarm", "status.merged": "merged",
+    "action.register": "Register & dispatch", "action.sign": "Sign for", "action.start": "Start handling", "action.feedback": "Submit result",
+    "action.request_extension": "Request extension", "action.false_alarm": "False alarm",
+    "role.operator": "operator", "role.dispatcher": "dispatcher", "role.grid_worker": "grid worker", "role.grid_leader": "grid leader",
+    "role.supervisor": "supervisor", "role.admin": "admin", "role.integrator": "integrator",
+    "severity.low": "low", "severity.normal": "normal", "severity.high": "high", "severity.critical": "critical",
+  },
+};
+
+window.t = function (key, fallback) {
+  const lang = localStorage.getItem("gw.lang") || window.GW_DEFAULT_LANG || "zh";
+  const table = window.I18N[lang] || window.I18N.zh;
+  if (key in table) return table[key];
+  if (fallback !== undefined) return fallback;
+  const dot = key.indexOf(".");
+  return dot > 0 ? key.slice(dot + 1).replace(/_/g, " ") : key;
+};

@@ -1,0 +1,236 @@
+/* Console pages: event wall, map, ticket detail, duty queue, KPIs, live view. Each returns a DOM node. */
+"use strict";
+const Pages = {};
+
+function ticketCard(tk, { onChange, wall } = {}) {
+  const img = h("img", { class: "thumb", alt: t("snapshot") });
+  if (tk.snapshot) mediaUrl(tk.snapshot).then((u) => { img.src = u; });
+  else img.classList.add("none");
+  const act = async (action, ok) => {
+    try {
+      await api(`/tickets/${tk.id}/actions/${action}`, { method: "POST", body: { note: "" } });
+      toast(ok || t("action." + action));
+      onChange && onChange();
+    } catch (e) { toast(e.message, true); }
+  };
+  const buttons = [];
+  if (wall) {
+    buttons.push(h("button", { class: "primary confirm", onclick: () => act(wall.confirm, t("confirmed_ok")) }, t("confirm")));
+    buttons.push(h("button", { class: "dismiss", onclick: () => act(wall.dismiss, t("dismissed_ok")) }, t("dismiss")));
+  }
+  if (tk.source.kind === "camera") buttons.push(h("a", { class: "button", href: `#/live/${encodeURIComponent(tk.source.id)}` }, t("live_view")));
+  buttons.push(h("a", { class: "button", href: `#/ticket/${tk.id}` }, t("open")));
+  return h("article", { class: `card sev-${tk.severity}`, dataset: { id: tk.id, status: tk.status } },
+    img,
+    h("div", { class: "card-body" },
+      h("div", { class: "card-title" }, statusBadge(tk.status), " ", tk.title),
+      h("div", { class: "meta" }, `${tk.number} · ${tk.category_name || tk.category} · ${tk.grid_name || tk.grid_code}`),
+      h("div", { class: "meta" }, `${t("source")}: ${tk.source.id} · ${fmtTime(tk.created_at)}`),
+      h("div", { class: "buttons" }, buttons)));
+}
+
+Pages.wall = async function (ctx) {
+  const list = h("section", { class: "cards", id: "wall-cards" });
+  const feed = h("ol", { class: "feed", id: "live-feed" });
+  const root = h("div", { class: "wall" },
+    h("section", { class: "wall-main" }, h("h2", {}, t("wall")), list),
+    h("aside", { class: "wall-feed" }, h("h2", {}, t("live_feed")), feed));
+  async function load() {
+    const page = await api("/wall");
+    list.replaceChildren(...(page.items.length ? page.items.map((tk) => ticketCard(tk, { onChange: load, wall: page.actions }))
+      : [h("p", { class: "empty" }, t("no_events"))]));
+  }
+  await load();
+  let timer = null;
+  ctx.onLive = (msg) => {
+    if (msg.type === "anomaly") {
+      const a = msg.anomaly;
+      feed.prepend(h("li", { class: "feed-item", dataset: { kind: a.kind, source: a.source_id } },
+        h("b", {}, t("kind." + a.kind, a.title || a.kind)), " ", a.source_id, " ", h("span", { class: "meta" }, fmtTime(a.occurred_at)),
+        a.source === "camera" ? h("a", { href: `#/live/${encodeURIComponent(a.source_id)}`, class: "small" }, " ▶") : null));
+      while (feed.children.length > 50) feed.lastChild.remove();
+    }
+    clearTimeout(timer);
+    timer = setTimeout(() => load().catch(() => {}), 300);
+  };
+  return root;
+};
+
+Pages.map = async function (ctx) {
+  const [grids, page] = await Promise.all([api("/grids"), api("/tickets?limit=500&open=true")]);
+  const box = h("div", { class: "map-box" });
+  const legend = h("div", { class: "legend" }, ...[...new Set(page.items.map((x) => x.status))].map((st) =>
+    h("span", {}, h("i", { class: "swatch", style: `background:${statusColour(st)}` }), t("status." + st))));
+  const draw = (items) => box.replaceChildren(drawMap(grids, items, { tileUrl: ctx.settings.tile_url, onTicket: (tk) => { location.hash = `#/ticket/${tk.id}`; } }));
+  draw(page.items);
+  let timer = null;
+  ctx.onLive = () => { clearTimeout(timer); timer = setTimeout(async () => draw((await api("/tickets?limit=500&open=true")).items), 500); };
+  return h("div", {}, h("h2", {}, t("map")), legend, box);
+};
+
+function fieldRow(label, value) { return h("tr", {}, h("th", {}, label), h("td", {}, value ?? "")); }
+
+async function actionForm(tk, action, after) {
+  const note = h("textarea", { name: "note", rows: 2, placeholder: t("note") });
+  const extra = [];
+  let until = null, score = null;
+  if (["request_extension", "extend"].includes(action)) {
+    until = h("input", { type: "datetime-local", name: "until", required: true });
+    extra.push(h("label", {}, t("new_deadline"), until));
+  }
+  if (action === "rate") {
+    score = h("input", { type: "number", name: "score", min: 1, max: 5, value: 5 });
+    extra.push(h("label", {}, t("rate"), score));
+  }
+  const dlg = h("dialog", { class: "action-dialog" },
+    h("form", { method: "dialog" },
+      h("h3", {}, t("action." + action)), ...extra, note,
+      h("div", { class: "buttons" },
+        h("button", { value: "ok", class: "primary", type: "submit" }, t("submit")),
+        h("button", { value: "cancel", type: "button", onclick: () => dlg.close("cancel") }, t("cancel")))));
+  document.body.append(dlg);
+  dlg.addEventListener("close", async () => {
+    dlg.remove();
+    if (dlg.returnValue !== "ok") return;
+    const body = { note: note.value };
+    if (until) body.until = new Date(until.value).toISOString();
+    if (score) body.score = Number(score.value);
+    try {
+      await api(`/tickets/${tk.id}/actions/${action}`, { method: "POST", body });
+      toast(t("action." + action));
+      after && after();
+    } catch (e) { toast(e.message, true); }
+  });
+  dlg.showModal();
+}
+
+function actionButtons(tk, after) {
+  return h("div", { class: "buttons actions" }, tk.allowed_actions.map((a) =>
+    h("button", { class: "action", dataset: { action: a }, onclick: () => actionForm(tk, a, after) }, t("action." + a))));
+}
+
+Pages.ticket = async function (ctx, id) {
+  const root = h("div", { class: "ticket" });
+  async function load() {
+    const tk = await api(`/tickets/${encodeURIComponent(id)}`);
+    const evidence = h("div", { class: "evidence" });
+    for (const ev of tk.evidence) {
+      const url = await mediaUrl(ev.url);
+      evidence.append(ev.content_type.startsWith("image/") ? h("a", { href: url, target: "_blank" }, h("img", { src: url, alt: ev.kind }))
+        : h("a", { href: url, target: "_blank" }, ev.kind));
+    }
+    root.replaceChildren(
+      h("h2", {}, statusBadge(tk.status), " ", tk.title, " ", h("small", {}, tk.number)),
+      h("div", { class: "two" },
+        h("table", { class: "fields" },
+          fieldRow(t("category"), tk.category_name || tk.category), fieldRow(t("severity"), t("severity." + tk.severity)),
+          fieldRow(t("grid"), `${tk.grid_name || ""} ${tk.grid_code}`), fieldRow(t("address"), tk.address),
+          fieldRow(t("source"), `${tk.source.kind} ${tk.source.id}`), fieldRow(t("created"), fmtTime(tk.created_at)),
+          fieldRow(t("sign_deadline"), fmtTime(tk.sign_deadline)), fieldRow(t("handle_deadline"), fmtTime(tk.handle_deadline)),
+          fieldRow(t("assignee"), tk.assignee), fieldRow(t("occurrences"), tk.occurrence_count)),
+        h("div", {}, h("h3", {}, t("actions")), tk.allowed_actions.length ? actionButtons(tk, load) : h("p", { class: "meta" }, "—"),
+          tk.source.kind === "camera" ? h("p", {}, h("a", { class: "button", href: `#/live/${encodeURIComponent(tk.source.id)}` }, t("live_view"))) : null)),
+      h("h3", {}, t("evidence")), evidence,
+      h("h3", {}, t("history")),
+      h("table", { class: "history" },
+        h("thead", {}, h("tr", {}, h("th", {}, t("at")), h("th", {}, t("actor")), h("th", {}, t("action")), h("th", {}, t("from_to")), h("th", {}, t("note")))),
+        h("tbody", {}, tk.history.map((e) => h("tr", {}, h("td", {}, fmtTime(e.at)), h("td", {}, e.actor), h("td", {}, t("action." + e.action, e.action)),
+          h("td", {}, e.from_status ? `${t("status." + e.from_status)} → ${t("status." + e.to_status)}` : (e.to_status ? t("status." + e.to_status) : "")),
+          h("td", {}, e.note))))));
+  }
+  await load();
+  ctx.onLive = (msg) => { if (msg.type === "ticket" && String(msg.event.ticket ? msg.event.ticket.id : "") === String(id)) load(); };
+  return root;
+};
+
+Pages.queue = async function (ctx) {
+  const list = h("div", { class: "queue" });
+  async function load() {
+    const page = await api("/queue");
+    list.replaceChildren(...(page.items.length ? page.items.map((tk) => h("article", { class: `qcard sev-${tk.severity}`, dataset: { id: tk.id, status: tk.status } },
+      h("div", { class: "card-title" }, statusBadge(tk.status), " ", h("a", { href: `#/ticket/${tk.id}` }, tk.title)),
+      h("div", { class: "meta" }, `${tk.number} · ${tk.grid_name || tk.grid_code}`),
+      h("div", { class: "meta" }, tk.address || ""),
+      h("div", { class: "meta deadline" }, tk.signed_at ? `${t("handle_deadline")}: ${fmtTime(tk.handle_deadline)}` : `${t("sign_deadline")}: ${fmtTime(tk.sign_deadline)}`),
+      actionButtons(tk, load))) : [h("p", { class: "empty" }, t("empty_queue"))]));
+  }
+  await load();
+  ctx.onLive = (msg) => { if (msg.type === "ticket") load(); };
+  return h("div", { class: "queue-page" }, h("h2", {}, t("queue"), " ", h("button", { onclick: load, class: "small" }, t("refresh"))), list);
+};
+
+Pages.kpi = async function () {
+  const month = h("input", { type: "month", id: "kpi-month", value: new Date().toISOString().slice(0, 7) });
+  const all = h("input", { type: "checkbox", id: "kpi-all", checked: true });
+  const body = h("div");
+  const pct = (v) => (v == null ? "—" : (v * 100).toFixed(1) + "%");
+  const num = (v) => (v == null ? "—" : v.toFixed(1));
+  async function load() {
+    let q = "?group_by=grid";
+    if (!all.checked && month.value) {
+      const [y, m] = month.value.split("-").map(Number);
+      const since = new Date(Date.UTC(y, m - 1, 1, -8)), until = new Date(Date.UTC(y, m, 1, -8)); // Asia/Shanghai month
+      q += `&since=${encodeURIComponent(since.toISOString())}&until=${encodeURIComponent(until.toISOString())}`;
+    }
+    const k = await api("/kpis" + q);
+    const o = k.overall;
+    const tiles = h("div", { class: "tiles" },
+      [["kpi_total", o.cases], ["kpi_open", o.open], ["kpi_closed", o.closed], ["kpi_sign_on_time", pct(o.sign_on_time_rate)],
+        ["kpi_on_time", pct(o.close_on_time_rate)], ["kpi_rework", pct(o.rework_rate)], ["kpi_extension", pct(o.extension_rate)],
+        ["kpi_sign_min", num(o.time_to_sign_min.mean)], ["kpi_close_min", num(o.time_to_close_min.mean)], ["kpi_satisfaction", pct(o.satisfaction_rate)]]
+        .map(([key, v]) => h("div", { class: "tile", dataset: { kpi: key } }, h("div", { class: "tile-v" }, v), h("div", { class: "tile-k" }, t(key)))));
+    const label = (g) => g.name || g.key;
+    body.replaceChildren(tiles, h("div", { class: "charts" },
+      barChart(k.groups.map((g) => ({ label: label(g), value: g.cases })), { title: `${t("kpi_by_grid")} · ${t("kpi_total")}`, fmt: (v) => v }),
+      barChart(k.groups.map((g) => ({ label: label(g), value: g.close_on_time_rate })), { title: `${t("kpi_by_grid")} · ${t("kpi_on_time")}`, max: 1, fmt: pct, colour: "#43a047" }),
+      barChart(k.groups.map((g) => ({ label: label(g), value: g.sign_on_time_rate })), { title: `${t("kpi_by_grid")} · ${t("kpi_sign_on_time")}`, max: 1, fmt: pct, colour: "#1e88e5" }),
+      barChart(k.groups.map((g) => ({ label: label(g), value: g.rework_rate })), { title: `${t("kpi_by_grid")} · ${t("kpi_rework")}`, max: 1, fmt: pct, colour: "#6d4c41" })));
+  }
+  month.addEventListener("change", () => { all.checked = false; load(); });
+  all.addEventListener("change", load);
+  await load();
+  return h("div", { class: "kpi" }, h("h2", {}, t("kpi")),
+    h("div", { class: "buttons" }, h("label", { class: "inline" }, t("period"), month), h("label", { class: "inline" }, all, t("all"))), body);
+};
+
+Pages.live = async function (ctx, cameraId) {
+  const video = h("video", { id: "live-video", autoplay: true, muted: true, playsinline: true });
+  video.muted = true;
+  const img = h("img", { id: "live-mjpeg", hidden: true, alt: "MJPEG" });
+  const state = h("span", { class: "meta", id: "live-state-text" }, t("connecting"));
+  let pc = null;
+  async function startWebRTC() {
+    img.hidden = true; img.removeAttribute("src"); video.hidden = false;
+    pc = new RTCPeerConnection({ iceServers: [] });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.ontrack = (ev) => { video.srcObject = ev.streams[0] || new MediaStream([ev.track]); video.play().catch(() => {}); };
+    pc.onconnectionstatechange = () => {
+      state.textContent = `${t("webrtc")}: ${pc.connectionState}`;
+      if (pc.connectionState === "failed") startMjpeg();
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") return resolve();
+      const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 2000);
+    });
+    const answer = await api(`/cameras/${encodeURIComponent(cameraId)}/webrtc`, { method: "POST", body: { sdp: pc.localDescription.sdp, type: "offer" } });
+    await pc.setRemoteDescription(answer);
+  }
+  async function startMjpeg() {
+    if (pc) { pc.close(); pc = null; }
+    video.hidden = true; video.srcObject = null;
+    img.hidden = false;
+    img.src = await mediaUrl(`/cameras/${encodeURIComponent(cameraId)}/mjpeg`);
+    state.textContent = t("mjpeg");
+  }
+  ctx.cleanup = () => { if (pc) pc.close(); img.removeAttribute("src"); };
+  startWebRTC().catch((e) => { toast(e.message, true); startMjpeg(); });
+  return h("div", { class: "live" },
+    h("h2", {}, t("live"), " · ", cameraId, " ", state),
+    h("div", { class: "buttons" },
+      h("button", { onclick: () => { ctx.cleanup(); startWebRTC().catch(() => startMjpeg()); } }, t("webrtc")),
+      h("button", { id: "use-mjpeg", onclick: startMjpeg }, t("mjpeg"))),
+    h("div", { class: "player" }, video, img));
+};

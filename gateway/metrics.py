@@ -1,0 +1,151 @@
+"""Prometheus metrics: HTTP traffic counted as it happens, the rest read from the runtime at scrape time.
+
+Reading at scrape time (a custom collector) keeps the numbers the same ones ``/status`` shows and costs
+nothing between scrapes. Each app has its own registry so several apps (tests) never collide.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _camera_rows(status: dict) -> Iterable[tuple[str, dict]]:
+    cams = status.get("cameras") or {}
+    if isinstance(cams, dict):
+        return [(str(k), v) for k, v in cams.items() if isinstance(v, dict)]
+    return [(str(c.get("id") or c.get("camera_id")), c) for c in cams if isinstance(c, dict)]
+
+
+class RuntimeCollector(Collector):
+    """Per-camera fps, skipped fps, inference latency, stream/queue depths and ticket counts."""
+
+    CAMERA_FIELDS = {
+        "camera_fps": ("gridwatch_camera_fps", "frames per second decoded from the camera"),
+        "fps": ("gridwatch_camera_fps", "frames per second decoded from the camera"),
+        "process_fps": ("gridwatch_camera_process_fps", "frames per second analysed"),
+        "detection_fps": ("gridwatch_camera_detection_fps", "frames per second sent to the object detector"),
+        "skipped_fps": ("gridwatch_camera_skipped_fps", "frames per second dropped to keep up (not analysed)"),
+    }
+
+    def __init__(self, runtime: Any):
+        self.runtime = runtime
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self.runtime
+        try:
+            status = rt.status() if hasattr(rt, "status") else {}
+        except Exception:  # a scrape must never fail because one part is down
+            log.exception("status() failed during a metrics scrape")
+            status = {}
+        families: dict[str, GaugeMetricFamily] = {}
+        for cam_id, row in _camera_rows(status):
+            for field, (name, doc) in self.CAMERA_FIELDS.items():
+                value = _num(row.get(field))
+                if value is None:
+                    continue
+                fam = families.setdefault(name, GaugeMetricFamily(name, doc, labels=["camera"]))
+                if not any(s.labels.get("camera") == cam_id for s in fam.samples):
+                    fam.add_metric([cam_id], value)
+            up = row.get("state") or row.get("status")
+            if up is not None:
+                fam = families.setdefault("gridwatch_camera_up", GaugeMetricFamily("gridwatch_camera_up", "1 when the camera delivers frames", labels=["camera"]))
+                fam.add_metric([cam_id], 1.0 if str(up).lower() in {"online", "live", "ok", "running", "up"} else 0.0)
+        yield from families.values()
+
+        pipe = status.get("pipeline") or {}
+        lat = GaugeMetricFamily("gridwatch_inference_latency_seconds", "object-detector latency per batch", labels=["quantile"])
+        have = False
+        for key, q in (("inference_ms_p50", "0.5"), ("inference_ms_p95", "0.95"), ("inference_ms", "mean"), ("inference_ms_mean", "mean")):
+            v = _num(pipe.get(key)) if isinstance(pipe, dict) else None
+            if v is not None:
+                lat.add_metric([q], v / 1000.0)
+                have = True
+        if have:
+            yield lat
+
+        depth = GaugeMetricFamily("gridwatch_queue_depth", "entries in a Redis stream / pending in a consumer group", labels=["queue"])
+        for name, value in queue_depths(rt).items():
+            depth.add_metric([name], value)
+        yield depth
+
+        tickets = GaugeMetricFamily("gridwatch_tickets", "tickets by status", labels=["status"])
+        for st, n in ticket_counts(rt).items():
+            tickets.add_metric([st], n)
+        yield tickets
+
+
+def queue_depths(rt: Any) -> dict[str, float]:
+    """Length of the anomaly, event and dead-letter streams and the intake group's pending count."""
+    keys = getattr(rt, "keys", None)
+    client = getattr(rt, "redis", None)
+    if keys is None or client is None:
+        return {}
+    out: dict[str, float] = {}
+    try:
+        pipe = client.pipeline(transaction=False)
+        for name in ("anomalies", "events", "deadletter"):
+            pipe.xlen(getattr(keys, name))
+        for name, n in zip(("anomalies", "events", "deadletter"), pipe.execute()):
+            out[name] = float(n)
+        try:
+            for group in client.xinfo_groups(keys.anomalies):
+                gname = group.get("name") or group.get(b"name")
+                gname = gname.decode() if isinstance(gname, bytes) else str(gname)
+                out[f"anomalies.{gname}.pending"] = float(group.get("pending") or group.get(b"pending") or 0)
+                lag = group.get("lag") if "lag" in group else group.get(b"lag")
+                if lag is not None:
+                    out[f"anomalies.{gname}.lag"] = float(lag)
+        except Exception:  # no group yet
+            pass
+    except Exception:
+        log.debug("queue depths unavailable", exc_info=True)
+    return out
+
+
+def ticket_counts(rt: Any) -> dict[str, float]:
+    store = getattr(rt, "store", None)
+    if store is None:
+        return {}
+    try:
+        from sqlalchemy import func, select
+
+        from alerts.models import Ticket
+
+        with store.read() as s:
+            return {str(st): float(n) for st, n in s.execute(select(Ticket.status, func.count()).group_by(Ticket.status))}
+    except Exception:
+        log.debug("ticket counts unavailable", exc_info=True)
+        return {}
+
+
+class Metrics:
+    """The app's registry: request counters/latency plus the runtime collector."""
+
+    def __init__(self, runtime: Any):
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Counter("gridwatch_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("gridwatch_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.live_clients = Counter("gridwatch_live_messages", "messages sent on /live", registry=self.registry)
+        self.registry.register(RuntimeCollector(runtime))
+
+    def observe(self, method: str, route: str, status: int, started: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(time.perf_counter() - started)

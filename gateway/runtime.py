@@ -1,0 +1,217 @@
+"""One GridWatch process: every role of the flow wired together, started and stopped as one.
+
+``Runtime`` only composes; each part keeps its own logic:
+camera → ``ingest.video.CameraManager`` → ``detectors.VideoPipeline`` → Anomaly → Redis stream →
+``alerts.Intake`` → Ticket (SQL) + the grid's duty queue; MQTT → ``ingest.devices.MqttIngest`` →
+``detectors.sensor_rules`` → Anomaly; one-key alarms are filed synchronously so the box gets its
+case number at once. The same parts can run as separate processes: each reads only the deployment
+file and the Redis streams.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from alerts.grids import GridIndex, load_grid_file
+from alerts.streams import StreamKeys, dead_letter, publish_anomaly
+from detectors.anomaly import Anomaly, Evidence
+from gateway.auth import load_secret
+from gateway.config import Deployment
+from gateway.services import LocalServices, ensure_services
+from ingest.geo import GeoPoint
+
+log = logging.getLogger("gridwatch")
+
+
+class Runtime:
+    """Everything one GridWatch process holds. The web app reads it; it never builds parts itself."""
+
+    def __init__(self, deployment: Deployment, *, sources: bool = True, consumer: str | None = None):
+        from alerts.channels.build import build_channels
+        from alerts.intake import Intake
+        from alerts.service import CaseService
+        from alerts.notify import Notifier
+        from alerts.sla import Escalator
+        from alerts.store import open_store
+        from detectors.video import VideoPipeline
+        from detectors.sensor_rules import SensorRuleEngine
+        from ingest.devices import DeviceRegistry, PressLedger, RedisNonceStore
+
+        dep = self.deployment = deployment
+        self.keys = StreamKeys(dep.services.stream_prefix)
+        self.grids: GridIndex = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
+        dep.run_dir.mkdir(parents=True, exist_ok=True)
+        self.evidence_dir: Path = dep.run_dir / "evidence"
+        self.evidence_dir.mkdir(parents=True, exist_ok=True)
+        self.redis = redis.Redis.from_url(dep.services.redis_url)
+        self.store = open_store(dep.sql_url)
+        self.store.sync_grids(self.grids)
+        consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
+        # The human channels add local report categories (with keywords) to the deployment's; every
+        # part that files or times tickets must see the same set, so it is computed once, here.
+        self.channels = build_channels(dep, store=self.store, grids=self.grids, redis_client=self.redis, keys=self.keys,
+                                       evidence_dir=self.evidence_dir, secret=load_secret(dep), consumer=f"{consumer}-channels")
+        alerts_cfg = self.alerts_cfg = self.channels.alerts_cfg
+        self.intake = Intake(self.store, self.grids, alerts_cfg, self.redis, self.keys, consumer=consumer)
+        self.cases = CaseService(self.store, self.grids, alerts_cfg, self.redis, self.keys)
+        self.escalator = Escalator(self.store, self.grids, alerts_cfg, self.redis, self.keys)
+        self.notifier = Notifier(alerts_cfg, self.redis, self.keys, consumer=consumer)
+
+        self.pipeline = VideoPipeline(dep.detection, dep.base_dir, self.evidence_dir, publish=self.publish)
+        self.cameras = None
+        if sources:
+            from ingest.video import CameraManager
+
+            self.cameras = CameraManager(dep.ingest, dep.base_dir, sink=self.pipeline.submit, on_health=self._on_camera_health)
+        for cam in dep.cameras:
+            self.pipeline.configure_camera(cam.id, cam.pose, cam)
+
+        self.devices = DeviceRegistry(dep.devices)
+        self.nonces = RedisNonceStore(self.redis, self.keys.prefix)
+        self.press_ledger = PressLedger(self.redis, self.keys.prefix)
+        self.sensor_rules = SensorRuleEngine(self.devices, publish=self.publish)
+        self.mqtt = None
+        if sources:
+            from ingest.devices import MqttIngest
+
+            self.mqtt = MqttIngest(dep.services.mqtt_url, dep.ingest.mqtt, self.devices, on_reading=self.sensor_rules.on_reading,
+                                   on_alarm=self._file_alarm, on_reject=self._reject, nonce_store=self.nonces,
+                                   ledger=self.press_ledger)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.started_at = time.time()
+
+    # -- the flow ------------------------------------------------------------------------------
+    def publish(self, anomaly: Anomaly) -> None:
+        publish_anomaly(self.redis, self.keys, anomaly)
+
+    def _reject(self, source: str, reason: str, payload: bytes) -> None:
+        dead_letter(self.redis, self.keys, source, reason, payload)
+
+    def _on_camera_health(self, event: Any) -> None:
+        from detectors.video import health_anomaly
+
+        cam = self.camera_config(event.camera_id)
+        if cam is None:
+            return
+        anomaly = health_anomaly(event.camera_id, cam.pose, event.kind, event.reason, event.at)
+        if anomaly is not None:
+            self.publish(anomaly)
+
+    def camera_config(self, camera_id: str):
+        return next((c for c in self.deployment.cameras if c.id == camera_id), None)
+
+    def snapshots_near(self, point: GeoPoint, limit: int = 3) -> list[Evidence]:
+        """Snapshots, taken now, from the cameras best placed to see a point (facing it, then nearest)."""
+        from detectors.nearby import cameras_seeing, write_snapshot
+
+        if self.cameras is None:
+            return []
+        poses = [(c.id, c.pose) for c in self.deployment.cameras]
+        frames = (self.cameras.latest(cid) for cid in cameras_seeing(poses, point, limit=limit))
+        return [write_snapshot(frame, self.evidence_dir) for frame in frames if frame is not None]
+
+    def _file_alarm(self, press: Any) -> str:
+        """File a verified press synchronously and return its case number (the box's acknowledgement)."""
+        from detectors.sensor_rules import alarm_anomaly
+
+        device = self.devices.get(press.device_id)
+        anomaly = alarm_anomaly(press, device, self.snapshots_near(device.location))
+        return self.intake.file(anomaly).number
+
+    def press_alarm(self, device_id: str, body: bytes, headers: Mapping[str, str]):
+        """The HTTPS one-key alarm: verify the box's signature, de-duplicate, file, acknowledge."""
+        from ingest.devices import handle_press
+
+        return handle_press(self.devices, body, headers, nonce_store=self.nonces, ledger=self.press_ledger,
+                            on_alarm=self._file_alarm, on_reject=self._reject)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _loop(self, name: str, fn, stop: threading.Event) -> None:
+        thread = threading.Thread(target=fn, args=(stop,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def start(self) -> None:
+        self._loop("intake", self.intake.run_forever, self._stop)
+        self._loop("escalation", self.escalator.run_forever, self._stop)
+        self._loop("notify", self.notifier.run_forever, self._stop)
+        self._loop("notify-reporters", self.channels.notifier.run_forever, self._stop)
+        self._loop("sensor-ticks", self._tick_sensors, self._stop)
+        self.pipeline.start()
+        if self.cameras is not None:
+            self.cameras.start([c for c in self.deployment.cameras if c.enabled])
+        if self.mqtt is not None:
+            self.mqtt.start()
+        log.info("GridWatch running: %d cameras, %d devices, %d grids; detector: %s", len(self.deployment.cameras),
+                 len(self.deployment.devices), len(self.grids.level("grid")), self.pipeline.model_status)
+
+    def _tick_sensors(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            self.sensor_rules.tick(time.time())
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        if self.cameras is not None:
+            self.cameras.stop()
+        self.pipeline.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.redis.close()
+
+    def status(self) -> dict:
+        model = self.pipeline.model_status
+        return {
+            "name": self.deployment.name,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "detector": model,
+            "motion_only": model.startswith("motion-only"),
+            "cameras": {cid: _plain(s) for cid, s in (self.cameras.status().items() if self.cameras else [])},
+            "pipeline": self.pipeline.stats(),
+            "mqtt": self.mqtt.stats() if self.mqtt else None,
+        }
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    return value
+
+
+def build_runtime(deployment: Deployment, *, sources: bool = True) -> Runtime:
+    return Runtime(deployment, sources=sources)
+
+
+def serve(deployment: Deployment) -> int:
+    """``gridwatch run``: services up, every role started, the web app served until Ctrl-C."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    services: LocalServices = ensure_services(deployment.services.redis_url, deployment.services.mqtt_url,
+                                              deployment.run_dir, autostart=deployment.services.autostart)
+    runtime = build_runtime(deployment)
+    try:
+        runtime.start()
+        if runtime.pipeline.model_status.startswith("motion-only"):
+            log.warning("!!! DETECTOR MODEL NOT LOADED — running motion-only: %s", runtime.pipeline.model_status)
+        host, port = deployment.gateway.host, deployment.gateway.port
+        print(f"GridWatch console: http://{host}:{port}/  (API: http://{host}:{port}/api/v1, docs: /docs)", flush=True)
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+    finally:
+        runtime.stop()
+        services.stop()
+    return 0

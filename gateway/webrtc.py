@@ -1,0 +1,213 @@
+"""Camera live view: WebRTC (aiortc) with the detection boxes drawn in, and the frames the MJPEG fallback sends.
+
+The server answers a browser's SDP offer with a send-only video track built from the newest decoded
+frame of the camera (``runtime.cameras.latest(id)``), so a live view costs one encoder per viewer and
+never touches the decoder. There are no STUN/TURN servers by default: the console and the gateway are
+on the same network in a command centre (host candidates suffice).
+"""
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import errors, require
+from gateway.auth import Principal
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["cameras"])
+
+VIEW_FPS = 10
+MAX_WIDTH = 960
+MAX_VIEWS = 16
+_COLOURS = [(0, 200, 255), (0, 255, 0), (255, 128, 0), (255, 0, 255), (0, 128, 255)]
+
+
+def _box_of(det: Any) -> tuple[tuple[float, float, float, float], str, float] | None:
+    """(x1, y1, x2, y2), label, score of a detection, whatever shape the pipeline hands out."""
+    get = (lambda k: det.get(k)) if isinstance(det, dict) else (lambda k: getattr(det, k, None))
+    box = get("xyxy") or get("box") or get("bbox")
+    if box is None or len(box) != 4:
+        return None
+    label = get("label") or get("class_name") or get("cls_name") or get("name") or ""
+    score = get("score") or get("confidence") or 0.0
+    track = get("track_id")
+    text = f"{label} {float(score):.2f}" + (f" #{track}" if track is not None else "")
+    return tuple(float(v) for v in box), text, float(score)  # type: ignore[return-value]
+
+
+def detections_for(runtime: Any, camera_id: str) -> list[Any]:
+    """The objects the pipeline tracks on this camera now, boxes normalised to 0..1 (so any frame size fits)."""
+    pipe = getattr(runtime, "pipeline", None)
+    fn = getattr(pipe, "latest_detections", None)
+    try:
+        if callable(fn):
+            return list(fn(camera_id) or [])
+        return _tracked_objects(runtime, pipe, camera_id)
+    except Exception:  # drawing boxes is a nicety; the picture must still go out
+        log.debug("no detections for %s", camera_id, exc_info=True)
+        return []
+
+
+def _tracked_objects(runtime: Any, pipe: Any, camera_id: str) -> list[dict]:
+    # Until VideoPipeline offers latest_detections(camera_id): the analyzer's tracker, in analysis-frame pixels.
+    slot = getattr(pipe, "_cameras", {}).get(camera_id)
+    tracker = getattr(getattr(slot, "analyzer", None), "tracker", None)
+    if tracker is None or not tracker.objects:
+        return []
+    status = runtime.cameras.status().get(camera_id)
+    size = getattr(status, "analysis_size", None)
+    if not size:
+        return []
+    w, h = float(size[0]), float(size[1])
+    return [{"xyxy": (o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h), "label": o.label, "score": o.score,
+             "track_id": o.id} for o in list(tracker.objects.values())]
+
+
+def draw(image: np.ndarray, detections: Iterable[Any], scale: float = 1.0) -> np.ndarray:
+    """A copy of the frame with boxes and labels; pixel boxes are multiplied by ``scale``, normalised ones (≤ 1) fit the frame."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    for i, det in enumerate(detections):
+        parsed = _box_of(det)
+        if parsed is None:
+            continue
+        (x1, y1, x2, y2), text, _ = parsed
+        if max(x1, y1, x2, y2) <= 1.0:
+            x1, x2, y1, y2 = x1 * w, x2 * w, y1 * h, y2 * h
+        else:
+            x1, y1, x2, y2 = x1 * scale, y1 * scale, x2 * scale, y2 * scale
+        colour = _COLOURS[i % len(_COLOURS)]
+        cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, 2)
+        if text.strip():
+            cv2.putText(out, text, (int(x1), max(12, int(y1) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def _no_signal(width: int = 640, height: int = 360) -> np.ndarray:
+    img = np.zeros((height, width, 3), np.uint8)
+    cv2.putText(img, "NO SIGNAL", (width // 2 - 90, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (200, 200, 200), 2)
+    return img
+
+
+def render(runtime: Any, camera_id: str) -> np.ndarray:
+    """The newest frame of a camera with boxes, scaled to at most MAX_WIDTH; a 'no signal' card when none."""
+    cams = getattr(runtime, "cameras", None)
+    frame = cams.latest(camera_id) if cams is not None else None
+    if frame is None:
+        return _no_signal()
+    img = frame.image
+    scale = 1.0
+    if img.shape[1] > MAX_WIDTH:
+        scale = MAX_WIDTH / img.shape[1]
+        img = cv2.resize(img, (MAX_WIDTH, int(round(img.shape[0] * scale / 2)) * 2), interpolation=cv2.INTER_AREA)
+    elif img.shape[1] % 2 or img.shape[0] % 2:  # H.264 wants even sizes
+        img = img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2]
+    dets = detections_for(runtime, camera_id)
+    return draw(img, dets, scale) if dets else img
+
+
+def jpeg(image: np.ndarray, quality: int = 75) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+class SdpIn(BaseModel):
+    sdp: str = Field(max_length=65536)
+    type: str = Field("offer", pattern="^offer$")
+
+
+class SdpOut(BaseModel):
+    sdp: str
+    type: str = "answer"
+
+
+def _camera_track_class() -> type:
+    from aiortc import VideoStreamTrack
+    from av import VideoFrame
+
+    class CameraTrack(VideoStreamTrack):
+        """Sends the newest frame of one camera at VIEW_FPS, boxes drawn in."""
+
+        kind = "video"
+
+        def __init__(self, runtime: Any, camera_id: str):
+            super().__init__()
+            self.runtime, self.camera_id = runtime, camera_id
+            self._start: float | None = None
+            self._n = 0
+
+        async def recv(self) -> VideoFrame:
+            if self._start is None:
+                self._start = time.monotonic()
+            self._n += 1
+            due = self._start + self._n / VIEW_FPS
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            image = await asyncio.to_thread(render, self.runtime, self.camera_id)
+            frame = VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = int(self._n * 90000 / VIEW_FPS)
+            frame.time_base = fractions.Fraction(1, 90000)
+            return frame
+
+    return CameraTrack
+
+
+class LiveViews:
+    """The open WebRTC peer connections, closed when they fail or when the app stops."""
+
+    def __init__(self, runtime: Any):
+        self.runtime = runtime
+        self._pcs: set[Any] = set()
+
+    @property
+    def count(self) -> int:
+        return len(self._pcs)
+
+    async def answer(self, camera_id: str, offer: SdpIn) -> SdpOut:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        if len(self._pcs) >= MAX_VIEWS:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "too many live views; use the MJPEG view")
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._pcs.add(pc)
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await pc.close()
+                self._pcs.discard(pc)
+
+        try:
+            pc.addTrack(_camera_track_class()(self.runtime, camera_id))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:  # a malformed offer must not leave a half-open connection behind
+            await pc.close()
+            self._pcs.discard(pc)
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"bad SDP offer: {type(exc).__name__}") from None
+        return SdpOut(sdp=pc.localDescription.sdp, type=pc.localDescription.type)
+
+    async def close(self) -> None:
+        pcs, self._pcs = list(self._pcs), set()
+        await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+
+
+@router.post("/cameras/{camera_id}/webrtc", response_model=SdpOut, responses=errors(400, 401, 403, 422, 503),
+             summary="WebRTC live view: post the browser's SDP offer, get the answer (send-only video)")
+async def webrtc_offer(camera_id: str, offer: SdpIn, request: Request,
+                       principal: Principal = Depends(require("cameras:read"))) -> SdpOut:
+    from gateway.api.cameras import visible_camera
+
+    visible_camera(request.app.state.runtime, principal, camera_id)
+    return await request.app.state.webrtc.answer(camera_id, offer)

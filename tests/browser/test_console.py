@@ -1,0 +1,197 @@
+"""The web console in a real Chromium against a real server: real clip → motion → live event → WebRTC → ticket → sign.
+
+The server is what ``gridwatch run`` starts (runtime + ``create_app`` under uvicorn), on a free port, with one
+camera playing the real plaza clip, a unique Redis prefix and SQLite in a temp dir. Screenshots of each main
+page go to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "gateway"))
+from gw_support import FOOTAGE, REDIS_URL, build_test_runtime, drop_keys, make_deployment  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = REPO / "docs" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--autoplay-policy=no-user-gesture-required"]
+
+pytestmark = [
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)"),
+    pytest.mark.skipif(not (FOOTAGE / "plaza_pedestrians_720p.avi").exists(), reason="shared footage is absent"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    import redis
+    import uvicorn
+
+    from gateway.app import create_app
+
+    tmp = tmp_path_factory.mktemp("console")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp / "yolo"))
+    dep = make_deployment(tmp)
+    plaza = next(c for c in dep.cameras if c.id == "cam-plaza")
+    plaza.rules = [r for r in plaza.rules if r.kind == "motion"]
+    plaza.source.fallback = None  # the real clip or nothing
+    plaza.analysis.fps = 5
+    dep.cameras = [plaza]
+    dep.detection.model.path = None          # motion-only keeps two CPU cores free for the browser and encoder
+    dep.detection.motion.cooldown_s = 5
+    dep.gateway.port = _free_port()
+    runtime = build_test_runtime(dep, sources=True)
+    runtime.start()
+    app = create_app(runtime)
+    config = uvicorn.Config(app, host="127.0.0.1", port=dep.gateway.port, log_level="warning", ws="websockets")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the server's started flag
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield {"url": f"http://127.0.0.1:{dep.gateway.port}", "runtime": runtime}
+    finally:
+        srv.should_exit = True
+        thread.join(15)
+        runtime.stop()
+        client = redis.Redis.from_url(REDIS_URL)
+        drop_keys(client, dep.services.stream_prefix)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _login(page: Any, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/#/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    page.wait_for_selector("main[data-page]:not([data-page='login'])")  # the role's home page has rendered
+
+
+def _shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def test_operator_to_worker_flow(server: dict, browser: Any) -> None:
+    base = server["url"]
+    ctx = browser.new_context(viewport={"width": 1366, "height": 820}, locale="zh-CN")
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base)
+    page.wait_for_selector("#login-form")
+    _shot(page, "login")
+
+    # 1. the operator sees a live event from the real clip arrive on the wall, with its ticket card
+    _login(page, base, "operator", "operator123")
+    page.wait_for_selector("#wall-cards")
+    page.wait_for_selector(".feed-item[data-source='cam-plaza']", timeout=60_000)
+    card = page.wait_for_selector("article.card[data-status='reported']", timeout=60_000)
+    ticket_id = card.get_attribute("data-id")
+    page.wait_for_function("() => { const i = document.querySelector('article.card img.thumb'); return i && i.naturalWidth > 0; }",
+                           timeout=20_000)
+    _shot(page, "wall")
+
+    # 2. the live view decodes frames over WebRTC: the <video> has a size and its time advances
+    page.goto(f"{base}/#/live/cam-plaza")
+    page.wait_for_function("() => { const v = document.getElementById('live-video'); return v && v.videoWidth > 0; }",
+                           timeout=45_000)
+    t0 = page.evaluate("document.getElementById('live-video').currentTime")
+    page.wait_for_function(f"() => document.getElementById('live-video').currentTime > {t0} + 1.0", timeout=20_000)
+    width = page.evaluate("document.getElementById('live-video').videoWidth")
+    assert width >= 320
+    _shot(page, "live")
+    # the MJPEG fallback shows frames too
+    page.click("#use-mjpeg")
+    page.wait_for_function("() => { const i = document.getElementById('live-mjpeg'); return i && !i.hidden && i.naturalWidth > 0; }",
+                           timeout=20_000)
+
+    # the map draws the grid polygons and the ticket as a dot
+    page.goto(f"{base}/#/map")
+    page.wait_for_selector(f"circle.ticket-dot[data-id='{ticket_id}']")
+    assert page.locator("path.grid.lvl-grid").count() == 16
+    _shot(page, "map")
+
+    # 3. confirm the event: the ticket is dispatched to the plaza grid
+    page.goto(f"{base}/#/wall")
+    page.click(f"article.card[data-id='{ticket_id}'] button.confirm")
+    page.wait_for_selector(f"article.card[data-id='{ticket_id}']", state="detached", timeout=15_000)
+    page.goto(f"{base}/#/ticket/{ticket_id}")
+    page.wait_for_selector("table.history")
+    assert "已派遣" in page.inner_text("main h2")
+    _shot(page, "ticket")
+
+    # 4. a worker of another grid cannot see it
+    page.click("#logout")
+    _login(page, base, "worker_my4", "worker123")
+    page.wait_for_selector(".queue")
+    assert page.locator(f".qcard[data-id='{ticket_id}']").count() == 0
+    page.goto(f"{base}/#/ticket/{ticket_id}")
+    page.wait_for_selector("main p.error")
+    assert "无权限" in page.inner_text("main")
+    page.click("#logout")
+
+    # 5. the plaza grid's worker signs for it on the mobile duty queue
+    mobile = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN")
+    phone = mobile.new_page()
+    phone.on("pageerror", lambda e: errors.append(str(e)))
+    _login(phone, base, "worker_qh1", "worker123")
+    phone.wait_for_selector(f".qcard[data-id='{ticket_id}'] button[data-action='sign']")
+    _shot(phone, "queue")
+    phone.click(f".qcard[data-id='{ticket_id}'] button[data-action='sign']")
+    phone.click("dialog button[value='ok']")
+    phone.wait_for_selector(f".qcard[data-id='{ticket_id}'][data-status='signed']", timeout=15_000)
+    ticket = server["runtime"].cases.get_ticket(int(ticket_id))
+    assert ticket["status"] == "signed" and ticket["assignee"] == "worker_qh1"
+    mobile.close()
+
+    # the supervisor's KPI dashboard and the camera manager render; English is one click away
+    _login(page, base, "supervisor", "supervisor123")
+    page.wait_for_selector(".kpi svg.chart")
+    _shot(page, "kpi")
+    page.click("#logout")
+    _login(page, base, "admin", "admin123")
+    page.goto(f"{base}/#/cameras")
+    page.wait_for_selector("tr[data-id='cam-plaza']")
+    page.click("tr[data-id='cam-plaza'] button")
+    page.wait_for_function("() => { const c = document.querySelector('canvas.zone-canvas'); return c && c.dataset.loaded === '1'; }",
+                           timeout=15_000)
+    _shot(page, "cameras")
+    page.click("#lang")
+    page.wait_for_selector("#nav-wall")
+    assert page.inner_text("#nav-wall") == "Event wall"
+    assert not errors, errors
+    ctx.close()

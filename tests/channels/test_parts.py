@@ -1,0 +1,129 @@
+"""Masking, photo validation, address matching, the SMS webhook (against a real local HTTP server), OTP limits."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from PIL import Image
+
+from alerts.channels.masking import MaskingFilter, mask_name, mask_phone, mask_text, normalize_phone
+from alerts.channels.photos import PhotoError, clean_photo
+from alerts.channels.places import Gazetteer
+from alerts.channels.screening import ReportError, clean_text
+from alerts.channels.sms import DeliveryError, WebhookSms
+from tests.channels.conftest import REPO, jpeg_bytes
+
+
+def test_masking():
+    assert mask_phone("13812341234") == "138****1234" and mask_phone("+86 138 1234 1234") == "138****1234"
+    assert mask_name("张三") == "张*" and mask_name("欧阳娜娜") == "欧***"
+    assert mask_text("请回电13812341234，座机0571-88886666，身份证330102199001011234") == \
+        "请回电138****1234，座机0571-****6666，身份证330102********1234"
+    assert normalize_phone("+86-138-1234-1234") == "13812341234"
+    with pytest.raises(ValueError, match="11位"):
+        normalize_phone("1234")
+    import logging
+    rec = logging.LogRecord("x", logging.INFO, __file__, 1, "call %s", ("13812341234",), None)
+    MaskingFilter().filter(rec)
+    assert rec.getMessage() == "call 138****1234"
+
+
+def test_photo_validation_strips_metadata_and_refuses_fakes():
+    img = Image.new("RGB", (3000, 1000), (10, 200, 10))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif.tobytes())
+    out, w, h = clean_photo(buf.getvalue(), max_side=1200)
+    assert (w, h) == (1200, 400) and b"PhoneMaker" not in out
+    with pytest.raises(PhotoError, match="不是有效的图片"):
+        clean_photo(b"GIF89a" + b"\0" * 100)
+    with pytest.raises(PhotoError, match="不是有效的图片"):
+        clean_photo(jpeg_bytes()[:200])   # truncated
+    with pytest.raises(PhotoError, match="过大"):
+        clean_photo(jpeg_bytes(), max_bytes=100)
+    with pytest.raises(PhotoError, match="像素过多"):
+        clean_photo(jpeg_bytes(400, 400), max_pixels=10_000)
+    gif = io.BytesIO()
+    Image.new("RGB", (50, 50)).save(gif, "GIF")
+    with pytest.raises(PhotoError, match="不支持的图片格式"):
+        clean_photo(gif.getvalue())
+
+
+def test_text_screening():
+    assert clean_text("  路灯坏了好几天  ") == "路灯坏了好几天"
+    for bad, msg in (("", "不能为空"), ("。。。", "不能为空"), ("灯坏", "太短"), ("啊啊啊啊啊啊啊啊啊啊", "无法识别"),
+                     ("你妈的路灯又坏了", "不文明")):
+        with pytest.raises(ReportError, match=msg):
+            clean_text(bad)
+
+
+def test_gazetteer_matches_registry_and_devices():
+    from gateway.config import load_deployment
+
+    dep = load_deployment(REPO / "config" / "demo.yaml")
+    g = Gazetteer.load(REPO / "config" / "places.yaml", dep.devices)
+    assert g.geocode("杭州市清水区清河南路二十二号").place.name == "清河南路22号"
+    assert g.geocode("文一路十五号2单元楼下").place.name == "文一路15号"
+    assert g.geocode("明月南社区 8幢2单元502").place.source.startswith("device:")   # a registered household
+    assert g.geocode("不存在的路99号") is None
+
+
+class _Relay(BaseHTTPRequestHandler):
+    received: list = []
+    status = 200
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers), body))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.timeout(30)
+def test_webhook_sms_is_signed_and_failures_are_reported():
+    _Relay.received = []
+    srv = HTTPServer(("127.0.0.1", 0), _Relay)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_port}/sms"
+        gw = WebhookSms(url, secret="relay-secret", signature="【测试】")
+        sent = gw.send("13812341234", "您的验证码为123456", purpose="otp")
+        assert sent.to_masked == "138****1234"
+        headers, body = _Relay.received[0]
+        payload = json.loads(body)
+        assert payload["to"] == "13812341234" and payload["text"].startswith("【测试】")
+        want = hmac.new(b"relay-secret", headers["X-GridWatch-Timestamp"].encode() + b"." + body, hashlib.sha256).hexdigest()
+        assert headers["X-GridWatch-Signature"] == "sha256=" + want
+        _Relay.status = 500
+        with pytest.raises(DeliveryError, match="HTTP 500") as exc:
+            gw.send("13812341234", "x")
+        assert "13812341234" not in str(exc.value)
+    finally:
+        _Relay.status = 200
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.mark.timeout(30)
+def test_otp_expires_after_too_many_attempts(env):
+    from alerts.channels.otp import OtpError
+
+    otp = env.channels.otp
+    otp.request("13811112222", "10.0.0.1")
+    for _ in range(env.channels.cfg.otp_max_attempts):
+        with pytest.raises(OtpError, match="验证码错误"):
+            otp.verify("13811112222", "xxxxxx")
+    code = [m for m in env.channels.sms.messages("13811112222") if m["purpose"] == "otp"][-1]["text"]
+    import re
+    with pytest.raises(OtpError, match="过多|过期"):
+        otp.verify("13811112222", re.search(r"验证码为(\d+)", code).group(1))

@@ -1,0 +1,305 @@
+"""Helpers of the fault tests: private Redis / Mosquitto / PostgreSQL databases that a test may kill,
+an intake worker process that may be ``kill -9``-ed, a producer of anomalies, and the ledger that
+says what was in flight, what was lost and what was duplicated.
+
+Nothing here touches the system Redis on 6379 or the system broker on 1883: every server a fault
+test kills is its own, on a free port, with its data in the test's temp dir.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = os.environ.get("GRIDWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# Places inside the demo district (see tests/alerts/helpers.py): one per street, so routing spreads.
+PLACES = [(120.105, 30.276), (120.135, 30.253), (120.118, 30.262), (120.128, 30.271)]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
+    """Poll ``predicate`` until truthy (returning it); fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - a server that is still coming up answers with errors
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s}s")
+        threading.Event().wait(interval_s)
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+class OwnRedis:
+    """A redis-server of the test's own: AOF with fsync on every write, so a SIGKILL loses nothing acknowledged."""
+
+    def __init__(self, workdir: Path):
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        self.dir = workdir / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(self.port), 10, f"own redis on {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL: the power-cut case (no shutdown save; only the AOF survives)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class OwnMosquitto:
+    """A mosquitto of the test's own with persistence (QoS 1 sessions survive a restart)."""
+
+    def __init__(self, workdir: Path, extra_conf: str = ""):
+        if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+            pytest.skip("mosquitto is not installed")
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.dir = workdir / "mosquitto"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {self.dir}/\nautosave_interval 1\nautosave_on_changes true\n"
+            f"max_queued_messages 100000\n{extra_conf}", encoding="utf-8")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(self.port), 10, f"own mosquitto on {self.port}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class PgDatabase:
+    """A PostgreSQL database of the test's own, which the test can close to connections and reopen."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        self.name = f"gwfault_{uuid.uuid4().hex[:10]}"
+        self.admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with self.admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{self.name}"'))
+        except Exception as exc:  # pragma: no cover - depends on the machine
+            self.admin.dispose()
+            pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+        self.url = make_url(PG_ADMIN_URL).set(database=self.name).render_as_string(hide_password=False)
+
+    def _sql(self, statement: str) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as c:
+            c.execute(text(statement))
+
+    def close_to_connections(self) -> None:
+        """The outage: no new connection is allowed and every open one is cut."""
+        self._sql(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
+        self._sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.name}'")
+
+    def reopen(self) -> None:
+        self._sql(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
+
+    def drop(self) -> None:
+        try:
+            self.reopen()
+            self._sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.name}'")
+            self._sql(f'DROP DATABASE IF EXISTS "{self.name}"')
+        finally:
+            self.admin.dispose()
+
+
+class IntakeProcess:
+    """``tests/fault/intake_worker.py`` as a child process: the part of GridWatch a kill -9 hits."""
+
+    def __init__(self, redis_url: str, sql_url: str, prefix: str, consumer: str, log_path: Path,
+                 claim_idle_s: float = 1.0):
+        self.args = [sys.executable, str(Path(__file__).with_name("intake_worker.py")), "--redis", redis_url,
+                     "--sql", sql_url, "--prefix", prefix, "--consumer", consumer, "--claim-idle", str(claim_idle_s)]
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop/kill
+        self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc is not None:
+            self._log.close()
+
+
+@dataclass
+class Producer:
+    """Publishes numbered anomalies like a camera pipeline does, retrying while Redis is away.
+
+    A retry after a lost reply can put the same anomaly on the stream twice: the intake must file it once.
+    ``sent`` holds every anomaly id whose XADD was confirmed at least once.
+    """
+
+    redis_url: str
+    prefix: str
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    sent: list[str] = field(default_factory=list)
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def anomaly(self, i: int, **kw: Any):  # noqa: ANN201
+        from detectors.anomaly import Anomaly
+        from ingest.geo import GeoPoint
+
+        lon, lat = PLACES[i % len(PLACES)]
+        # A distinct zone per anomaly: every one opens its own ticket (camera merges are per camera+zone+kind).
+        fields = dict(kind="crowd", source="camera", source_id=f"cam-{self.tag}-{i % 4}", zone=f"z{i}",
+                      location=GeoPoint(lon=lon, lat=lat), title=f"fault test {i}")
+        fields.update(kw)
+        return Anomaly(**fields)
+
+    def run(self, count: int, stop: threading.Event, rate_hz: float = 200.0) -> None:
+        import redis
+
+        from alerts.streams import StreamKeys, publish_anomaly
+
+        keys = StreamKeys(self.prefix)
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=1)
+        try:
+            for i in range(count):
+                a = self.anomaly(i)
+                while not stop.is_set():
+                    try:
+                        publish_anomaly(client, keys, a)
+                        self.sent.append(a.id)
+                        break
+                    except redis.RedisError as exc:
+                        self.retries += 1
+                        if len(self.errors) < 5:
+                            self.errors.append(str(exc))
+                        stop.wait(0.05)
+                if stop.is_set():
+                    return
+                stop.wait(1.0 / rate_hz)
+        finally:
+            client.close()
+
+
+def ledger(store: Any, keys: Any, client: Any, sent: list[str]) -> dict[str, Any]:
+    """What the system holds for the ``sent`` anomaly ids: filed, lost, duplicated, duty entries per ticket."""
+    from collections import Counter
+
+    from sqlalchemy import func, select
+
+    from alerts.events import DUTY_GROUP
+    from alerts.intake import INTAKE_GROUP
+    from alerts.models import Occurrence, Ticket
+
+    with store.read() as s:
+        occ = Counter(s.scalars(select(Occurrence.anomaly_id)))
+        tickets = s.execute(select(Ticket.id, Ticket.unit_code, Ticket.status)).all()
+        n_tickets = s.scalar(select(func.count()).select_from(Ticket))
+    sent_set = set(sent)
+    duty_entries: Counter = Counter()
+    for unit in {t.unit_code for t in tickets}:
+        for _eid, fields in client.xrange(keys.duty(unit)):
+            duty_entries[int(fields[b"ticket_id"])] += 1
+    dispatched = [t.id for t in tickets if t.status == "dispatched"]
+    pending = client.xpending(keys.anomalies, INTAKE_GROUP)
+    groups = {g["name"].decode(): g for g in client.xinfo_groups(keys.anomalies)}
+    lag = groups[INTAKE_GROUP].get("lag") if INTAKE_GROUP in groups else None
+    _ = DUTY_GROUP
+    return {
+        "sent": len(sent_set),
+        "filed": len(sent_set & set(occ)),
+        "lost": sorted(sent_set - set(occ))[:10],
+        "lost_count": len(sent_set - set(occ)),
+        "occurrence_dupes": sum(1 for v in occ.values() if v > 1),
+        "tickets": n_tickets,
+        "dispatched_without_duty_entry": [t for t in dispatched if duty_entries[t] == 0][:10],
+        "duty_dupes": sum(1 for t in dispatched if duty_entries[t] > 1),
+        "pending": int(pending["pending"] if isinstance(pending, dict) else pending[0]),
+        "lag": lag,
+    }
+
+
+def report(name: str, **figures: Any) -> None:
+    """Print one line of figures (shown with ``pytest -s``; also appended to run/fault-report.txt for the doc)."""
+    line = f"[fault] {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())
+    print(line)
+    out = REPO / "run" / "fault-report.txt"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+    except OSError:
+        pass

@@ -1,0 +1,164 @@
+"""The authorisation matrix: every role × every endpoint × own grid / other grid, generated from the app's routes.
+
+The expected answer comes from the one permission table (``gateway.auth.PERMISSIONS``) and the
+dependency each route declares (``require("…")``), so a new endpoint is covered the moment it is
+added: it must either declare a permission, or be listed here as public / any-authenticated.
+A caller without the permission gets 403; a caller with it gets anything but 401/403 for a ticket in
+its grids, and 403 for a ticket outside them; nobody without credentials gets past 401.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from gw_support import CROSSING, INTEGRATOR_KEY, PASSWORDS, PLAZA, bearer, file_ticket, login
+
+pytestmark = pytest.mark.timeout(120)
+
+PUBLIC = {"/api/v1/auth/token", "/api/v1/auth/refresh", "/api/v1/alarms/press", "/api/v1/healthz",
+          "/api/v1/settings", "/api/v1/metrics"}
+# Routes that check more than a permission in their own body: the rule, written out.
+ROLE_RULES = {"/api/v1/audit": lambda role: role == "admin", "/api/v1/status": lambda role: role != "device"}
+SKIP_ALLOWED = {"/api/v1/cameras/{camera_id}/mjpeg"}   # streams forever once allowed; its denials are still checked
+SIDE_EFFECTS_LAST = {"/api/v1/auth/logout"}
+CAMERAS = {"own": "cam-plaza", "other": "cam-crossing", "-": "cam-plaza"}
+CAMERA_GRIDS = {"cam-plaza": "330199001001001", "cam-crossing": "330199002002004", "cam-nope": None}
+CALLERS = ["admin", "operator", "dispatcher", "worker_qh1", "worker_my4", "leader_qhb", "supervisor", "integrator",
+           "integrator-key", "anonymous"]
+
+
+def _walk(dependant: Any, out: list[str]) -> list[str]:
+    for d in dependant.dependencies:
+        out.append(getattr(d.call, "__name__", ""))
+        _walk(d, out)
+    return out
+
+
+def api_routes(app: Any) -> list[tuple[str, str, str | None]]:
+    """(method, path, permission | 'any' | None) for every HTTP endpoint of the app."""
+    found = []
+
+    def visit(routes: list, prefix: str) -> None:
+        for r in routes:
+            ctx = getattr(r, "include_context", None)
+            if ctx is not None:
+                visit(ctx.included_router.routes, prefix + ctx.prefix)
+                continue
+            sub = getattr(r, "routes", None)
+            if sub is not None and not hasattr(r, "dependant"):
+                visit(sub, prefix + getattr(r, "path", ""))
+                continue
+            if not hasattr(r, "methods") or not hasattr(r, "dependant"):
+                continue
+            names = _walk(r.dependant, [])
+            perm = None
+            for n in names:
+                m = re.match(r"require_(?:media_)?(.+)", n)
+                if m:
+                    perm = m.group(1).replace("_", ":", 1) if m.group(1).count("_") else m.group(1)
+                    break
+            if perm is None and any(n in ("current_principal", "media_principal") for n in names):
+                perm = "any"
+            for method in sorted(r.methods - {"HEAD"}):
+                found.append((method, prefix + r.path, perm))
+
+    visit(app.routes, "")
+    return [f for f in found if f[1].startswith("/api/v1")]
+
+
+def test_every_endpoint_declares_who_may_call_it(app):
+    undeclared = [f"{m} {p}" for m, p, perm in api_routes(app) if perm is None and p not in PUBLIC]
+    assert undeclared == [], f"endpoints with no permission and not listed as public: {undeclared}"
+    stale = sorted(PUBLIC - {p for _m, p, _perm in api_routes(app)})
+    assert stale == [], f"PUBLIC lists endpoints that no longer exist: {stale}"
+
+
+def test_authorisation_matrix(app, client, runtime):
+    from gateway.auth import PERMISSIONS
+
+    auth = app.state.auth
+    app.state.login_limit.__init__(100000)
+    own = file_ticket(runtime, where=PLAZA)          # grid 330199001001001 (worker_qh1, leader_qhb)
+    other = file_ticket(runtime, where=CROSSING)     # grid 330199002002004 (worker_my4)
+    headers: dict[str, dict] = {"anonymous": {}, "integrator-key": {"X-API-Key": INTEGRATOR_KEY}}
+    principals: dict[str, Any] = {"integrator-key": auth.check_api_key(INTEGRATOR_KEY)}
+    for who in CALLERS:
+        if who not in headers:
+            tokens = login(client, who, PASSWORDS[who])
+            headers[who] = bearer(tokens)
+            principals[who] = auth.verify_access(tokens["access_token"])
+    routes = api_routes(app)
+    routes.sort(key=lambda r: (r[1] in SIDE_EFFECTS_LAST, {"GET": 0, "POST": 1, "PUT": 2, "DELETE": 3}.get(r[0], 4)))
+    problems: list[str] = []
+    cells = 0
+    for method, path, perm in routes:
+        if path in PUBLIC:
+            continue
+        scoped = "{ref}" in path or ("{camera_id}" in path and method == "GET")
+        targets = [("own", own), ("other", other)] if scoped else [("-", own)]
+        for who in CALLERS:
+            if path in SIDE_EFFECTS_LAST and who != "anonymous":
+                continue  # logout: its effect (revocation) is tested in test_tokens.py
+            p = principals.get(who)
+            role = p.role if p else None
+            for label, ticket in targets:
+                camera = CAMERAS[label] if method == "GET" else "cam-nope"
+                url = (path.replace("{ref}", str(ticket.ticket_id)).replace("{action}", "comment")
+                       .replace("{index}", "0").replace("{camera_id}", camera).replace("{device_id}", "dev-nope"))
+                if p is None:
+                    expected = "401"
+                else:
+                    rule = ROLE_RULES.get(path)
+                    allowed = rule(role) if rule else (perm == "any" or perm in PERMISSIONS.get(role, frozenset()))
+                    if allowed and "{ref}" in path:
+                        allowed = p.sees_grid(ticket.grid_code)
+                    if allowed and "{camera_id}" in path and method == "GET":
+                        allowed = role == "integrator" or p.sees_grid(CAMERA_GRIDS[camera])  # integrators manage every camera
+                    expected = "ok" if allowed else "403"
+                    if expected == "ok" and camera == "cam-nope" and "{camera_id}" in path and p.scope is not None:
+                        # an unknown id answers like an invisible one for scoped callers (422: body checked first, reveals nothing)
+                        expected = "403|404"
+                if expected == "ok" and path in SKIP_ALLOWED:
+                    continue
+                kwargs: dict[str, Any] = {"headers": headers[who]}
+                if method in ("POST", "PUT", "PATCH"):
+                    kwargs["json"] = {}
+                r = client.request(method, url, **kwargs)
+                cells += 1
+                got = r.status_code
+                ok = (got == 401 if expected == "401" else got == 403 if expected == "403"
+                      else got in (403, 404, 422) if expected == "403|404" else got not in (401, 403))
+                if got >= 500 and got != 503:
+                    ok = False
+                if not ok:
+                    problems.append(f"{who:14} {label:5} {method:6} {url}: expected {expected}, got {got} {r.text[:120]}")
+                if expected == "403" and got == 403:
+                    assert r.json() == {"detail": "forbidden"}, f"{method} {url}: a 403 must not say why"
+    print(f"[security] authorisation matrix: {cells} cells, {len(problems)} mismatches")
+    assert problems == [], "\n".join(problems)
+
+
+def test_workflow_actions_by_role(app, client, runtime):
+    """Each ticket action × each caller: 403 unless the role may take that action (lifecycle.ACTIONS) in its grid."""
+    from alerts import lifecycle
+
+    app.state.login_limit.__init__(100000)
+    problems, cells = [], 0
+    for who in CALLERS:
+        if who in ("anonymous", "integrator-key"):
+            continue
+        tokens = login(client, who, PASSWORDS[who])
+        p = app.state.auth.verify_access(tokens["access_token"])
+        for action, spec in sorted(lifecycle.ACTIONS.items()):
+            ticket = file_ticket(runtime, where=PLAZA, evidence=[])  # a fresh one each time: earlier actions must not hide a 403
+            allowed = (p.can("tickets:act") and p.sees_grid(ticket.grid_code) and p.role in spec.roles
+                       and action not in ("escalate", "clear", "auto_close"))
+            r = client.post(f"/api/v1/tickets/{ticket.ticket_id}/actions/{action}", json={"note": "matrix"},
+                            headers=bearer(tokens))
+            cells += 1
+            if (r.status_code == 403) == allowed or r.status_code == 401 or (r.status_code >= 500 and r.status_code != 503):
+                problems.append(f"{who:12} {action:14} allowed={allowed} got {r.status_code} {r.text[:100]}")
+    print(f"[security] workflow action matrix: {cells} cells, {len(problems)} mismatches")
+    assert problems == [], "\n".join(problems)
