@@ -34,6 +34,7 @@ class CategoryConfig(_Strict):
     owner_department: str | None = None
     merge_window_s: float = Field(300.0, ge=0)
     merge_radius_m: float = Field(50.0, ge=0)
+    confirm: bool | None = Field(None, description="wait for an operator to confirm (立案) before dispatch; unset: AlertsConfig.confirm_sources decides")
     auto_close_on_clear: bool = Field(False, description="close the open ticket when the source reports the condition cleared (e.g. camera back online)")
     suppress_after_false_alarm_s: float = Field(3600.0, ge=0, description="how long a false alarm on a camera suppresses the same camera+zone+kind")
 

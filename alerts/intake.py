@@ -260,7 +260,7 @@ class Intake:
             effects.events.append(("ticket.occurrence", ticket_summary(target), {"anomaly_id": a.id}))
             return TicketRef(target.id, target.number, target.status, target.grid_code, target.unit_code, merged=True), effects
 
-        confirm = a.source in self.cfg.confirm_sources
+        confirm = cat.confirm if cat.confirm is not None else a.source in self.cfg.confirm_sources
         t, effects = open_ticket(s, self.store, self.cfg, self.policy, self.grids, self.grid_version, cat, occ, now,
                                  confirm=confirm, title=a.title, description=str(a.details.get("description", "")),
                                  address=a.details.get("address"), crs_in=a.location.crs)

@@ -133,11 +133,12 @@ def run_naive_step(urls: list[str], n: int, profile: str, device: str, warmup_s:
     p99 = percentile(lags, 0.99)
     step.analysis_lag_p99_ms = None if p99 is None else round(p99 * 1000, 1)
     errors = [c.error for c in cams if c.error]
-    step.extra = {"errors": errors[:3], "inference_ms_per_image": round(sum(lags) / len(lags) * 1000, 1) if lags else None,
+    step.extra = {"errors": errors[:3],
+                  "inference_ms_per_image": round(sum(lags) / len(lags) * 1000, 1) if lags else None,
                   "detector_busy_pct": round(100 * sum(lags) / dt / max(n, 1), 1)}
     judge(step, need_latency=False)
     if step.camera_fps < RATE_FLOOR * n * stream_fps:  # the capture fell behind the live stream: latency grows
         step.sustained = False
-        step.why_not = "; ".join(x for x in (step.why_not, f"capture {step.camera_fps:.0f}/s < 97% of {n * stream_fps}/s "
-                                             "(stream backing up)") if x)
+        behind = f"capture {step.camera_fps:.0f}/s < 97% of {n * stream_fps}/s (stream backing up)"
+        step.why_not = "; ".join(x for x in (step.why_not, behind) if x)
     return step

@@ -576,7 +576,8 @@ def run(modes: list[str], profile: str, ns: list[int], device: str, warmup_s: fl
         decode_ns: list[int] | None = None, imgsz: int | None = None,
         motion_ns: list[int] | None = None, evidence: bool = True) -> dict[str, Any]:
     """Run the chosen modes against one RTSP server; returns a JSON-able result (machine, steps, summary)."""
-    result: dict[str, Any] = {"profile": profile, "device": device, "imgsz": imgsz or 640, "evidence": evidence, "machine": machine(), "steps": [],
+    result: dict[str, Any] = {"profile": profile, "device": device, "imgsz": imgsz or 640, "evidence": evidence,
+                              "machine": machine(), "steps": [],
                               "warmup_s": warmup_s, "measure_s": measure_s, "started": time.time()}
     server = start_server(profile)
     try:
@@ -587,12 +588,14 @@ def run(modes: list[str], profile: str, ns: list[int], device: str, warmup_s: fl
         steps: list[Step] = []
         if "decode" in modes:
             steps += sweep("decode", decode_ns or ns,
-                           lambda n: run_decode_step(server, n, profile, warmup_s * 0.5, measure_s * 0.6, cpu), stop_on_fail)
+                           lambda n: run_decode_step(server, n, profile, warmup_s * 0.5, measure_s * 0.6, cpu),
+                           stop_on_fail)
         if "naive" in modes:
             from benchmarks.baseline_naive import run_naive_step
 
             steps += sweep("naive", naive_ns or ns,
-                           lambda n: run_naive_step(stream_urls(server, n), n, profile, device, warmup_s, measure_s, cpu),
+                           lambda n: run_naive_step(stream_urls(server, n), n, profile, device, warmup_s, measure_s,
+                                                    cpu),
                            stop_on_fail)
         if "gridwatch" in modes or "motiononly" in modes:
             with tempfile.TemporaryDirectory(prefix="gwbench-") as tmp:

@@ -170,7 +170,8 @@ def _f(v: Any, nd: int = 1) -> str:
 COLUMNS = [
     ("mode", "mode"), ("N", "n"), ("camera fps", "camera_fps"), ("process fps", "process_fps"),
     ("skipped fps", "skipped_fps"), ("skipped %", "skipped_pct"), ("det. calls/s", "detect_calls_per_s"),
-    ("det. images/s", "detect_images_per_s"), ("batch", "batch_mean"), ("ms/image", ("extra", "inference_ms_per_image")),
+    ("det. images/s", "detect_images_per_s"), ("batch", "batch_mean"),
+    ("ms/image", ("extra", "inference_ms_per_image")),
     ("detector busy %", ("extra", "detector_busy_pct")),
     ("CPU GW %", ("cpu", "cpu_gw_pct")), ("CPU RTSP server %", ("cpu", "cpu_server_pct")),
     ("CPU total %", ("cpu", "cpu_total_pct")), ("RSS MB", ("cpu", "rss_mb")),
@@ -289,7 +290,8 @@ def _ok(flag: bool) -> str:
     return "met" if flag else "MISSED"
 
 
-def write_report(mode: str, out: Path, streams: list[dict[str, Any]], others: list[OtherResult], meta: dict[str, Any]) -> Path:
+def write_report(mode: str, out: Path, streams: list[dict[str, Any]], others: list[OtherResult],
+                 meta: dict[str, Any]) -> Path:
     lines = [f"# GridWatch benchmarks — {mode} run", "",
              f"Taken {meta['date']} on `{meta['host']}` (git {meta['git']}), command: `{meta['command']}` "
              f"({meta['wall_s']:.0f} s in all).", ""]
@@ -314,16 +316,17 @@ def write_report(mode: str, out: Path, streams: list[dict[str, Any]], others: li
                   "measured.", "",
                   streams_table(d), ""]
         s = d.get("summary", {})
+        decode_capped = bool(s.get("decode_sustained")) and s.get("decode_sustained") == s.get("decode_max_tested")
         lines += [f"Largest N sustained (skipped < 1 %, analysed ≥ 97 % of N × 5 fps, p99 frame→ticket < 2 s): "
                   f"**GridWatch {s.get('gridwatch_sustained')}**, GridWatch without object rules "
                   f"{s.get('motiononly_sustained')}, naive {s.get('naive_sustained')}, "
                   f"decode-only {s.get('decode_sustained')}"
-                  f"{' (or more: the largest N tried)' if s.get('decode_sustained') and s.get('decode_sustained') == s.get('decode_max_tested') else ''}.",
+                  f"{' (or more: the largest N tried)' if decode_capped else ''}.",
                   ""]
         idle = d.get("server_idle", {})
-        lines += ["The RTSP server (GStreamer, one pipeline per client) runs on the same 2 cores as GridWatch: its CPU is "
-                  f"the *CPU RTSP server* column (idle: {idle.get('cpu_server_pct', 0)} %) and is included in *CPU total*. "
-                  "A real deployment does not pay it.", ""]
+        lines += ["The RTSP server (GStreamer, one pipeline per client) runs on the same 2 cores as GridWatch: its CPU "
+                  f"is the *CPU RTSP server* column (idle: {idle.get('cpu_server_pct', 0)} %) and is included in "
+                  "*CPU total*. A real deployment does not pay it.", ""]
         png = out / f"{mode}-streams-{prof}.png"
         if plot_streams(d, png, f"{mode} run, {size}, device {d.get('device')}, load {meta['load_start']}"):
             lines += [f"![{prof}]({png.name})", ""]

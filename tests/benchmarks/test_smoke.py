@@ -83,7 +83,8 @@ def test_report_from_recorded_figures(tmp_path: Path) -> None:
             "detect_images_per_s": 9.0, "batch_mean": 3.0, "cameras_online": 4, "anomalies": 5, "tickets": 2,
             "frame_to_anomaly_p50_ms": 100.0, "frame_to_anomaly_p99_ms": 300.0, "anomaly_to_ticket_p50_ms": 5.0,
             "anomaly_to_ticket_p99_ms": 20.0, "frame_to_ticket_p99_ms": 320.0, "analysis_lag_p99_ms": None,
-            "loadavg_1m": 0.3, "sustained": True, "why_not": "", "extra": {"inference_ms_per_image": 40.0, "detector_busy_pct": 50.0},
+            "loadavg_1m": 0.3, "sustained": True, "why_not": "",
+            "extra": {"inference_ms_per_image": 40.0, "detector_busy_pct": 50.0},
             "cpu": {"cpu_gw_pct": 80.0, "cpu_server_pct": 5.0, "cpu_total_pct": 85.0, "rss_mb": 900.0}}
     naive = {**step, "mode": "naive", "n": 1, "process_fps": 5.0, "due_fps": 5.0, "camera_fps": 15.0}
     data = {"profile": "sub", "device": "cpu", "steps": [step, naive], "warmup_s": 1, "measure_s": 5,
