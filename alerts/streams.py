@@ -47,3 +47,52 @@ def dead_letter(client: redis.Redis, keys: StreamKeys, source: str, reason: str,
     if isinstance(payload, bytes):
         payload = payload[:65536].decode("utf-8", errors="replace")
     client.xadd(keys.deadletter, {"source": source, "reason": reason, "payload": payload[:65536]}, maxlen=100_000, approximate=True)
+
+
+class AnomalyOutbox:
+    """Publishes anomalies, holding them in a bounded local buffer while Redis is unreachable.
+
+    A detector must not block on a Redis outage, and an anomaly must not vanish because of one:
+    failed publishes wait here (oldest dropped only past ``capacity``, counted) and ``flush()``
+    — called by the runtime's loop — sends them in order once Redis answers. Intake de-duplicates by
+    anomaly id, so a publish that reached Redis before the error was seen costs nothing.
+    """
+
+    def __init__(self, client: redis.Redis, keys: StreamKeys, capacity: int = 50_000):
+        from collections import deque
+        import threading
+
+        self._client, self._keys = client, keys
+        self._pending: deque[Anomaly] = deque()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def publish(self, anomaly: Anomaly) -> None:
+        with self._lock:
+            if not self._pending:
+                try:
+                    publish_anomaly(self._client, self._keys, anomaly)
+                    return
+                except redis.RedisError:
+                    pass
+            if len(self._pending) >= self._capacity:
+                self._pending.popleft()
+                self.dropped += 1
+            self._pending.append(anomaly)
+
+    def flush(self) -> int:
+        """Send what is buffered, in order; stops at the first failure. Returns how many were sent."""
+        sent = 0
+        with self._lock:
+            while self._pending:
+                try:
+                    publish_anomaly(self._client, self._keys, self._pending[0])
+                except redis.RedisError:
+                    break
+                self._pending.popleft()
+                sent += 1
+        return sent

@@ -1,8 +1,12 @@
 """Everything one camera's analysis keeps between frames: motion, tracks, rules, cooldowns, evidence, geolocation.
 
-The pipeline calls ``begin`` (motion and the detection plan: which crops go to the shared inference worker) and,
-once the crops come back, ``finish`` (merge, track, evaluate the rules, make Anomalies). A frame with nothing to
-detect goes straight from ``begin`` to ``finish``.
+The pipeline calls ``begin`` on every analysed frame (motion, and whether the frame *wants* a detection pass: which
+regions, how many crops, how urgent). Only when the pipeline admits it (``model.detect_fps`` per camera, one pass
+in flight per camera, fair turns when the inference worker is full) does ``admit`` cut the crops for the shared
+inference worker; ``finish`` then merges, tracks, evaluates the rules and makes Anomalies. Every other frame goes
+straight from ``begin`` to ``finish``: the rules run on it with the latest tracks, held where they were last seen
+(stationary-object semantics, as between Frigate's detect frames), so motion, dwell times, tamper and fire cues
+keep the analysis rate while the detector runs at the detect rate.
 """
 from __future__ import annotations
 
@@ -47,6 +51,16 @@ class Plan:
     requests: list[tuple[str, np.ndarray, float, tuple[int, int, int, int]]] = field(default_factory=list)
     results: dict[int, np.ndarray | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # set by ``begin``: what a detection pass of this frame would need (the pipeline decides whether it gets one)
+    want_objects: bool = False
+    want_aux: list[str] = field(default_factory=list)
+    refresh: bool = False  # the periodic full-frame pass
+    active: bool = False  # fresh motion or tracked objects: ranks before idle (refresh-only) cameras
+    crops: int = 0  # model inputs the pass would take
+
+    @property
+    def wanted(self) -> bool:
+        return self.want_objects or bool(self.want_aux)
 
 
 class CameraAnalyzer:
@@ -68,42 +82,68 @@ class CameraAnalyzer:
             labels |= r.classes
         self.labels = labels or set(c for c in PERSON + VEHICLES + BAGGAGE)
         self.label_ids = np.array(sorted(i for i, n in names.items() if n.lower() in self.labels), dtype=np.float32)
-        self.tracker = ObjectTracker(detection.tracking, names) if self.wants_objects else None
+        # the tracker is updated once per detection pass, so its lost-track buffer counts passes at detect_fps
+        rate = min(5.0, detection.model.detect_fps)
+        self.tracker = ObjectTracker(detection.tracking, names, rate_hz=rate) if self.wants_objects else None
         kinds = {r.cfg.kind for r in self.rules}
         self.aux = {k: v for k, v in aux.items() if (k == "fall" and "fall" in kinds) or (k == "fire" and "fire_smoke" in kinds)}
         self._aux_last: dict[str, float] = {}
         self.evidence = evidence
-        self._last_full = -1e18
+        self._last_full = -1e18  # last periodic (tiled) full-frame pass
+        self._next_detect = -1e18  # capture clock: the next object pass is allowed from here (detect_fps)
+        self._now = -1e18  # latest rule clock (frames can finish out of order around a detection in flight)
+        self.passes = 0  # detection passes admitted
         self._fired: OrderedDict[str, float] = OrderedDict()
         self.detections = 0
         self.objects_now = 0
 
-    # -- stage 1: motion and the detection plan ---------------------------------------------------------------
+    # -- stage 1: motion and what a detection pass would need -------------------------------------------------
     def begin(self, frame: Frame) -> Plan:
+        """Motion on every frame; decide (cheaply, no crops yet) whether this frame wants a detection pass."""
         motion = self.motion.update(frame.image)
         plan = Plan(frame, motion)
         now, w, h = frame.captured_at, frame.width, frame.height
+        m = self.detection.model
         if self.wants_objects and self.tracker is not None:
-            boxes = [(b[0] * w, b[1] * h, b[2] * w, b[3] * h) for b in motion.boxes]
-            boxes += [o.box for o in self.tracker.objects.values() if o.still_for(now) < 2.0]
-            if now - self._last_full >= self.detection.model.refresh_s:
-                plan.regions, plan.full = full_frame_regions(w, h, self.imgsz), True
-            elif boxes:
-                plan.regions, plan.full = plan_regions(boxes, w, h, self.imgsz, self.detection.model.max_regions,
-                                                       self.detection.model.full_frame_fraction)
-            if plan.full:
+            plan.active = bool(motion.boxes) or bool(self.tracker.objects)
+            if now + 1e-3 >= self._next_detect:  # detect_fps, on the capture clock (replays behave like cameras)
+                boxes = [(b[0] * w, b[1] * h, b[2] * w, b[3] * h) for b in motion.boxes]
+                boxes += [o.box for o in self.tracker.objects.values() if o.still_for(now) < 2.0]
+                if now - self._last_full >= m.refresh_s:
+                    # the periodic pass keeps tiles: it is for small still objects (parked cars) and is rare
+                    plan.regions, plan.full, plan.refresh = full_frame_regions(w, h, self.imgsz, tiles=True), True, True
+                elif boxes:
+                    plan.regions, plan.full = plan_regions(boxes, w, h, self.imgsz, m.max_regions,
+                                                           m.full_frame_fraction, tiles=False)
+                plan.want_objects = bool(plan.regions)
+                plan.crops += len(plan.regions)
+        for name, (interval, _names) in self.aux.items():
+            if now - self._aux_last.get(name, -1e18) >= interval and (motion.boxes or self._people()):
+                plan.want_aux.append(name)
+                plan.crops += len(full_frame_regions(w, h, self._aux_size(name)))
+                plan.active = True
+        return plan
+
+    def admit(self, plan: Plan) -> None:
+        """The pipeline gave this frame a detection pass: cut the crops and advance the rate clocks."""
+        frame = plan.frame
+        now, w, h = frame.captured_at, frame.width, frame.height
+        if plan.want_objects:
+            period = 1.0 / self.detection.model.detect_fps
+            # on schedule when frames come on time; never closer than half a period after a late one
+            self._next_detect = max(self._next_detect + period, now + period / 2)
+            if plan.refresh:
                 self._last_full = now
             for region in plan.regions:
                 crop, scale = crop_for_model(frame.image, region, self.imgsz)
                 plan.requests.append(("objects", crop, scale, region))
-        for name, (interval, _names) in self.aux.items():
+        for name in plan.want_aux:
             size = self._aux_size(name)
-            if now - self._aux_last.get(name, -1e18) >= interval and (motion.boxes or self._people()):
-                self._aux_last[name] = now
-                for region in full_frame_regions(w, h, size):
-                    crop, scale = crop_for_model(frame.image, region, size)
-                    plan.requests.append((name, crop, scale, region))
-        return plan
+            self._aux_last[name] = now
+            for region in full_frame_regions(w, h, size):
+                crop, scale = crop_for_model(frame.image, region, size)
+                plan.requests.append((name, crop, scale, region))
+        self.passes += 1
 
     def _aux_size(self, name: str) -> int:
         cfg = self.detection.fall_model if name == "fall" else self.detection.fire_model
@@ -115,7 +155,8 @@ class CameraAnalyzer:
     # -- stage 2: merge, track, rules --------------------------------------------------------------------------
     def finish(self, plan: Plan) -> list[Anomaly]:
         frame = plan.frame
-        now, w, h = frame.captured_at, frame.width, frame.height
+        w, h = frame.width, frame.height
+        now = self._now = max(frame.captured_at, self._now)
         per_model: dict[str, list[np.ndarray]] = {}
         for i, (name, _crop, scale, region) in enumerate(plan.requests):
             rows = plan.results.get(i)
@@ -142,7 +183,7 @@ class CameraAnalyzer:
         view = View(now, w, h, objects, plan.motion, "objects" in per_model, frame.image, aux,
                     {k: v[1] for k, v in self.aux.items()})
         if self.evidence is not None:
-            self.evidence.record(frame.image, now)
+            self.evidence.record(frame.image, frame.captured_at)  # an older frame back from the detector is not re-added
         out: list[Anomaly] = []
         for rule in self.rules:
             try:

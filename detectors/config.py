@@ -39,6 +39,16 @@ class ModelConfig(_Strict):
                              "objects already there at start)")
     max_regions: int = Field(4, ge=1, description="more motion regions than this become one full-frame pass")
     full_frame_fraction: float = Field(0.6, gt=0, le=1, description="regions covering this much of the picture become a full-frame pass")
+    detect_fps: float = Field(
+        1.0, gt=0, le=30,
+        description="object-model passes per camera per second at most (motion, tracks and rules still run on every "
+        "analysed frame with the latest tracks). 1.0 because the detector, not decoding, is what limits a CPU box: "
+        "N moving cameras cost N x detect_fps crops/s (~15 ms each at 320), so 1/s serves tens of cameras on 2 cores, "
+        "while people and parked cars still get a track within a second; raise it on a GPU or for fast traffic",
+    )
+    max_inflight: int | None = Field(
+        None, ge=1, description="crops admitted to the inference worker at once (default 2 x max_batch: one batch "
+        "running, one collecting); when full, cameras take turns (least recently detected first)")
 
 
 class AuxModelConfig(_Strict):
@@ -70,6 +80,8 @@ class EvidenceConfig(_Strict):
     fps: float = Field(5.0, gt=0, le=30, description="frame rate of the clip's ring buffer")
     max_width: int = Field(640, ge=64, description="clip and ring-buffer frames are scaled down to this width")
     jpeg_quality: int = Field(85, ge=10, le=100)
+    max_clip_s: float = Field(60.0, gt=0, description="a clip that later anomalies of the same camera share and extend "
+                              "is closed after this many seconds of video (pre_s included)")
 
 
 class DetectionConfig(_Strict):

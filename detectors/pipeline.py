@@ -1,10 +1,21 @@
 """VideoPipeline: frames from every camera in, Anomalies out — motion gating, batched detection, tracking, rules.
 
 Threads: decoders call ``submit`` (a per-camera newest-frame slot; an older frame still waiting is dropped and
-counted as skipped). One analysis thread runs motion and rules; one inference thread runs the model on batches
-of crops from all cameras; one writer thread encodes evidence clips. A camera whose previous frame is still being
-detected is not given a new one — the slot keeps only the newest — so a slow model lowers the processed rate
-instead of building a backlog (Frigate's skipped fps).
+counted as skipped). One analysis thread runs motion, the tracks and the rules on **every** analysed frame; one
+inference thread runs the model on batches of crops from all cameras; one writer thread writes evidence.
+
+Why the detector is decoupled from the analysis rate (Frigate's separate detect fps): on a CPU the model, not
+decoding, is the limit (~15 ms per 320 px crop, two cores), and running it on every moving frame made a camera
+wait for its last detection and skip frames. Now a camera's frame goes to the detector only when
+
+* its ``model.detect_fps`` clock allows (capture time, so replays behave like live cameras),
+* no detection of that camera is in flight, and
+* the inference worker has room: at most ``model.max_inflight`` crops (default 2 × ``max_batch``) are admitted at
+  once. When it is full, cameras take turns — active ones (fresh motion or tracked objects) before idle ones,
+  then least recently detected first — and a camera passed over is remembered so a later arrival cannot jump it.
+
+Every other frame is analysed at once with the latest tracks, so no frame waits and none is skipped because of the
+detector; an overloaded detector lowers every camera's detect rate a little instead of the analysis rate.
 """
 from __future__ import annotations
 
@@ -54,7 +65,10 @@ class _CameraSlot:
     def __init__(self, analyzer: CameraAnalyzer):
         self.analyzer = analyzer
         self.pending: Frame | None = None
-        self.busy = False
+        self.busy = False  # a detection of this camera is in flight (it no longer blocks its next frames)
+        self.busy_crops = 0
+        self.last_admit = 0.0  # monotonic time of the last admitted detection pass (fair turns)
+        self.pass_rate = _Rate()
         self.received = 0
         self.processed = 0
         self.skipped = 0
@@ -81,6 +95,10 @@ class VideoPipeline:
         self.worker = InferenceWorker({"objects": self.model}, m.max_batch, m.max_wait_ms)
         self._cameras: dict[str, _CameraSlot] = {}
         self._results: list[tuple[str, _CameraSlot, Plan]] = []
+        self.max_inflight = m.max_inflight or 2 * m.max_batch
+        self._inflight = 0  # crops admitted and not yet answered
+        self._waiting: dict[str, tuple[tuple[int, float], int, float]] = {}  # cid -> (rank, crops, seen at)
+        self.denied = 0  # detection passes a camera wanted but had to wait for (worker full)
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -211,28 +229,76 @@ class VideoPipeline:
                 results = self._results
                 self._results = []
                 for cid, slot in self._cameras.items():
-                    if slot.pending is not None and not slot.busy:
+                    if slot.pending is not None:
                         work.append((cid, slot, slot.pending))
-                        slot.pending, slot.busy = None, True
+                        slot.pending = None
                 if not work and not results:
                     self._cond.wait(0.1)
                     continue
             for cid, slot, plan in results:
-                self._finish(cid, slot, plan)
+                self._finish(cid, slot, plan, detected=True)
+            plans: list[tuple[str, _CameraSlot, Plan]] = []
             for cid, slot, frame in work:
                 try:
-                    plan = slot.analyzer.begin(frame)
+                    plans.append((cid, slot, slot.analyzer.begin(frame)))
                 except Exception:
                     log.exception("camera %s: analysis of frame %s failed", cid, frame.seq)
-                    self._release(slot)
-                    continue
-                if not plan.requests:
-                    self._finish(cid, slot, plan)
-                    continue
-                self._dispatch(cid, slot, plan)
+            admitted = self._admit(plans)
+            for cid, slot, plan in plans:
+                if cid in admitted:
+                    try:
+                        slot.analyzer.admit(plan)
+                    except Exception:
+                        log.exception("camera %s: cropping frame %s failed", cid, plan.frame.seq)
+                        plan.requests = []
+                    if plan.requests:
+                        self._dispatch(cid, slot, plan)
+                        continue
+                self._finish(cid, slot, plan, detected=False)
+
+    def _admit(self, plans: list[tuple[str, _CameraSlot, Plan]]) -> set[str]:
+        """Which of these frames get a detection pass now: in-flight cap, then fair turns (see the module doc)."""
+        now = time.monotonic()
+        here = {cid for cid, _, _ in plans}
+        candidates = []
+        for cid, slot, plan in plans:
+            if plan.wanted and not slot.busy:
+                candidates.append(((0 if plan.active else 1, slot.last_admit), plan.crops, cid, True))
+            else:
+                self._waiting.pop(cid, None)
+        if not candidates:
+            return set()
+        with self._cond:
+            # a waiting camera whose frames stopped coming (removed, offline) must not hold its place forever
+            self._waiting = {c: w for c, w in self._waiting.items() if c in self._cameras and now - w[2] < 1.0}
+            free = self.max_inflight - self._inflight
+            idle = self._inflight == 0
+        ranked = candidates + [(w[0], w[1], c, False) for c, w in self._waiting.items() if c not in here]
+        ranked.sort(key=lambda r: r[0])
+        admitted: set[str] = set()
+        blocked = False
+        for rank, crops, cid, present in ranked:
+            if not blocked and (crops <= free or (idle and not admitted)):
+                if present:
+                    admitted.add(cid)
+                    self._waiting.pop(cid, None)
+                free -= crops  # an absent waiter's place is kept for its next frame (≤ one frame interval)
+                if free <= 0:
+                    blocked = True
+                continue
+            blocked = True  # strict turns: a smaller request may not jump a larger one that waited longer
+            if present:
+                self._waiting[cid] = (rank, crops, now)
+                self.denied += 1
+        return admitted
 
     def _dispatch(self, cid: str, slot: _CameraSlot, plan: Plan) -> None:
         left = [len(plan.requests)]
+        with self._cond:
+            slot.busy, slot.busy_crops = True, len(plan.requests)
+            slot.last_admit = time.monotonic()
+            self._inflight += len(plan.requests)
+        slot.pass_rate.hit()
 
         def done(i: int):
             def callback(rows: np.ndarray | None) -> None:
@@ -249,7 +315,7 @@ class VideoPipeline:
         for i, (name, crop, _scale, _region) in enumerate(plan.requests):
             self.worker.submit(name, crop, done(i))
 
-    def _finish(self, cid: str, slot: _CameraSlot, plan: Plan) -> None:
+    def _finish(self, cid: str, slot: _CameraSlot, plan: Plan, detected: bool) -> None:
         try:
             before = slot.analyzer.detections
             anomalies = slot.analyzer.finish(plan)
@@ -257,9 +323,10 @@ class VideoPipeline:
         except Exception:
             log.exception("camera %s: rules on frame %s failed", cid, plan.frame.seq)
             anomalies = []
+        if detected:  # a frame is counted once, when its rules ran; a detected frame's run only now
+            self._release(slot)
         slot.processed += 1
         slot.process_rate.hit()
-        self._release(slot)
         for anomaly in anomalies:
             try:
                 self.publish(anomaly)
@@ -269,7 +336,8 @@ class VideoPipeline:
 
     def _release(self, slot: _CameraSlot) -> None:
         with self._cond:
-            slot.busy = False
+            self._inflight -= slot.busy_crops
+            slot.busy, slot.busy_crops = False, 0
             self._cond.notify_all()
 
     # -- numbers -----------------------------------------------------------------------------------------------
@@ -284,11 +352,14 @@ class VideoPipeline:
                     "process_fps": s.process_rate.rate(), "skipped_fps": s.skip_rate.rate(),
                     "detection_fps": s.detect_rate.rate(), "received": s.received, "processed": s.processed,
                     "skipped": s.skipped, "detections": s.analyzer.detections, "objects": s.analyzer.objects_now,
+                    "detect_passes_fps": s.pass_rate.rate(), "detect_passes": s.analyzer.passes,
                 }
                 for cid, s in cams.items()
             },
             **self.worker.stats(),
             "pending_frames": pending,
+            "detect_inflight_crops": self._inflight, "detect_max_inflight": self.max_inflight,
+            "detect_waiting_cameras": len(self._waiting), "detect_denied": self.denied,
             "clips_pending": self._writer.pending if self._writer else 0,
             "anomalies_published": self.published,
             "rejected_frames": self.rejected,

@@ -23,9 +23,10 @@ def _square_around(box: Box, side: float, w: int, h: int) -> tuple[int, int, int
     return x1, y1, int(round(x1 + sw)), int(round(y1 + sh))
 
 
-def full_frame_regions(w: int, h: int, size: int) -> list[tuple[int, int, int, int]]:
-    """One letterboxed pass when the frame is about model size; else overlapping square tiles of side min(w, h)."""
-    if max(w, h) <= 1.25 * size:
+def full_frame_regions(w: int, h: int, size: int, tiles: bool = True) -> list[tuple[int, int, int, int]]:
+    """The whole frame: one letterboxed pass, or (``tiles``, frame much wider than the model) overlapping square
+    tiles of side min(w, h) that keep small objects nearer native scale at the cost of one model call per tile."""
+    if not tiles or max(w, h) <= 1.25 * size:
         return [(0, 0, w, h)]
     side = min(w, h)
     n = math.ceil(max(w, h) / side)
@@ -37,9 +38,15 @@ def full_frame_regions(w: int, h: int, size: int) -> list[tuple[int, int, int, i
 
 
 def plan_regions(
-    boxes: list[Box], w: int, h: int, size: int, max_regions: int = 4, full_fraction: float = 0.6
+    boxes: list[Box], w: int, h: int, size: int, max_regions: int = 4, full_fraction: float = 0.6,
+    tiles: bool = False,
 ) -> tuple[list[tuple[int, int, int, int]], bool]:
-    """Cluster boxes (frame pixels) into square regions at least ``size`` wide; returns (regions, is_full_frame)."""
+    """Cluster boxes (frame pixels) into square regions at least ``size`` wide; returns (regions, is_full_frame).
+
+    When motion covers most of the frame (``full_fraction``, or more than ``max_regions`` regions) the answer is
+    one letterboxed full-frame pass (``tiles=False``, the default): at imgsz 320 a 640x360 frame would otherwise
+    be two tiles, i.e. twice the detector work for a frame that moves everywhere — the case that saturates a CPU.
+    """
     regions: list[tuple[int, int, int, int]] = []
     for box in sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1])):
         if any(r[0] <= box[0] and r[1] <= box[1] and r[2] >= box[2] and r[3] >= box[3] for r in regions):
@@ -47,14 +54,14 @@ def plan_regions(
         side = max(size, 1.2 * max(box[2] - box[0], box[3] - box[1]))
         regions.append(_square_around(box, side, w, h))
         if len(regions) > max_regions:
-            return full_frame_regions(w, h, size), True
+            return full_frame_regions(w, h, size, tiles), True
     if not regions:
         return [], False
     cover = np.zeros((max(1, h // 8), max(1, w // 8)), np.uint8)
     for x1, y1, x2, y2 in regions:
         cover[y1 // 8 : max(y1 // 8 + 1, y2 // 8), x1 // 8 : max(x1 // 8 + 1, x2 // 8)] = 1
     if cover.mean() >= full_fraction:
-        return full_frame_regions(w, h, size), True
+        return full_frame_regions(w, h, size, tiles), True
     return regions, False
 
 

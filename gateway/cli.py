@@ -56,7 +56,7 @@ def _mqtt_acl(args: argparse.Namespace) -> int:
     from ingest.devices import DeviceRegistry, write_mosquitto_auth
 
     dep = load_deployment(args.config)
-    write_mosquitto_auth(DeviceRegistry.from_config(dep.devices), Path(args.passwd), Path(args.acl))
+    write_mosquitto_auth(DeviceRegistry(dep.devices), Path(args.passwd), Path(args.acl), topic_prefix=dep.ingest.mqtt.topic_prefix)
     print(f"wrote {args.passwd} and {args.acl}")
     return 0
 

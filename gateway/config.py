@@ -156,9 +156,11 @@ def parse_deployment(text: str, file: str = "<string>", base_dir: Path | None = 
         raise ConfigError([ConfigProblem(file, line, "", f"YAML syntax: {getattr(exc, 'problem', exc)}")]) from None
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", "the deployment file must be a mapping")])
-    lines = _line_index(node) if node is not None else {}
     try:
+        lines = _line_index(node) if node is not None else {}
         deployment = Deployment.model_validate(data)
+    except RecursionError:
+        raise ConfigError([ConfigProblem(file, None, "", "a YAML alias refers to itself (recursive structure)")]) from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from alerts.grids import GridIndex, load_grid_file
-from alerts.streams import StreamKeys, dead_letter, publish_anomaly
+from alerts.streams import AnomalyOutbox, StreamKeys, dead_letter
 from detectors.anomaly import Anomaly, Evidence
 from gateway.auth import load_secret
 from gateway.config import Deployment
@@ -51,6 +51,7 @@ class Runtime:
         self.evidence_dir: Path = dep.run_dir / "evidence"
         self.evidence_dir.mkdir(parents=True, exist_ok=True)
         self.redis = redis.Redis.from_url(dep.services.redis_url)
+        self.outbox = AnomalyOutbox(self.redis, self.keys)
         self.store = open_store(dep.sql_url)
         self.store.sync_grids(self.grids)
         consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
@@ -75,14 +76,15 @@ class Runtime:
 
         self.devices = DeviceRegistry(dep.devices)
         self.nonces = RedisNonceStore(self.redis, self.keys.prefix)
-        self.press_ledger = PressLedger(self.redis, self.keys.prefix)
+        self.press_ledger = PressLedger(self.redis, self.keys.prefix, dep.ingest.mqtt.press_dedup_s)
         self.sensor_rules = SensorRuleEngine(self.devices, publish=self.publish)
         self.mqtt = None
         if sources:
             from ingest.devices import MqttIngest
 
             self.mqtt = MqttIngest(dep.services.mqtt_url, dep.ingest.mqtt, self.devices, on_reading=self.sensor_rules.on_reading,
-                                   on_alarm=self._file_alarm, on_reject=self._reject, nonce_store=self.nonces,
+                                   on_alarm=self._file_alarm, on_reject=self._reject, on_status=self.sensor_rules.on_status,
+                                   nonce_store=self.nonces,
                                    ledger=self.press_ledger)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -90,7 +92,7 @@ class Runtime:
 
     # -- the flow ------------------------------------------------------------------------------
     def publish(self, anomaly: Anomaly) -> None:
-        publish_anomaly(self.redis, self.keys, anomaly)
+        self.outbox.publish(anomaly)
 
     def _reject(self, source: str, reason: str, payload: bytes) -> None:
         dead_letter(self.redis, self.keys, source, reason, payload)
@@ -115,8 +117,16 @@ class Runtime:
         if self.cameras is None:
             return []
         poses = [(c.id, c.pose) for c in self.deployment.cameras]
-        frames = (self.cameras.latest(cid) for cid in cameras_seeing(poses, point, limit=limit))
-        return [write_snapshot(frame, self.evidence_dir) for frame in frames if frame is not None]
+        snapshots = []
+        for camera_id in cameras_seeing(poses, point, limit=limit):
+            frame = self.cameras.latest(camera_id)
+            if frame is None:
+                continue
+            try:
+                snapshots.append(write_snapshot(frame, self.evidence_dir))
+            except (OSError, ValueError) as exc:  # a full disk costs the picture, never the alarm
+                log.error("snapshot of %s for an alarm not written: %s", camera_id, exc)
+        return snapshots
 
     def _file_alarm(self, press: Any) -> str:
         """File a verified press synchronously and return its case number (the box's acknowledgement)."""
@@ -145,6 +155,7 @@ class Runtime:
         self._loop("notify", self.notifier.run_forever, self._stop)
         self._loop("notify-reporters", self.channels.notifier.run_forever, self._stop)
         self._loop("sensor-ticks", self._tick_sensors, self._stop)
+        self._loop("outbox", self._flush_outbox, self._stop)
         self.pipeline.start()
         if self.cameras is not None:
             self.cameras.start([c for c in self.deployment.cameras if c.enabled])
@@ -156,6 +167,11 @@ class Runtime:
     def _tick_sensors(self, stop: threading.Event) -> None:
         while not stop.wait(1.0):
             self.sensor_rules.tick(time.time())
+
+    def _flush_outbox(self, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            if len(self.outbox):
+                self.outbox.flush()
 
     def stop(self) -> None:
         self._stop.set()

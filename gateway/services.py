@@ -7,6 +7,7 @@ deployment file names and, only for a localhost URL with no listener, starts ``r
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -83,7 +84,9 @@ class LocalServices:
         conf = data / "mosquitto.conf"
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {data}/\n"
-            f"log_dest file {data / 'mosquitto.log'}\nmax_queued_messages 100000\n"
+            f"log_dest file {data / 'mosquitto.log'}\nmax_queued_messages 0\n"
+            # Started as root, mosquitto drops to user "mosquitto" and can no longer write the run dir.
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
         self._spawn("mosquitto", [_binary("mosquitto"), "-c", str(conf)], host, port)
         return True

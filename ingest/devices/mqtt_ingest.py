@@ -166,6 +166,11 @@ class MqttIngest:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def subscribed(self) -> bool:
+        """Connected and the broker confirmed the subscriptions (again, after a reconnect)."""
+        return self._subscribed.is_set()
+
     # ------------------------------------------------------------------------------- paho callbacks
     def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
@@ -185,6 +190,7 @@ class MqttIngest:
 
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self._connected.clear()
+        self._subscribed.clear()
         if self._client is not None:
             log.warning("MQTT ingest disconnected (%s); paho reconnects", reason_code)
 

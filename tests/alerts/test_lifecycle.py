@@ -137,6 +137,20 @@ def test_confirmation_flow_for_operator(store, grids, alerts_cfg, redis_client, 
     assert redis_client.xlen(keys.duty("330199001001001")) == 1
 
 
+def test_emergency_category_skips_confirmation_while_others_wait(store, grids, alerts_cfg, redis_client, keys, clock, service):
+    """The demo's policy: camera events wait for an operator, but fire (confirm: false) is dispatched at once."""
+    from alerts.intake import Intake
+
+    cfg = alerts_cfg.model_copy(update={"confirm_sources": ["camera"]})
+    intake = Intake(store, grids, cfg, redis_client, keys, "c", clock=clock)
+    fire = service.get_ticket(intake.file(anomaly(kind="fire_smoke", zone=None)).ticket_id)
+    crowd = service.get_ticket(intake.file(anomaly(kind="crowd")).ticket_id)
+    assert fire["category"] == "0301" and fire["status"] == "dispatched" and fire["sign_deadline"]
+    assert crowd["status"] == "reported"
+    queued = [f[b"ticket_id"].decode() for _, f in redis_client.xrange(keys.duty("330199001001001"))]
+    assert queued == [str(fire["id"])]
+
+
 @pytest.mark.parametrize("status", sorted(OPEN | {"closed", "rated", "void", "false_alarm", "merged"}))
 def test_every_illegal_action_is_refused_with_the_allowed_ones(status):
     from alerts.models import Ticket

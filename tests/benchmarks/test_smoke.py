@@ -94,7 +94,7 @@ def test_report_from_recorded_figures(tmp_path: Path) -> None:
             "machine": {"cpu": "test", "cores": 2, "ram_gb": 1, "python": "3", "onnxruntime": "1",
                         "ort_providers": ["CPUExecutionProvider"]}}
     others = [run_all.OtherResult("bench_devices.py", "ok", 1.0, "sensor 25000 msgs/s",
-                                  {"sensor_msgs_per_s": 25000, "alarm_ack_p99_ms": 120.0})]
+                                  {"telemetry": {"max": {"ingest_msg_s": 25000}}, "presses": {"p99_ms": 120.0}})]
     meta = {"date": "now", "host": "h", "git": "x", "wall_s": 1.0, "command": "c", "load_start": "0.1",
             "load_end": "0.2"}
     md = run_all.write_report("short", tmp_path, [data], others, meta).read_text(encoding="utf-8")

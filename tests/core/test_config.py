@@ -102,3 +102,10 @@ def test_check_command_exits_non_zero_and_prints_every_problem(tmp_path):
     assert f"{path}:{_line_of(path, 'bearing_deg: south')}: cameras[0].pose.bearing_deg" in bad.stderr
     good = subprocess.run([sys.executable, "-m", "gateway.cli", "check", str(DEMO)], capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stderr
+
+
+def test_recursive_yaml_alias_is_an_error_not_a_crash(tmp_path):
+    path = tmp_path / "deploy.yaml"
+    path.write_text("name: &a [*a]\ngrids: {file: grids/qingshui.geojson}\n", encoding="utf-8")
+    (problem,) = _problems(path)
+    assert "refers to itself" in problem.message

@@ -36,6 +36,7 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     dep = load_deployment()
+    dep.alerts.confirm_sources = []  # dispatch at once, so duty queues are part of what is checked
     grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
     cfg: AlertsConfig = dep.alerts
     store = open_store(args.sql)

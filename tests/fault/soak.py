@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     dep = load_deployment()
+    dep.alerts.confirm_sources = []  # dispatch at once, so duty queues are part of what is checked
     grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
     tmp = Path(tempfile.mkdtemp(prefix="gw-soak-"))
     store = open_store(f"sqlite:///{tmp / 'cases.db'}")

@@ -124,6 +124,7 @@ def test_sqlite_store_on_a_full_disk_leaves_anomalies_pending_and_files_them_aft
     from tests.fault.support import Producer, ledger, report, wait_for
 
     dep = load_deployment()
+    dep.alerts.confirm_sources = []  # dispatch at once, so duty queues are part of what is checked
     grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
     store = open_store(f"sqlite:///{tmpfs.path / 'cases.db'}")
     store.sync_grids(grids)
