@@ -14,7 +14,11 @@ stops reading new entries, retries its own pending ones with back-off (0.25 s do
 line per outage) and resumes within seconds of the store's return.
 
 ``file(anomaly)`` does the same synchronously for the one-key alarm path, which must answer the
-set-top box with a case number within a second.
+set-top box with a case number within a second. ``file_many(anomalies)`` files a whole batch in one
+transaction (group commit) and publishes its duty entries and events in one MULTI after the commit: a
+burst of presses then pays the per-transaction cost (BEGIN IMMEDIATE, commit, the Redis round trip)
+once per batch instead of once per press. Presses of one batch merge with each other exactly as if
+they had been filed one after another, in the batch's order.
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ import logging
 import math
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
 from typing import Callable
 
 import redis
@@ -101,16 +107,75 @@ class Intake:
     # -- the synchronous path ----------------------------------------------------------------
     def file(self, anomaly: Anomaly) -> TicketRef:
         """File one anomaly now and publish its duty entry and event; returns the case it landed in."""
-        ref, effects = self._commit(anomaly)
+        return self.file_many([anomaly])[0]
+
+    def file_many(self, anomalies: Iterable[Anomaly], *, return_exceptions: bool = False) -> list:
+        """File a batch in ONE transaction, then publish its duty entries and events; one TicketRef per anomaly.
+
+        Why: one-key alarms arrive in bursts (an incident makes a whole building press), and a transaction
+        per press queues the burst for seconds; one commit for all waiting presses answers them all at once.
+        Semantics are those of calling ``file`` for each anomaly in order: an anomaly id already filed (or
+        twice in the batch) is a ``duplicate`` of its case, and presses of the same place within the merge
+        window merge into one case, also when both are in this batch.
+
+        ``return_exceptions=False``: all or nothing — any error rolls the whole batch back and is raised.
+        ``return_exceptions=True``: a batch that fails for one anomaly's sake (bad data, a bug) is filed
+        again one anomaly per transaction, so only that anomaly's slot holds its exception and the others
+        are filed; a store or Redis outage puts its exception in every slot (nothing was acknowledged).
+        """
+        items = list(anomalies)
+        if not items:
+            return []
+        try:
+            return self._file_batch(items)
+        except Exception as exc:
+            if not return_exceptions:
+                raise
+            if len(items) == 1 or isinstance(exc, (OperationalError, redis.RedisError)):
+                if len(items) > 1:
+                    log.warning("filing a batch of %d anomalies failed: %s", len(items), exc)
+                return [exc] * len(items)
+            log.warning("filing a batch of %d anomalies failed (%s); filing them one by one", len(items), exc)
+        out: list = []
+        for anomaly in items:
+            try:
+                out += self._file_batch([anomaly])
+            except Exception as exc:  # noqa: PERF203 - isolating the one that fails is the point
+                log.exception("anomaly %s could not be filed", anomaly.id)
+                out.append(exc)
+        return out
+
+    def _file_batch(self, items: list[Anomaly]) -> list[TicketRef]:
+        refs, effects = self._commit_many(items)
         if effects:
             publish(self.redis, self.keys, effects, now=self.clock())
-        return ref
+        return refs
 
     def _commit(self, anomaly: Anomaly) -> tuple[TicketRef, Effects]:
+        refs, effects = self._commit_many([anomaly])
+        return refs[0], effects
+
+    def _commit_many(self, anomalies: list[Anomaly]) -> tuple[list[TicketRef], Effects]:
         for attempt in range(3):
             try:
                 with self.store.write() as s:
-                    return self._handle(s, anomaly)
+                    refs: list[TicketRef] = []
+                    effects = Effects()
+                    seen: dict[str, TicketRef] = {}
+                    ctx = _BatchContext(s, anomalies)
+                    for a in anomalies:
+                        if a.id in seen:
+                            # Twice in one batch: the second is a repeat of the first (its duty entry is not
+                            # published yet, so the crash-repair path of _duplicate must not run for it).
+                            self.stats["filed"] += 1
+                            self.stats["duplicate"] += 1
+                            refs.append(replace(seen[a.id], created=False, merged=False, duplicate=True))
+                            continue
+                        ref, eff = self._handle(s, a, ctx)
+                        seen[a.id] = ref
+                        refs.append(ref)
+                        effects.extend(eff)
+                    return refs, effects
             except IntegrityError:
                 # Another consumer filed the same anomaly id (or took the same case number) at the same moment.
                 if attempt == 2:
@@ -227,10 +292,13 @@ class Intake:
                 backoff = min(backoff * 2, 30)
 
     # -- one anomaly, inside a transaction ----------------------------------------------------
-    def _handle(self, s: Session, a: Anomaly) -> tuple[TicketRef, Effects]:
+    def _handle(self, s: Session, a: Anomaly, ctx: "_BatchContext | None" = None) -> tuple[TicketRef, Effects]:
         now = self.clock()
         self.stats["filed"] += 1
-        existing = s.scalar(select(Occurrence).where(Occurrence.anomaly_id == a.id))
+        if ctx is not None:
+            existing = ctx.filed.get(a.id)
+        else:
+            existing = s.scalar(select(Occurrence).where(Occurrence.anomaly_id == a.id))
         if existing is not None:
             self.stats["duplicate"] += 1
             return self._duplicate(s, existing)
@@ -243,7 +311,7 @@ class Intake:
             self.stats["suppressed"] += 1
             return TicketRef(None, None, suppressed=True), Effects(events=[(
                 "anomaly.suppressed", {}, {"anomaly": {"id": a.id, "kind": a.kind, "source_id": a.source_id, "zone": a.zone}})])
-        target = self._merge_target(s, a, cat, point, occurred)
+        target = self._merge_target(s, a, cat, point, occurred, ctx)
         occ = Occurrence(anomaly_id=a.id, kind=a.kind, state=a.state, source_kind=a.source, source_id=a.source_id,
                          zone=a.zone, lon=point.lon, lat=point.lat, score=a.score, title=a.title,
                          evidence=[e.model_dump() for e in a.evidence], details=a.details,
@@ -265,6 +333,8 @@ class Intake:
                                  confirm=confirm, title=a.title, description=str(a.details.get("description", "")),
                                  address=a.details.get("address"), crs_in=a.location.crs)
         self.stats["created"] += 1
+        if ctx is not None:
+            ctx.opened(t)
         return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, created=True), effects
 
     def _duplicate(self, s: Session, occ: Occurrence) -> tuple[TicketRef, Effects]:
@@ -288,10 +358,13 @@ class Intake:
         sup.hits += 1
         return True
 
-    def _merge_target(self, s: Session, a: Anomaly, cat: CategoryConfig, point: GeoPoint, occurred: datetime) -> Ticket | None:
+    def _merge_target(self, s: Session, a: Anomaly, cat: CategoryConfig, point: GeoPoint, occurred: datetime,
+                      ctx: "_BatchContext | None" = None) -> Ticket | None:
         if cat.merge_window_s <= 0:
             return None
         since = occurred - timedelta(seconds=cat.merge_window_s)
+        if ctx is not None and a.source != "camera" and cat.merge_radius_m > 0:
+            return ctx.nearest_open(cat, point, since)
         base = select(Ticket).where(Ticket.status.in_(OPEN), Ticket.category == cat.code, Ticket.last_seen_at >= since)
         if a.source == "camera":
             q = base.where(Ticket.source_id == a.source_id, Ticket.kind == a.kind,
@@ -342,6 +415,85 @@ class Intake:
         return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, cleared=True), effects
 
 
+class _BatchContext:
+    """What one batch transaction loads once instead of once per anomaly: which anomaly ids are already
+    filed, and — per category that merges by radius — the open non-camera tickets near the batch's points.
+
+    Why: the per-anomaly look-ups (and the autoflush each of them triggers) cost more than the commit
+    itself; a burst of presses is one look-up per batch. Tickets opened in the batch join the index, and
+    merged ones are the same ORM objects, so later anomalies of the batch see them exactly as a later
+    ``file`` would. The transaction holds the write lock on SQLite, so nothing else changes them meanwhile.
+    """
+
+    CHUNK = 500  # bound the number of SQL parameters of one IN (...) on any backend
+
+    def __init__(self, s: Session, anomalies: list[Anomaly]):
+        self.s = s
+        ids = list({a.id for a in anomalies})
+        self.filed: dict[str, Occurrence] = {}
+        for i in range(0, len(ids), self.CHUNK):
+            for occ in s.scalars(select(Occurrence).where(Occurrence.anomaly_id.in_(ids[i:i + self.CHUNK]))):
+                self.filed.setdefault(occ.anomaly_id, occ)
+        self.points = [a.location.wgs84() for a in anomalies if a.source != "camera"]
+        self.oldest = min((a.occurred_at if a.occurred_at.tzinfo else a.occurred_at.replace(tzinfo=timezone.utc)
+                           for a in anomalies), default=None)
+        self._near: dict[str, _NearIndex] = {}
+
+    def _index(self, cat: CategoryConfig) -> "_NearIndex":
+        index = self._near.get(cat.code)
+        if index is None:
+            dlat = cat.merge_radius_m / 111_320.0
+            lats = [p.lat for p in self.points]
+            lons = [p.lon for p in self.points]
+            worst_cos = max(min(math.cos(math.radians(max(abs(min(lats)), abs(max(lats))))), 1.0), 0.01)
+            dlon = dlat / worst_cos  # the widest longitude span the radius covers anywhere in the batch
+            index = self._near[cat.code] = _NearIndex(dlat, dlon)
+            since = self.oldest - timedelta(seconds=cat.merge_window_s)
+            q = select(Ticket).where(
+                Ticket.status.in_(OPEN), Ticket.category == cat.code, Ticket.last_seen_at >= since,
+                Ticket.source_kind != "camera",
+                Ticket.lat.between(min(lats) - dlat, max(lats) + dlat), Ticket.lon.between(min(lons) - dlon, max(lons) + dlon))
+            for t in self.s.scalars(q):
+                index.add(t)
+        return index
+
+    def opened(self, t: Ticket) -> None:
+        index = self._near.get(t.category)
+        if index is not None and t.source_kind != "camera":
+            index.add(t)
+
+    def nearest_open(self, cat: CategoryConfig, point: GeoPoint, since: datetime) -> Ticket | None:
+        """The nearest open ticket of ``cat`` within its radius seen since ``since`` (as the SQL look-up picks)."""
+        best, best_d = None, None
+        for t in self._index(cat).around(point.lat, point.lon):
+            if t.status not in OPEN or t.category != cat.code or t.last_seen_at < since:
+                continue
+            d = point.distance_m(GeoPoint(lon=t.lon, lat=t.lat))
+            if d <= cat.merge_radius_m and (best_d is None or d < best_d):
+                best, best_d = t, d
+        return best
+
+
+class _NearIndex:
+    """Tickets bucketed in cells one merge radius wide: a point's candidates are in its 3x3 cells."""
+
+    def __init__(self, dlat: float, dlon: float):
+        self.dlat, self.dlon = dlat, dlon
+        self.cells: dict[tuple[int, int], list[Ticket]] = {}
+
+    def _cell(self, lat: float, lon: float) -> tuple[int, int]:
+        return math.floor(lat / self.dlat), math.floor(lon / self.dlon)
+
+    def add(self, t: Ticket) -> None:
+        self.cells.setdefault(self._cell(t.lat, t.lon), []).append(t)
+
+    def around(self, lat: float, lon: float):
+        cy, cx = self._cell(lat, lon)
+        for y in (cy - 1, cy, cy + 1):
+            for x in (cx - 1, cx, cx + 1):
+                yield from self.cells.get((y, x), ())
+
+
 def open_ticket(s: Session, store: Store, cfg: AlertsConfig, policy: CasePolicy, grids: GridIndex, grid_version: str,
                 cat: CategoryConfig, occ: Occurrence, now: datetime, *, confirm: bool = False, title: str | None = None,
                 description: str = "", address: str | None = None, crs_in: str = "WGS84",
@@ -350,7 +502,9 @@ def open_ticket(s: Session, store: Store, cfg: AlertsConfig, policy: CasePolicy,
     point = GeoPoint(lon=occ.lon, lat=occ.lat)
     grid, routed_by = route_point(grids, point)
     t = Ticket(
-        number=store.next_case_number(s, cfg.case_prefix, now, cfg.timezone),
+        # On the session's connection, not the session: the counter upsert needs no autoflush of the
+        # pending rows (a batch flushes them once, below), which halves the flushes per new case.
+        number=store.next_case_number(s.connection(), cfg.case_prefix, now, cfg.timezone),
         category=cat.code, severity=cat.severity, status="reported" if confirm else "dispatched",
         title=(title or f"{cat.name} · {occ.source_id}")[:300], description=description[:5000],
         grid_code=grid.code, grid_version=grid_version, routed_by=routed_by, unit_code=grid.code,

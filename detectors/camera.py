@@ -33,6 +33,10 @@ from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
 
+# Rules that read a track's box shape from pass to pass need more than model.detect_fps: a fall takes ~1 s, so at
+# 1 pass/s the box-shape cues see only "upright" and then "lying", not the drop (measured on the office clip).
+MIN_DETECT_FPS = {"fall": 5.0}
+
 TITLES = {
     "motion": "画面异常活动", "intrusion": "区域入侵", "line_crossing": "越线", "loitering": "人员徘徊",
     "crowd": "人员聚集", "illegal_parking": "违章停车", "abandoned_object": "遗留物品", "fall": "人员摔倒",
@@ -82,8 +86,10 @@ class CameraAnalyzer:
             labels |= r.classes
         self.labels = labels or set(c for c in PERSON + VEHICLES + BAGGAGE)
         self.label_ids = np.array(sorted(i for i, n in names.items() if n.lower() in self.labels), dtype=np.float32)
+        self.detect_fps = analytics.detect_fps or max(
+            [detection.model.detect_fps] + [MIN_DETECT_FPS.get(r.cfg.kind, 0.0) for r in self.rules])
         # the tracker is updated once per detection pass, so its lost-track buffer counts passes at detect_fps
-        rate = min(5.0, detection.model.detect_fps)
+        rate = min(5.0, self.detect_fps)
         self.tracker = ObjectTracker(detection.tracking, names, rate_hz=rate) if self.wants_objects else None
         kinds = {r.cfg.kind for r in self.rules}
         self.aux = {k: v for k, v in aux.items() if (k == "fall" and "fall" in kinds) or (k == "fire" and "fire_smoke" in kinds)}
@@ -129,7 +135,7 @@ class CameraAnalyzer:
         frame = plan.frame
         now, w, h = frame.captured_at, frame.width, frame.height
         if plan.want_objects:
-            period = 1.0 / self.detection.model.detect_fps
+            period = 1.0 / self.detect_fps
             # on schedule when frames come on time; never closer than half a period after a late one
             self._next_detect = max(self._next_detect + period, now + period / 2)
             if plan.refresh:

@@ -133,3 +133,5 @@ class CameraAnalytics(_Strict):
     masks: list[list[Point]] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=lambda: [RuleConfig(kind="motion")])
     min_score: float | None = Field(None, gt=0, lt=1, description="camera-wide minimum detection score")
+    detect_fps: float | None = Field(None, gt=0, le=30, description="this camera's object-model passes per second "
+                                     "(default: model.detect_fps, raised to 5 for a camera with a fall rule)")

@@ -205,7 +205,11 @@ def _semantic_problems(dep: Deployment) -> list[tuple[tuple, str]]:
         if grids.base_grid_at(dev.location) is None and grids.fallback_at(dev.location) is None:
             problems.append((("devices", i, "location"), f"device {dev.id!r} is outside the district"))
     codes = {g.code for g in grids.all()}
+    names: dict[str, int] = {}
     for i, user in enumerate(dep.gateway.users):
+        if user.username in names:
+            problems.append((("gateway", "users", i, "username"), f"duplicate username {user.username!r} (also gateway.users[{names[user.username]}])"))
+        names[user.username] = i
         for code in user.grids:
             if code not in codes:
                 problems.append((("gateway", "users", i, "grids"), f"unknown grid code {code!r}"))

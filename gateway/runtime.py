@@ -132,9 +132,22 @@ class Runtime:
         """File a verified press synchronously and return its case number (the box's acknowledgement)."""
         from detectors.sensor_rules import alarm_anomaly
 
+        if press.kind == "cancel" and press.case:
+            return self._cancel_alarm(press)
         device = self.devices.get(press.device_id)
         anomaly = alarm_anomaly(press, device, self.snapshots_near(device.location))
         return self.intake.file(anomaly).number
+
+    def _cancel_alarm(self, press: Any) -> str:
+        """误按: the resident cancels; the case is voided with the reason, unless someone already acted on it."""
+        from alerts.lifecycle import TransitionError
+
+        try:
+            self.cases.transition(press.case, "void", f"device:{press.device_id}", note=f"误按 (resident cancelled): {press.reason or ''}".strip(),
+                                  role="system")
+        except TransitionError as exc:
+            log.info("cancel of %s by %s not applied: %s", press.case, press.device_id, exc)
+        return press.case
 
     def press_alarm(self, device_id: str, body: bytes, headers: Mapping[str, str]):
         """The HTTPS one-key alarm: verify the box's signature, de-duplicate, file, acknowledge."""

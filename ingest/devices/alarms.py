@@ -10,14 +10,21 @@ so the runtime can mark the case cancelled with the resident's reason.
 
 If ``on_alarm`` fails, the ledger entry and the nonce are released and the box is told ``error``
 with ``retry: true``: nothing was filed, so a retry must be able to pass.
+
+Bursts (an incident makes a whole building press within a second) go through the
+:class:`AlarmBatcher`: presses are verified and claimed in the ledger on arrival, queued, and one
+filing worker hands everything waiting (up to ``max_batch``, waiting at most ``max_wait_s`` for more)
+to ``on_alarms(list[AlarmPress]) -> list[case | None | Exception]`` — the runtime's group commit, one
+SQL transaction for the whole batch — and answers every box as soon as that batch committed.
 """
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +41,9 @@ _PRESS_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_REASON = 200
 
 OnAlarm = Callable[[AlarmPress], "str | None"]
+# One result per press, in order: the case number, None (not filed: the box retries) or the exception that press met.
+OnAlarms = Callable[[list[AlarmPress]], "Sequence[str | None | BaseException]"]
+OnAck = Callable[[dict[str, Any]], None]
 OnReject = Callable[[str, str, bytes], None]
 
 
@@ -99,6 +109,13 @@ class PressLedger:
     def finish(self, device_id: str, kind: str, press_id: str, case: str) -> None:
         self._redis.set(self._key(device_id, kind, press_id), case.encode(), px=self._ttl_ms)
 
+    def finish_many(self, items: Sequence[tuple[str, str, str, str]]) -> None:
+        """``finish`` for a batch, ``(device_id, kind, press_id, case)`` each, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for device_id, kind, press_id, case in items:
+            pipe.set(self._key(device_id, kind, press_id), case.encode(), px=self._ttl_ms)
+        pipe.execute()
+
     def abort(self, device_id: str, kind: str, press_id: str) -> None:
         self._redis.delete(self._key(device_id, kind, press_id))
 
@@ -131,6 +148,10 @@ class MemoryPressLedger:
         with self._lock:
             self._entries[(device_id, kind, press_id)] = (case, self._clock() + self._ttl)
 
+    def finish_many(self, items: Sequence[tuple[str, str, str, str]]) -> None:
+        for device_id, kind, press_id, case in items:
+            self.finish(device_id, kind, press_id, case)
+
     def abort(self, device_id: str, kind: str, press_id: str) -> None:
         with self._lock:
             self._entries.pop((device_id, kind, press_id), None)
@@ -147,6 +168,26 @@ def ack_message(press: AlarmPress, status: str, case: str | None, **extra: Any) 
             "server_time": time.time(), **extra}
 
 
+def _with_case(press: AlarmPress, ledger: "PressLedger | MemoryPressLedger") -> AlarmPress:
+    """A cancel carries the case number of the press it cancels, when the ledger still knows it."""
+    if press.kind != "cancel":
+        return press
+    return AlarmPress(press.device_id, press.press_id, press.kind, press.reason, press.at, press.received_at,
+                      ledger.case_of(press.device_id, press.press_id), press.raw)
+
+
+def _settle(press: AlarmPress, result: "str | None | BaseException") -> tuple[dict[str, Any], str | None]:
+    """The ack for a filing result, and the case to record in the ledger (None: release the claim)."""
+    if isinstance(result, BaseException):
+        return ack_message(press, "error", None, retry=True, error=type(result).__name__), None
+    if result is None and press.kind == "press":
+        return ack_message(press, "error", None, retry=True, error="not_filed"), None
+    recorded = str(result or press.case or "-")
+    if press.kind == "cancel":
+        return ack_message(press, "cancelled", str(result) if result else press.case, reason=press.reason), recorded
+    return ack_message(press, "received", str(result)), recorded
+
+
 def process_press(press: AlarmPress, ledger: "PressLedger | MemoryPressLedger", on_alarm: OnAlarm) -> dict[str, Any]:
     """File a verified press or cancel exactly once and return the ack for the box.
 
@@ -157,23 +198,196 @@ def process_press(press: AlarmPress, ledger: "PressLedger | MemoryPressLedger", 
     first, case = ledger.begin(press.device_id, press.kind, press.press_id)
     if not first:
         return ack_message(press, "duplicate" if case else "pending", case or None)
-    if press.kind == "cancel":
-        original = ledger.case_of(press.device_id, press.press_id)
-        press = AlarmPress(press.device_id, press.press_id, press.kind, press.reason, press.at,
-                           press.received_at, original, press.raw)
+    press = _with_case(press, ledger)
+    result: str | None | BaseException
     try:
-        case = on_alarm(press)
+        result = on_alarm(press)
     except Exception as exc:  # intake down: tell the box to retry, keep nothing half-done
-        ledger.abort(press.device_id, press.kind, press.press_id)
         log.exception("filing alarm %s/%s failed", press.device_id, press.press_id)
-        return ack_message(press, "error", None, retry=True, error=type(exc).__name__)
-    if case is None and press.kind == "press":
+        result = exc
+    ack, recorded = _settle(press, result)
+    if recorded is None:
         ledger.abort(press.device_id, press.kind, press.press_id)
-        return ack_message(press, "error", None, retry=True, error="not_filed")
-    ledger.finish(press.device_id, press.kind, press.press_id, str(case or press.case or "-"))
-    if press.kind == "cancel":
-        return ack_message(press, "cancelled", str(case) if case else press.case, reason=press.reason)
-    return ack_message(press, "received", str(case))
+    else:
+        ledger.finish(press.device_id, press.kind, press.press_id, recorded)
+    return ack
+
+
+class AlarmBatcher:
+    """Group commit for one-key alarms: presses queue here and one worker files all that wait in one call.
+
+    Why: filing is a SQL transaction, and a burst of presses filed one transaction at a time queues
+    for seconds; ``on_alarms`` files the whole batch in one transaction, so the burst is answered in
+    a few commits. The worker takes what is waiting, up to ``max_batch``; when it finds fewer it waits
+    at most ``max_wait_s`` for more (so a lone press costs only that much). Every press is answered
+    through its own ``on_ack`` right after its batch returned — after the commit.
+
+    ``submit`` claims the press in the ledger first (a retry or redelivery never files twice and is
+    answered at once); ``file`` is the blocking form for the HTTPS path. If ``on_alarms`` raises, or
+    gives None / an exception for a press, that press's claim is released and its box told to retry.
+    ``stop`` files everything already queued before it returns, so nothing accepted is dropped.
+    """
+
+    def __init__(self, ledger: "PressLedger | MemoryPressLedger", on_alarms: OnAlarms, *, max_batch: int = 64,
+                 max_wait_s: float = 0.002, name: str = "gw-alarm-filer") -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._ledger = ledger
+        self._on_alarms = on_alarms
+        self.max_batch = max_batch
+        self.max_wait_s = max(0.0, max_wait_s)
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[AlarmPress, OnAck] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batches = 0
+        self.filed = 0
+        self.largest_batch = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("AlarmBatcher is stopped")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """File what is queued, then end the worker. Presses submitted afterwards are refused (retry)."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join(timeout_s)
+        self._drain_refused()
+
+    # -- submitting ----------------------------------------------------------------------------
+    def submit(self, press: AlarmPress, on_ack: OnAck) -> None:
+        """Claim the press, queue it, and answer through ``on_ack(ack)`` (at once for a repeat)."""
+        first, case = self._ledger.begin(press.device_id, press.kind, press.press_id)
+        if not first:
+            on_ack(ack_message(press, "duplicate" if case else "pending", case or None))
+            return
+        with self._lock:  # queued strictly before stop's marker, or refused: never left unanswered
+            refused = self._closed
+            if not refused:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                    self._thread.start()
+                self._queue.put((press, on_ack))
+        if refused:
+            self._ledger.abort(press.device_id, press.kind, press.press_id)
+            on_ack(ack_message(press, "error", None, retry=True, error="shutting_down"))
+
+    def file(self, press: AlarmPress, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Submit and wait for the ack. Past ``timeout_s`` the answer is ``pending``: the press is still
+        queued and will be filed; the box's retry then gets its case as a ``duplicate``."""
+        done = threading.Event()
+        box: list[dict[str, Any]] = []
+
+        def on_ack(ack: dict[str, Any]) -> None:
+            box.append(ack)
+            done.set()
+
+        self.submit(press, on_ack)
+        if not done.wait(timeout_s):
+            return ack_message(press, "pending", None)
+        return box[0]
+
+    @property
+    def waiting(self) -> int:
+        """Presses queued and not yet handed to ``on_alarms``."""
+        return self._queue.qsize()
+
+    # -- the filing worker ---------------------------------------------------------------------
+    def _take(self) -> tuple[list[tuple[AlarmPress, OnAck]], bool]:
+        """The next batch (blocking for its first press) and whether the stop marker was met."""
+        item = self._queue.get()
+        if item is None:
+            return [], True
+        batch = [item]
+        deadline = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = self._take()
+            if batch:  # presses queued before the stop marker are still filed
+                self._file(batch)
+
+    def _drain_refused(self) -> None:
+        """Presses still queued when the worker did not end in time: released, their boxes told to retry."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                press, on_ack = item
+                self._ledger.abort(press.device_id, press.kind, press.press_id)
+                self._answer(on_ack, ack_message(press, "error", None, retry=True, error="shutting_down"))
+
+    def _file(self, batch: list[tuple[AlarmPress, OnAck]]) -> None:
+        try:
+            presses = [_with_case(press, self._ledger) for press, _ in batch]
+        except Exception as exc:  # the ledger (Redis) is away: nothing filed, every box retries
+            presses = [press for press, _ in batch]
+            results: Sequence[str | None | BaseException] = [exc] * len(batch)
+        else:
+            try:
+                results = list(self._on_alarms(presses))
+                if len(results) != len(presses):
+                    raise RuntimeError(f"on_alarms returned {len(results)} results for {len(presses)} presses")
+            except Exception as exc:  # intake down: tell every box to retry, keep nothing half-done
+                log.exception("filing a batch of %d alarms failed", len(presses))
+                results = [exc] * len(presses)
+        self.batches += 1
+        self.filed += len(presses)
+        self.largest_batch = max(self.largest_batch, len(presses))
+        acks, finished = [], []
+        for press, result in zip(presses, results):
+            ack, recorded = _settle(press, result)
+            acks.append(ack)
+            if recorded is None:
+                try:
+                    self._ledger.abort(press.device_id, press.kind, press.press_id)
+                except Exception:
+                    log.exception("releasing the ledger claim of %s/%s failed", press.device_id, press.press_id)
+            else:
+                finished.append((press.device_id, press.kind, press.press_id, recorded))
+        if finished:
+            try:
+                self._ledger.finish_many(finished)
+            except Exception:  # the cases are filed; a repeat press now waits for the claim, then is 'pending'
+                log.exception("recording %d filed presses in the ledger failed", len(finished))
+        for (_, on_ack), ack in zip(batch, acks):
+            self._answer(on_ack, ack)
+
+    @staticmethod
+    def _answer(on_ack: OnAck, ack: dict[str, Any]) -> None:
+        try:
+            on_ack(ack)
+        except Exception:
+            log.exception("answering press %s failed", ack.get("press_id"))
 
 
 @dataclass
@@ -198,7 +412,8 @@ def handle_press(
     *,
     nonce_store: NonceStore,
     ledger: "PressLedger | MemoryPressLedger",
-    on_alarm: OnAlarm,
+    on_alarm: OnAlarm | None = None,
+    batcher: AlarmBatcher | None = None,
     on_reject: OnReject | None = None,
     now: float | None = None,
     window_s: float = DEFAULT_WINDOW_S,
@@ -210,8 +425,12 @@ def handle_press(
     The gateway mounts ``POST /api/v1/alarms`` (any path) that passes the raw body and headers
     here and answers ``outcome.http_status`` with ``outcome.body``. Refusals also go to ``on_reject``
     (the dead-letter stream). ``timestamp_out_of_window`` answers carry ``server_time`` so a box
-    with a drifting clock can correct itself.
+    with a drifting clock can correct itself. With ``batcher`` (the one the MQTT ingest uses, see
+    ``MqttIngest.alarm_batcher``) the press is filed in the next group commit; ``on_alarm`` is the
+    one-at-a-time fallback. The batcher claims the press in its own ledger (normally the same one).
     """
+    if batcher is None and on_alarm is None:
+        raise TypeError("handle_press needs on_alarm or batcher")
     received_at = time.time() if now is None else now
 
     def refuse(reason: str, detail: str) -> PressOutcome:
@@ -238,7 +457,7 @@ def handle_press(
         press = parse_press(doc, received_at)
     except PressError as exc:  # authentic but unusable: the nonce stays spent, a fixed retry signs anew
         return refuse(exc.reason, str(exc))
-    ack = process_press(press, ledger, on_alarm)
+    ack = batcher.file(press) if batcher is not None else process_press(press, ledger, on_alarm)
     metrics.ALARMS.labels(press.kind, ack["status"]).inc()
     metrics.ACK_SECONDS.observe(time.time() - received_at)
     if ack["status"] == "error":

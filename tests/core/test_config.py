@@ -103,9 +103,3 @@ def test_check_command_exits_non_zero_and_prints_every_problem(tmp_path):
     good = subprocess.run([sys.executable, "-m", "gateway.cli", "check", str(DEMO)], capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stderr
 
-
-def test_recursive_yaml_alias_is_an_error_not_a_crash(tmp_path):
-    path = tmp_path / "deploy.yaml"
-    path.write_text("name: &a [*a]\ngrids: {file: grids/qingshui.geojson}\n", encoding="utf-8")
-    (problem,) = _problems(path)
-    assert "refers to itself" in problem.message

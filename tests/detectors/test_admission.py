@@ -129,9 +129,9 @@ def test_active_cameras_go_before_idle_ones(tmp_path):
         frames = _feed(pipe, ["busy1", "busy2"], 4.0, still=("idle",))
         assert pipe.drain(10)
         s = pipe.stats()["cameras"]
-        assert s["busy1"]["detect_passes"] >= 4 and s["busy2"]["detect_passes"] >= 4, s
+        assert s["busy1"]["detect_passes"] >= 2 and s["busy2"]["detect_passes"] >= 2, s
         # its first frame may go before motion starts elsewhere; after that the moving cameras come first
-        assert s["idle"]["detect_passes"] <= 2, s["idle"]
+        assert s["idle"]["detect_passes"] <= 1, s["idle"]
         assert s["idle"]["processed"] == frames
     finally:
         pipe.stop()

@@ -1,8 +1,5 @@
-"""Support for gateway tests: a real GridWatch runtime for API tests: real Redis (unique stream prefix), SQLite in a temp dir, real case service.
-
-The lead's ``gateway.runtime.build_runtime(dep, sources=False)`` is used when it imports; until every part
-it wires exists, the same core (store, intake, case service) is composed here from ``alerts``.
-"""
+"""Support for gateway tests: the real GridWatch runtime (``gateway.runtime.build_runtime``) on real Redis
+(a unique stream prefix per test) with SQLite in a temp dir."""
 from __future__ import annotations
 
 import os
@@ -12,11 +9,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pytest
 import redis
 
-from alerts.grids import GridIndex, load_grid_file
-from alerts.streams import StreamKeys
 from detectors.anomaly import Anomaly, Evidence
 from gateway.config import Deployment, User, load_deployment
 from ingest.geo import GeoPoint
@@ -34,117 +28,21 @@ def make_deployment(tmp: Path, **gateway: Any) -> Deployment:
     dep.services.stream_prefix = f"gwtest-{uuid.uuid4().hex[:10]}"
     dep.services.redis_url = REDIS_URL
     dep.services.autostart = False
+    dep.ingest.mqtt.client_id = f"{dep.services.stream_prefix}-ingest"
     dep.gateway.bcrypt_rounds = 4
     dep.alerts.confirm_sources = ["camera"]  # camera events wait on the event wall for an operator
     dep.gateway.secret_key = "test-secret-" + uuid.uuid4().hex
-    dep.gateway.users.append(User(username="integrator", password="integrator123", role="integrator",
-                                  api_key=INTEGRATOR_KEY, display_name="集成商"))
+    dep.gateway.users = [u for u in dep.gateway.users if u.username != "integrator"] + [
+        User(username="integrator", password="integrator123", role="integrator", api_key=INTEGRATOR_KEY, display_name="集成商")]
     for key, value in gateway.items():
         setattr(dep.gateway, key, value)
     return dep
 
 
-class CoreRuntime:
-    """What the gateway reads from a runtime, minus video and MQTT (used until gateway.runtime builds)."""
-
-    def __init__(self, dep: Deployment):
-        from alerts.intake import Intake
-        from alerts.service import CaseService
-        from alerts.store import open_store
-
-        self.deployment = dep
-        self.keys = StreamKeys(dep.services.stream_prefix)
-        self.grids: GridIndex = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
-        dep.run_dir.mkdir(parents=True, exist_ok=True)
-        self.evidence_dir = dep.run_dir / "evidence"
-        self.evidence_dir.mkdir(parents=True, exist_ok=True)
-        self.redis = redis.Redis.from_url(dep.services.redis_url)
-        self.store = open_store(dep.sql_url)
-        self.intake = Intake(self.store, self.grids, dep.alerts, self.redis, self.keys, consumer="test")
-        self.cases = CaseService(self.store, self.grids, dep.alerts, self.redis, self.keys)
-        self.cameras = None
-        self.pipeline = None
-        self.devices = None
-
-    def status(self) -> dict:
-        return {"name": self.deployment.name, "cameras": {}, "pipeline": {}}
-
-    def press_alarm(self, device_id: str, body: bytes, headers: Any) -> Any:
-        """The real alarm path: ingest.devices verifies and de-duplicates, detectors makes the Anomaly, intake files it."""
-        from detectors.sensor_rules import alarm_anomaly
-        from ingest.devices import DeviceRegistry, PressLedger, RedisNonceStore, handle_press
-
-        if self.devices is None:
-            self.devices = DeviceRegistry(self.deployment.devices)
-        prefix = self.keys.prefix
-
-        def file(press: Any) -> str | None:
-            ref = self.intake.file(alarm_anomaly(press, self.devices.get(press.device_id), []))
-            return ref.number
-
-        return handle_press(self.devices, body, headers, nonce_store=RedisNonceStore(self.redis, prefix),
-                            ledger=PressLedger(self.redis, prefix), on_alarm=file)
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        self.store.close()
-        self.redis.close()
-
-
-class VideoCoreRuntime(CoreRuntime):
-    """CoreRuntime plus real video: CameraManager decoding the deployment's cameras into the VideoPipeline,
-    and the intake consuming the anomaly stream (used until gateway.runtime builds)."""
-
-    def __init__(self, dep: Deployment):
-        import threading
-
-        from detectors.pipeline import VideoPipeline
-        from ingest.video import CameraManager
-
-        super().__init__(dep)
-        from alerts.streams import publish_anomaly
-
-        self.pipeline = VideoPipeline(dep.detection, dep.base_dir, self.evidence_dir,
-                                      publish=lambda a: publish_anomaly(self.redis, self.keys, a))
-        self.cameras = CameraManager(dep.ingest, dep.base_dir, sink=self.pipeline.submit)
-        for cam in dep.cameras:
-            self.pipeline.configure_camera(cam.id, cam.pose, cam)
-        self._stop = threading.Event()
-        self._intake: threading.Thread | None = None
-
-    def status(self) -> dict:
-        return {"name": self.deployment.name, "detector": self.pipeline.model_status,
-                "cameras": {cid: s.to_dict() for cid, s in self.cameras.status().items()}, "pipeline": self.pipeline.stats()}
-
-    def start(self) -> None:
-        import threading
-
-        self._intake = threading.Thread(target=self.intake.run_forever, args=(self._stop,), daemon=True)
-        self._intake.start()
-        self.pipeline.start()
-        self.cameras.start([c for c in self.deployment.cameras if c.enabled])
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.cameras.stop()
-        self.pipeline.stop()
-        if self._intake is not None:
-            self._intake.join(10)
-        super().stop()
-
-
 def build_test_runtime(dep: Deployment, *, sources: bool = False) -> Any:
-    try:
-        from gateway.runtime import build_runtime
+    from gateway.runtime import build_runtime
 
-        return build_runtime(dep, sources=sources)
-    except Exception as exc:  # noqa: BLE001 - the runtime's parts are still being integrated
-        import warnings
-
-        warnings.warn(f"gateway.runtime.build_runtime failed ({type(exc).__name__}: {exc}); using the test core runtime")
-        return VideoCoreRuntime(dep) if sources else CoreRuntime(dep)
+    return build_runtime(dep, sources=sources)
 
 
 def drop_keys(client: redis.Redis, prefix: str) -> None:

@@ -56,3 +56,16 @@ def test_presses_are_rate_limited_per_device(client):
         body = _press(f"p-rl-{i}", "stb-0002")
         codes.append(client.post("/api/v1/alarms/press", content=body, headers=signed_headers("stb-0002", "demo-stb-0002-secret", body)).status_code)
     assert codes == [200, 200, 429]
+
+
+def test_a_cancel_voids_the_case_with_the_residents_reason(client, auth_as):
+    body = _press("p-cancel-1")
+    ack = client.post("/api/v1/alarms/press", content=body, headers=signed_headers("stb-0001", SECRET, body)).json()
+    cancel = json.dumps({"device": "stb-0001", "press_id": "p-cancel-1", "kind": "cancel", "reason": "孩子误按",
+                         "at": time.time()}).encode()
+    r = client.post("/api/v1/alarms/press", content=cancel, headers=signed_headers("stb-0001", SECRET, cancel))
+    assert r.status_code == 200, r.text
+    assert r.json()["case"] == ack["case"]
+    ticket = client.get(f"/api/v1/tickets/{ack['case']}", headers=auth_as("dispatcher")).json()
+    assert ticket["status"] == "void"
+    assert "孩子误按" in ticket["history"][-1]["note"]

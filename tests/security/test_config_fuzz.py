@@ -116,9 +116,6 @@ def test_degenerate_documents(text):
     _check(text)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="gateway/config.py: a self-referencing YAML alias makes _line_index (and validation) recurse "
-                   "without end: RecursionError instead of a ConfigError (finding F-CFG-1)")
 @pytest.mark.parametrize("text", ["name: &a [*a]\n", "name: x\ngrids: &g {file: *g}\n"])
 def test_recursive_aliases_are_a_config_error(text):
     _check(text)
