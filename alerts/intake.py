@@ -55,6 +55,12 @@ log = logging.getLogger(__name__)
 
 INTAKE_GROUP = "intake"
 Clock = Callable[[], datetime]
+# What filing one anomaly answers, completed after its batch's flush: (the case it landed in, what to publish).
+Staged = Callable[[], "tuple[TicketRef, Effects]"]
+
+
+def _done(result: "tuple[TicketRef, Effects]") -> Staged:
+    return lambda: result
 
 
 def utcnow() -> datetime:
@@ -159,20 +165,27 @@ class Intake:
         for attempt in range(3):
             try:
                 with self.store.write() as s:
-                    refs: list[TicketRef] = []
-                    effects = Effects()
-                    seen: dict[str, TicketRef] = {}
                     ctx = _BatchContext(s, anomalies)
-                    for a in anomalies:
+                    staged: list[Staged | int] = []  # a result to complete after the flush, or the index of its twin
+                    seen: dict[str, int] = {}
+                    for i, a in enumerate(anomalies):
                         if a.id in seen:
                             # Twice in one batch: the second is a repeat of the first (its duty entry is not
                             # published yet, so the crash-repair path of _duplicate must not run for it).
                             self.stats["filed"] += 1
                             self.stats["duplicate"] += 1
-                            refs.append(replace(seen[a.id], created=False, merged=False, duplicate=True))
+                            staged.append(seen[a.id])
                             continue
-                        ref, eff = self._handle(s, a, ctx)
-                        seen[a.id] = ref
+                        seen[a.id] = i
+                        staged.append(self._handle(s, a, ctx))
+                    s.flush()  # one flush for the whole batch: new tickets get their ids, rows go in executemany
+                    refs: list[TicketRef] = []
+                    effects = Effects()
+                    for item in staged:
+                        if isinstance(item, int):
+                            refs.append(replace(refs[item], created=False, merged=False, duplicate=True))
+                            continue
+                        ref, eff = item()
                         refs.append(ref)
                         effects.extend(eff)
                     return refs, effects
@@ -292,7 +305,9 @@ class Intake:
                 backoff = min(backoff * 2, 30)
 
     # -- one anomaly, inside a transaction ----------------------------------------------------
-    def _handle(self, s: Session, a: Anomaly, ctx: "_BatchContext | None" = None) -> tuple[TicketRef, Effects]:
+    def _handle(self, s: Session, a: Anomaly, ctx: "_BatchContext | None" = None) -> "Staged":
+        """File one anomaly in the batch's transaction; what it answers is completed after the batch's flush
+        (a new ticket has no id before it), so a batch needs one flush, not one per anomaly."""
         now = self.clock()
         self.stats["filed"] += 1
         if ctx is not None:
@@ -301,41 +316,50 @@ class Intake:
             existing = s.scalar(select(Occurrence).where(Occurrence.anomaly_id == a.id))
         if existing is not None:
             self.stats["duplicate"] += 1
-            return self._duplicate(s, existing)
+            return _done(self._duplicate(s, existing))
         if a.state == "cleared":
-            return self._clear(s, a, now)
+            return _done(self._clear(s, a, now))
         cat = self.policy.classify(a)
         point = a.location.wgs84()
         occurred = a.occurred_at if a.occurred_at.tzinfo else a.occurred_at.replace(tzinfo=timezone.utc)
         if a.source == "camera" and self._suppressed(s, a, now):
             self.stats["suppressed"] += 1
-            return TicketRef(None, None, suppressed=True), Effects(events=[(
-                "anomaly.suppressed", {}, {"anomaly": {"id": a.id, "kind": a.kind, "source_id": a.source_id, "zone": a.zone}})])
+            return _done((TicketRef(None, None, suppressed=True), Effects(events=[(
+                "anomaly.suppressed", {}, {"anomaly": {"id": a.id, "kind": a.kind, "source_id": a.source_id, "zone": a.zone}})])))
         target = self._merge_target(s, a, cat, point, occurred, ctx)
         occ = Occurrence(anomaly_id=a.id, kind=a.kind, state=a.state, source_kind=a.source, source_id=a.source_id,
                          zone=a.zone, lon=point.lon, lat=point.lat, score=a.score, title=a.title,
                          evidence=[e.model_dump() for e in a.evidence], details=a.details,
                          observed_at=datetime.fromtimestamp(a.observed_at, timezone.utc), occurred_at=occurred,
                          received_at=now, merged=False)
-        effects = Effects()
         if target is not None:
-            occ.ticket_id, occ.merged = target.id, True
+            occ.merged = True
+            if target.id is None:  # opened earlier in this batch, not flushed yet
+                occ.ticket = target
+            else:
+                occ.ticket_id = target.id
             s.add(occ)
             target.occurrence_count += 1
             target.last_seen_at = max(target.last_seen_at, occurred)
             target.updated_at = now
             self.stats["merged"] += 1
-            effects.events.append(("ticket.occurrence", ticket_summary(target), {"anomaly_id": a.id}))
-            return TicketRef(target.id, target.number, target.status, target.grid_code, target.unit_code, merged=True), effects
+
+            def merged() -> tuple[TicketRef, Effects]:
+                return (TicketRef(target.id, target.number, target.status, target.grid_code, target.unit_code, merged=True),
+                        Effects(events=[("ticket.occurrence", ticket_summary(target), {"anomaly_id": a.id})]))
+            return merged
 
         confirm = cat.confirm if cat.confirm is not None else a.source in self.cfg.confirm_sources
-        t, effects = open_ticket(s, self.store, self.cfg, self.policy, self.grids, self.grid_version, cat, occ, now,
-                                 confirm=confirm, title=a.title, description=str(a.details.get("description", "")),
-                                 address=a.details.get("address"), crs_in=a.location.crs)
+        t, effects_of = stage_ticket(s, self.store, self.cfg, self.policy, self.grids, self.grid_version, cat, occ, now,
+                                     confirm=confirm, title=a.title, description=str(a.details.get("description", "")),
+                                     address=a.details.get("address"), crs_in=a.location.crs)
         self.stats["created"] += 1
         if ctx is not None:
             ctx.opened(t)
-        return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, created=True), effects
+
+        def created() -> tuple[TicketRef, Effects]:
+            return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, created=True), effects_of()
+        return created
 
     def _duplicate(self, s: Session, occ: Occurrence) -> tuple[TicketRef, Effects]:
         t = s.get(Ticket, occ.ticket_id)
@@ -494,16 +518,21 @@ class _NearIndex:
                 yield from self.cells.get((y, x), ())
 
 
-def open_ticket(s: Session, store: Store, cfg: AlertsConfig, policy: CasePolicy, grids: GridIndex, grid_version: str,
-                cat: CategoryConfig, occ: Occurrence, now: datetime, *, confirm: bool = False, title: str | None = None,
-                description: str = "", address: str | None = None, crs_in: str = "WGS84",
-                actor: str = "system", note: str | None = None) -> tuple[Ticket, Effects]:
-    """Open a ticket for ``occ`` (not yet added): route it, number it, start its clock; returns what to publish."""
+def stage_ticket(s: Session, store: Store, cfg: AlertsConfig, policy: CasePolicy, grids: GridIndex, grid_version: str,
+                 cat: CategoryConfig, occ: Occurrence, now: datetime, *, confirm: bool = False, title: str | None = None,
+                 description: str = "", address: str | None = None, crs_in: str = "WGS84",
+                 actor: str = "system", note: str | None = None) -> tuple[Ticket, Callable[[], Effects]]:
+    """Add a ticket for ``occ`` (routed, numbered, its clock started) without flushing; returns it and a
+    function giving what to publish, to call once the session was flushed (the summaries carry the id).
+
+    Why: a flush per ticket is most of a filing's cost; a batch stages all its tickets and flushes once.
+    A new occurrence and the history rows point at the ticket through the ORM relationships; an existing
+    occurrence (a split) is re-pointed by id, which needs the ticket flushed first."""
     point = GeoPoint(lon=occ.lon, lat=occ.lat)
     grid, routed_by = route_point(grids, point)
     t = Ticket(
         # On the session's connection, not the session: the counter upsert needs no autoflush of the
-        # pending rows (a batch flushes them once, below), which halves the flushes per new case.
+        # staged rows (a batch flushes them all once).
         number=store.next_case_number(s.connection(), cfg.case_prefix, now, cfg.timezone),
         category=cat.code, severity=cat.severity, status="reported" if confirm else "dispatched",
         title=(title or f"{cat.name} · {occ.source_id}")[:300], description=description[:5000],
@@ -516,18 +545,35 @@ def open_ticket(s: Session, store: Store, cfg: AlertsConfig, policy: CasePolicy,
     if not confirm:
         policy.arm_sign(t, now)
     s.add(t)
-    s.flush()
-    occ.ticket_id = t.id
     if occ.id is None:
+        occ.ticket = t
         s.add(occ)
-    s.add(HistoryEntry(ticket_id=t.id, at=now, actor=actor, action="create", from_status=None, to_status="reported",
+    else:
+        s.flush()
+        occ.ticket_id = t.id
+    s.add(HistoryEntry(ticket=t, at=now, actor=actor, action="create", from_status=None, to_status="reported",
                        note=note or f"接报: {occ.source_kind} {occ.source_id}", attachments=[],
                        data={"anomaly_id": occ.anomaly_id, "crs_in": crs_in, "routed_by": routed_by, "grid_code": grid.code}))
-    effects = Effects()
-    summary = ticket_summary(t)
     if not confirm:
-        s.add(HistoryEntry(ticket_id=t.id, at=now, actor="system", action="dispatch", from_status="reported",
+        s.add(HistoryEntry(ticket=t, at=now, actor="system", action="dispatch", from_status="reported",
                            to_status="dispatched", note=f"自动派遣至 {grid.name}", attachments=[], data={"unit_code": grid.code}))
-        effects.duty.append((grid.code, summary, "dispatched"))
-    effects.events.append(("ticket.created", summary, {"anomaly_id": occ.anomaly_id}))
+
+    def effects() -> Effects:
+        out = Effects()
+        summary = ticket_summary(t)
+        if not confirm:
+            out.duty.append((grid.code, summary, "dispatched"))
+        out.events.append(("ticket.created", summary, {"anomaly_id": occ.anomaly_id}))
+        return out
     return t, effects
+
+
+def open_ticket(s: Session, store: Store, cfg: AlertsConfig, policy: CasePolicy, grids: GridIndex, grid_version: str,
+                cat: CategoryConfig, occ: Occurrence, now: datetime, *, confirm: bool = False, title: str | None = None,
+                description: str = "", address: str | None = None, crs_in: str = "WGS84",
+                actor: str = "system", note: str | None = None) -> tuple[Ticket, Effects]:
+    """Open a ticket for ``occ`` (not yet added): route it, number it, start its clock; returns what to publish."""
+    t, effects = stage_ticket(s, store, cfg, policy, grids, grid_version, cat, occ, now, confirm=confirm, title=title,
+                              description=description, address=address, crs_in=crs_in, actor=actor, note=note)
+    s.flush()
+    return t, effects()

@@ -120,7 +120,7 @@ class CameraAnalyzer:
                     plan.regions, plan.full, plan.refresh = full_frame_regions(w, h, self.imgsz, tiles=True), True, True
                 elif boxes:
                     plan.regions, plan.full = plan_regions(boxes, w, h, self.imgsz, m.max_regions,
-                                                           m.full_frame_fraction, tiles=False)
+                                                           m.full_frame_fraction, tiles=m.full_frame_tiles)
                 plan.want_objects = bool(plan.regions)
                 plan.crops += len(plan.regions)
         for name, (interval, _names) in self.aux.items():

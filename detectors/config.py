@@ -39,6 +39,10 @@ class ModelConfig(_Strict):
                              "objects already there at start)")
     max_regions: int = Field(4, ge=1, description="more motion regions than this become one full-frame pass")
     full_frame_fraction: float = Field(0.6, gt=0, le=1, description="regions covering this much of the picture become a full-frame pass")
+    full_frame_tiles: bool = Field(
+        False, description="when motion covers most of the frame: overlapping square tiles at native scale (2 crops "
+        "for 16:9 at imgsz 320) instead of one letterboxed pass (1 crop, objects at half scale). Turn on for views of "
+        "small, distant people; the periodic refresh pass always uses tiles")
     detect_fps: float = Field(
         1.0, gt=0, le=30,
         description="object-model passes per camera per second at most (motion, tracks and rules still run on every "

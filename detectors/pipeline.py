@@ -96,6 +96,7 @@ class VideoPipeline:
         self._cameras: dict[str, _CameraSlot] = {}
         self._results: list[tuple[str, _CameraSlot, Plan]] = []
         self.max_inflight = m.max_inflight or 2 * m.max_batch
+        self._working = False
         self._inflight = 0  # crops admitted and not yet answered
         self._waiting: dict[str, tuple[tuple[int, float], int, float]] = {}  # cid -> (rank, crops, seen at)
         self.denied = 0  # detection passes a camera wanted but had to wait for (worker full)
@@ -214,7 +215,8 @@ class VideoPipeline:
         """Wait until every submitted frame has been analysed (tests, replays); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while any(s.pending is not None or s.busy for s in self._cameras.values()) or self._results:
+            while (any(s.pending is not None or s.busy for s in self._cameras.values()) or self._results
+                   or self._working):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -235,6 +237,7 @@ class VideoPipeline:
                 if not work and not results:
                     self._cond.wait(0.1)
                     continue
+                self._working = True  # taken from the slots, not yet analysed (drain must not pass now)
             for cid, slot, plan in results:
                 self._finish(cid, slot, plan, detected=True)
             plans: list[tuple[str, _CameraSlot, Plan]] = []
@@ -255,6 +258,9 @@ class VideoPipeline:
                         self._dispatch(cid, slot, plan)
                         continue
                 self._finish(cid, slot, plan, detected=False)
+            with self._cond:
+                self._working = False
+                self._cond.notify_all()
 
     def _admit(self, plans: list[tuple[str, _CameraSlot, Plan]]) -> set[str]:
         """Which of these frames get a detection pass now: in-flight cap, then fair turns (see the module doc)."""

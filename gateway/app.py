@@ -93,7 +93,7 @@ def _csp(tile_url: str | None) -> str:
 def create_app(runtime: Any) -> FastAPI:
     """The gateway of one GridWatch process, over a runtime built elsewhere (``gateway.runtime``)."""
     from gateway import live, webrtc
-    from gateway.api import alarms, auth as auth_api, cameras, devices, grids, system, tickets
+    from gateway.api import alarms, auth as auth_api, cameras, devices, grids, reports, system, tickets
 
     dep = runtime.deployment
     cfg = dep.gateway
@@ -172,6 +172,11 @@ def create_app(runtime: Any) -> FastAPI:
         app.include_router(module.router, prefix=API)
     app.include_router(live.router, prefix=API)
     app.include_router(webrtc.router, prefix=API)
+    app.include_router(reports.router, prefix=API)
+    reports.mount_pages(app)
+    # Where probes and scrapers look by convention; the same handlers as under /api/v1.
+    app.add_api_route("/healthz", system.healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/metrics", system.metrics, methods=["GET"], include_in_schema=False)
 
     app.mount("/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="static")
 

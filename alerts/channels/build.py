@@ -20,7 +20,6 @@ from alerts.channels.categories import Catalog, effective_alerts_config, load_ca
 from alerts.channels.classifier import SEED_FILE, ReportClassifier, load_examples
 from alerts.channels.config import ChannelsConfig
 from alerts.channels.masking import install_log_masking
-from alerts.channels.models import ensure_tables
 from alerts.channels.notify import ReporterNotifier
 from alerts.channels.otp import OtpService, ResidentTokens
 from alerts.channels.places import Gazetteer
@@ -53,7 +52,6 @@ def build_channels(deployment: Any, *, store: Store, grids: GridIndex, redis_cli
     """Everything the reports API and the notifier loop need. ``deployment`` is a ``gateway.config.Deployment``."""
     install_log_masking()
     cfg = cfg or getattr(deployment, "channels", None) or ChannelsConfig()
-    ensure_tables(store.engine)
     catalog = load_catalog(deployment.resolve(cfg.categories_file), deployment.alerts)
     alerts_cfg = effective_alerts_config(deployment.alerts, catalog)
     consumer = consumer or f"{os.uname().nodename}-{os.getpid()}-channels"

@@ -1,15 +1,15 @@
 """Tables of the human channels, on the case store's metadata: who reported what, what they were told, how they rated it.
 
-They live on ``alerts.models.Base`` (so they can reference tickets) but are created by this package
-(``ensure_tables``) until the alerts migrations adopt them: the reporter's contact stays here, never in
-the ticket or its occurrences, which every worker can read.
+They live on ``alerts.models.Base`` (so they can reference tickets) and are created by the store's
+migration 0002: the reporter's contact stays here, never in the ticket or its occurrences, which every
+worker can read.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alerts.models import Base
@@ -100,10 +100,3 @@ class Correction(Base):
 
     __table_args__ = (Index("ix_channel_corrections_at", "at"),)
 
-
-TABLES = [Report.__table__, Notification.__table__, Survey.__table__, Correction.__table__]
-
-
-def ensure_tables(engine: Engine) -> None:
-    """Create the channel tables if missing (idempotent; the case tables must exist: open the store first)."""
-    Base.metadata.create_all(engine, tables=TABLES, checkfirst=True)

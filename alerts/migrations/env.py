@@ -4,6 +4,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
+import alerts.channels.models  # noqa: F401  (its tables share the metadata, so autogenerate sees them)
 from alerts.models import Base
 
 config = context.config

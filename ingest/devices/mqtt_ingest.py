@@ -9,6 +9,10 @@ A crash before that means the broker delivers the message again.
 Load: ``$share/{group}/…`` subscriptions let several ingest processes split the devices' traffic
 (give each a distinct ``client_suffix``). Telemetry is handled on paho's network thread (it is
 cheap); alarms go to a small thread pool, so a slow intake (SQL commit) never stalls telemetry.
+With ``on_alarms`` (the batch form) the pool only verifies and claims each press, and an
+:class:`~ingest.devices.alarms.AlarmBatcher` files all presses waiting in one call (group commit);
+each box's ack is published, and its MQTT message acknowledged, as soon as its batch committed.
+A burst of a thousand presses is then a few dozen transactions, not a thousand.
 Outgoing QoS 1 publishes (acks, notifications) are capped by ``MqttConfig.max_inflight`` (< 65k ids).
 
 Bad input never stops the loop and never costs a valid message: each message is handled on its
@@ -36,7 +40,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.config import MqttConfig
 from ingest.devices import metrics
-from ingest.devices.alarms import MemoryPressLedger, PressError, PressLedger, parse_press, process_press
+from ingest.devices.alarms import (
+    AlarmBatcher, MemoryPressLedger, OnAlarms, PressError, PressLedger, ack_message, parse_press, process_press,
+)
 from ingest.devices.codecs import CodecError, get_codec, telemetry_readings
 from ingest.devices.messages import AlarmPress, Reading
 from ingest.devices.registry import DeviceRegistry
@@ -83,14 +89,21 @@ class MqttIngest:
         cfg: MqttConfig,
         registry: DeviceRegistry,
         on_reading: OnReading,
-        on_alarm: OnAlarm,
+        on_alarm: OnAlarm | None,
         on_reject: OnReject,
         on_status: OnStatus | None = None,
         *,
         nonce_store: NonceStore | None = None,
         ledger: PressLedger | MemoryPressLedger | None = None,
         client_suffix: str | None = None,
+        on_alarms: OnAlarms | None = None,
+        alarm_batch_max: int = 64,
+        alarm_batch_wait_s: float = 0.002,
     ) -> None:
+        """``on_alarms`` (files a list of presses in one transaction, one result per press) is preferred;
+        ``on_alarm`` (one press per call) is the fallback when it is not given."""
+        if on_alarm is None and on_alarms is None:
+            raise TypeError("MqttIngest needs on_alarms or on_alarm")
         self.cfg = cfg
         self.registry = registry
         self._on_reading = on_reading
@@ -99,6 +112,10 @@ class MqttIngest:
         self._on_status = on_status
         self._nonces = nonce_store or MemoryNonceStore()
         self._ledger = ledger or MemoryPressLedger(cfg.press_dedup_s)
+        self._on_alarms = on_alarms
+        self._batch_max = alarm_batch_max
+        self._batch_wait_s = alarm_batch_wait_s
+        self.alarm_batcher: AlarmBatcher | None = None
         self._conn = parse_mqtt_url(mqtt_url)
         self.client_id = cfg.client_id + (f"-{client_suffix}" if client_suffix else "")
         self._prefix = cfg.topic_prefix
@@ -143,6 +160,10 @@ class MqttIngest:
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         props.ReceiveMaximum = self.cfg.receive_maximum
         self._pool = ThreadPoolExecutor(self.cfg.alarm_workers, thread_name_prefix="gw-alarm")
+        if self._on_alarms is not None:
+            self.alarm_batcher = AlarmBatcher(self._ledger, self._on_alarms, max_batch=self._batch_max,
+                                              max_wait_s=self._batch_wait_s)
+            self.alarm_batcher.start()
         self._client = client
         client.connect_async(self._conn["host"], self._conn["port"], self.cfg.keepalive_s, clean_start=False, properties=props)
         client.loop_start()
@@ -152,10 +173,13 @@ class MqttIngest:
 
     def stop(self) -> None:
         """Finish alarms in hand, then disconnect; unacknowledged messages stay with the broker's session."""
-        client, self._client = self._client, None
+        client = self._client
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self.alarm_batcher is not None:  # files what is queued; its acks still go out on the open client
+            self.alarm_batcher.stop()
+        self._client = None
         if client is not None:
             client.disconnect()
             client.loop_stop()
@@ -286,33 +310,40 @@ class MqttIngest:
             self._on_status(device_id, online, received_at)
 
     def _event_message(self, mid: int, qos: int, topic: str, device_id: str, payload: bytes, received_at: float) -> None:
+        deferred = False
         try:
-            self._event(topic, device_id, payload, received_at)
+            deferred = self._event(topic, device_id, payload, received_at, lambda: self._ack_mqtt(mid, qos))
         except Exception:
             log.exception("handling alarm on %s failed", topic)
             self._reject(topic, "handler_error", payload)
         finally:
-            client = self._client
-            if client is not None:
-                client.ack(mid, qos)
+            if not deferred:
+                self._ack_mqtt(mid, qos)
 
-    def _event(self, topic: str, device_id: str, payload: bytes, received_at: float) -> None:
+    def _ack_mqtt(self, mid: int, qos: int) -> None:
+        client = self._client
+        if client is not None:
+            client.ack(mid, qos)
+
+    def _event(self, topic: str, device_id: str, payload: bytes, received_at: float,
+               ack_mqtt: Callable[[], None] | None = None) -> bool:
+        """Handle one alarm message; True when it was queued to the batcher, which then calls ``ack_mqtt``."""
         metrics.MESSAGES.labels("events").inc()
         self._count("events")
         try:
             envelope = json.loads(payload)
         except (UnicodeDecodeError, ValueError):
             self._reject(topic, "malformed_json", payload)
-            return
+            return False
         if not isinstance(envelope, dict) or not isinstance(envelope.get("body"), str):
             self._reject(topic, "malformed", payload)
-            return
+            return False
         if envelope.get("device", device_id) != device_id:
             self._reject(topic, "topic_device_mismatch", payload)
-            return
+            return False
         if self.registry.get(device_id) is None:
             self._reject(topic, "unknown_device", payload)
-            return
+            return False
         body = envelope["body"].encode("utf-8")
         fields = {k: envelope[k] for k in ("timestamp", "nonce", "signature") if k in envelope}
         fields["device"] = device_id
@@ -323,23 +354,40 @@ class MqttIngest:
             self._reject(topic, reason, payload)
             if reason == "timestamp_out_of_window":  # authentic: help the box fix its clock
                 self._publish(device_id, "ack", {"status": "rejected", "reason": reason, "server_time": time.time()})
-            return
+            return False
         try:
             press = parse_press(doc, received_at)
         except PressError as exc:
             self._reject(topic, exc.reason, payload)
             self._publish(device_id, "ack", {"status": "rejected", "reason": exc.reason, "detail": str(exc)})
-            return
-        ack = process_press(press, self._ledger, self._on_alarm)
-        if ack["status"] == "error":
-            self._nonces.release(device_id, doc["_nonce"])
-        self._publish(device_id, "ack", ack)
-        latency = time.time() - received_at
-        metrics.ACK_SECONDS.observe(latency)
-        metrics.ALARMS.labels(press.kind, ack["status"]).inc()
-        with self._lock:
-            self._counts[f"{press.kind}_{ack['status']}"] += 1
-            self._ack_latency.append(latency)
+            return False
+        nonce = doc["_nonce"]
+
+        def answer(ack: dict[str, Any]) -> None:
+            if ack["status"] == "error":  # nothing was filed: the box's retry may reuse its nonce
+                self._nonces.release(device_id, nonce)
+            self._publish(device_id, "ack", ack)
+            latency = time.time() - received_at
+            metrics.ACK_SECONDS.observe(latency)
+            metrics.ALARMS.labels(press.kind, ack["status"]).inc()
+            with self._lock:
+                self._counts[f"{press.kind}_{ack['status']}"] += 1
+                self._ack_latency.append(latency)
+
+        batcher = self.alarm_batcher
+        if batcher is not None and ack_mqtt is not None:
+            def answer_and_ack(ack: dict[str, Any]) -> None:
+                try:
+                    answer(ack)
+                finally:
+                    ack_mqtt()
+            batcher.submit(press, answer_and_ack)
+            return True
+        if self._on_alarm is None:  # batch-only ingest used without its batcher (not started)
+            answer(ack_message(press, "error", None, retry=True, error="not_started"))
+            return False
+        answer(process_press(press, self._ledger, self._on_alarm))
+        return False
 
     # ----------------------------------------------------------------------------------- downlink
     def _publish(self, device_id: str, channel: str, message: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from detectors.anomaly import Anomaly
+from tests.support import wait_for
 from ingest.geo import GeoPoint
 
 PLAZA = (120.105, 30.276)          # 清河北社区第1网格 330199001001001
@@ -24,13 +25,4 @@ def anomaly(kind: str = "crowd", source: str = "camera", source_id: str = "cam-p
 
 def poll(predicate, timeout: float = 5.0, interval: float = 0.02):
     """Wait for ``predicate()`` to be truthy (returning it) or fail after ``timeout`` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+    return wait_for(predicate, timeout, interval)

@@ -7,8 +7,6 @@ page go to docs/screenshots/.
 from __future__ import annotations
 
 import os
-import re
-import socket
 import sys
 import threading
 import time
@@ -20,6 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 from gw_support import FOOTAGE, REDIS_URL, build_test_runtime, drop_keys, make_deployment  # noqa: E402
+from tests.support import free_port  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "docs" / "screenshots"
@@ -33,12 +32,6 @@ pytestmark = [
     pytest.mark.skipif(not (FOOTAGE / "plaza_pedestrians_720p.avi").exists(), reason="shared footage is absent"),
 ]
 playwright_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     dep.cameras = [plaza]
     dep.detection.model.path = None          # motion-only keeps two CPU cores free for the browser and encoder
     dep.detection.motion.cooldown_s = 5
-    dep.gateway.port = _free_port()
+    dep.gateway.port = free_port()
     runtime = build_test_runtime(dep, sources=True)
     runtime.start()
     app = create_app(runtime)

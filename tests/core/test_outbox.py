@@ -1,7 +1,6 @@
 """Anomalies published while Redis is down wait in the outbox and arrive, in order, when it is back."""
 from __future__ import annotations
 
-import socket
 import subprocess
 
 import pytest
@@ -11,17 +10,13 @@ from alerts.streams import AnomalyOutbox, StreamKeys
 from detectors.anomaly import Anomaly
 from gateway.services import wait_listening
 from ingest.geo import GeoPoint
+from tests.support import free_port
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.timeout(60)
 def test_outbox_holds_anomalies_through_a_redis_outage(tmp_path):
-    port = _free_port()
+    port = free_port()
     start = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path), "--appendonly", "yes", "--appendfsync", "always"]
     server = subprocess.Popen(start, stdout=subprocess.DEVNULL)
     client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)

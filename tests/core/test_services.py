@@ -1,24 +1,19 @@
 """`gridwatch run` starts a local Redis / Mosquitto when the configured localhost port has no listener."""
 from __future__ import annotations
 
-import socket
 
 import paho.mqtt.client as mqtt
 import pytest
 import redis
 
 from gateway.services import ServiceError, ensure_services, is_listening
+from tests.support import free_port
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.timeout(60)
 def test_starts_redis_and_mosquitto_on_free_ports_and_stops_them(tmp_path):
-    rport, mport = _free_port(), _free_port()
+    rport, mport = free_port(), free_port()
     services = ensure_services(f"redis://127.0.0.1:{rport}/0", f"mqtt://127.0.0.1:{mport}", tmp_path)
     try:
         assert set(services.procs) == {"redis", "mosquitto"}
@@ -45,4 +40,4 @@ def test_missing_binary_says_which_package_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr("gateway.services.Path.exists", lambda self: False)
     with pytest.raises(ServiceError, match="apt-get install redis-server"):
-        ensure_services(f"redis://127.0.0.1:{_free_port()}/0", "mqtt://127.0.0.1:1883", tmp_path)
+        ensure_services(f"redis://127.0.0.1:{free_port()}/0", "mqtt://127.0.0.1:1883", tmp_path)

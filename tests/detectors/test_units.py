@@ -27,7 +27,10 @@ def test_regions_cluster_and_fall_back_to_full_frame():
     assert (x2 - x1, y2 - y1) == (320, 320) and x1 <= 10 and y1 <= 10
     many = [(x, y, x + 20, y + 20) for x in range(0, 640, 160) for y in range(0, 480, 160)]
     regions, full = plan_regions(many, 640, 480, 320)
-    assert full and regions == full_frame_regions(640, 480, 320)
+    assert full and regions == [(0, 0, 640, 480)]  # motion everywhere: one letterboxed pass, not two tiles
+    regions, full = plan_regions(many, 640, 480, 320, tiles=True)
+    assert full and regions == full_frame_regions(640, 480, 320) and len(regions) == 2
+    assert full_frame_regions(640, 360, 320, tiles=False) == [(0, 0, 640, 360)]
     assert full_frame_regions(640, 480, 640) == [(0, 0, 640, 480)]
     crop, scale = crop_for_model(np.zeros((480, 640, 3), np.uint8), (0, 0, 640, 480), 320)
     assert crop.shape == (320, 320, 3) and scale == 2.0

@@ -3,26 +3,16 @@ Redis stream → intake → Ticket in the grid that holds the camera → (operat
 duty queue and the SQL store → listed by ``GET /api/v1/tickets``."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway.config import load_deployment
 
+from tests.support import wait_for
+
 from ..conftest import DEMO, footage
 
 PLAZA_GRID = "330199001001001"  # base grid that contains cam-plaza in the demo district
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)  # polling the system under test, with a deadline
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.mark.timeout(120)
@@ -50,14 +40,14 @@ def test_real_clip_becomes_a_ticket_on_its_grid_queue(tmp_path, stream_prefix, r
             assert listed.status_code == 200, listed.text
             return [t for t in listed.json()["items"] if t["grid_code"] == PLAZA_GRID]
 
-        ticket = wait_for(plaza_tickets, 60, f"a ticket in grid {PLAZA_GRID}")[0]
+        ticket = wait_for(plaza_tickets, 60, what=f"a ticket in grid {PLAZA_GRID}")[0]
         assert ticket["source"] == {"kind": "camera", "id": "cam-plaza", "zone": None}
         assert ticket["status"] == "reported"  # camera events wait on the event wall for the operator
 
         confirmed = client.post(f"/api/v1/tickets/{ticket['id']}/actions/register", json={"note": "确认"}, headers=auth)
         assert confirmed.status_code == 200, confirmed.text
         queue = runtime.keys.duty(PLAZA_GRID)
-        entries = wait_for(lambda: redis_client.xrange(queue), 10, f"an entry on the duty queue {queue}")
+        entries = wait_for(lambda: redis_client.xrange(queue), 10, what=f"an entry on the duty queue {queue}")
         assert str(ticket["id"]) in {fields[b"ticket_id"].decode() for _, fields in entries}
 
         status = client.get("/api/v1/status", headers=auth).json()

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import pytest
-import redis
 
 from ..conftest import DEMO, FOOTAGE, MODELS, REPO
-from .test_demo_path import wait_for
+from tests.support import free_port, wait_for
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _demo_copy(tmp_path, prefix: str) -> str:
@@ -42,7 +35,7 @@ def _demo_copy(tmp_path, prefix: str) -> str:
 
 @pytest.mark.timeout(180)
 def test_demo_district_puts_a_camera_ticket_on_a_grid_queue_within_60_s(tmp_path, stream_prefix, redis_client):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = open(tmp_path / "gridwatch.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", _demo_copy(tmp_path, stream_prefix), "--port", str(port)],
@@ -58,7 +51,7 @@ def test_demo_district_puts_a_camera_ticket_on_a_grid_queue_within_60_s(tmp_path
                 assert proc.poll() is None, (tmp_path / "gridwatch.log").read_text()
                 return False
 
-        wait_for(up, 60, "the console to answer")
+        wait_for(up, 60, what="the console to answer")
         assert f"GridWatch console: http://127.0.0.1:{port}/" in (tmp_path / "gridwatch.log").read_text()
         token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "dispatcher", "password": "dispatcher123"}).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
@@ -70,7 +63,7 @@ def test_demo_district_puts_a_camera_ticket_on_a_grid_queue_within_60_s(tmp_path
                     return name, redis_client.xrange(key, count=1)[0]
             return None
 
-        queue, (_, fields) = wait_for(queued_ticket, 60, "a camera ticket on a grid duty queue")
+        queue, (_, fields) = wait_for(queued_ticket, 60, what="a camera ticket on a grid duty queue")
         elapsed = time.monotonic() - started
         ticket = httpx.get(f"{base}/api/v1/tickets/{fields[b'ticket_id'].decode()}", headers=auth).json()
         assert ticket["source"]["kind"] == "camera"

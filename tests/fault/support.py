@@ -107,16 +107,34 @@ class OwnMosquitto:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.conf = self.dir / "mosquitto.conf"
+        # Started as root, Mosquitto drops to user 'mosquitto', which cannot write the test's temp dir: the
+        # persistence file would silently never be written and every "restart" would be a cold start.
+        run_as = "user root\n" if os.geteuid() == 0 else ""
+        self.log = self.dir / "mosquitto.log"
+        auth = "" if "allow_anonymous" in extra_conf else "allow_anonymous true\n"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"listener {self.port} 127.0.0.1\n{auth}persistence true\n"
             f"persistence_location {self.dir}/\nautosave_interval 1\nautosave_on_changes true\n"
-            f"max_queued_messages 100000\n{extra_conf}", encoding="utf-8")
+            f"max_queued_messages 100000\nset_tcp_nodelay true\n{run_as}log_dest file {self.log}\n"
+            f"log_type error\nlog_type warning\nlog_type notice\n{extra_conf}", encoding="utf-8")
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_for(lambda: port_open(self.port), 10, f"own mosquitto on {self.port}")
+                                     stderr=subprocess.PIPE)
+        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, 10, f"own mosquitto on {self.port}")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited: {self.proc.stderr.read().decode(errors='replace')[-500:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: the broker's host loses power; only the last autosave (every second) survives."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -303,3 +321,51 @@ def report(name: str, **figures: Any) -> None:
             f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
     except OSError:
         pass
+
+
+def runtime_deployment(tmp: Path, *, mqtt_url: str, redis_url: str = "redis://127.0.0.1:6379/0") -> Any:
+    """The demo deployment pointed at the test's own broker, a unique Redis prefix, MQTT topic prefix and
+    client id, SQLite and evidence in ``tmp``, no cameras and no object model (the MQTT/alarm side of
+    ``gateway.runtime``; loading the ONNX model costs ~30 s on this machine and nothing here needs it)."""
+    from gateway.config import load_deployment
+
+    dep = load_deployment()
+    tag = uuid.uuid4().hex[:10]
+    dep.services.run_dir = str(tmp)
+    dep.services.sql_url = f"sqlite:///{tmp}/gridwatch.db"
+    dep.services.stream_prefix = f"gwfault-{tag}"
+    dep.services.redis_url = redis_url
+    dep.services.mqtt_url = mqtt_url
+    dep.services.autostart = False
+    dep.cameras = []
+    dep.detection.model.path = None
+    dep.gateway.secret_key = "fault-secret-" + uuid.uuid4().hex
+    dep.ingest.mqtt.client_id = f"gwfault-ingest-{tag}"
+    dep.ingest.mqtt.topic_prefix = f"gwfault/{tag}/v1"
+    dep.ingest.mqtt.shared_group = f"g{tag}"
+    return dep
+
+
+def drop_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every key a test wrote under its unique prefix."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def dead_letters(redis_url: str, prefix: str) -> list[dict[str, Any]]:
+    """The dead-letter stream of a prefix, decoded (``source``, ``reason``, ``payload`` …)."""
+    import redis
+
+    from alerts.streams import StreamKeys
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return [{k.decode(): v for k, v in fields.items()} for _, fields in client.xrange(StreamKeys(prefix).deadletter)]
+    finally:
+        client.close()

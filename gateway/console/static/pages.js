@@ -156,7 +156,8 @@ Pages.queue = async function (ctx) {
   }
   await load();
   ctx.onLive = (msg) => { if (msg.type === "ticket") load(); };
-  return h("div", { class: "queue-page" }, h("h2", {}, t("queue"), " ", h("button", { onclick: load, class: "small" }, t("refresh"))), list);
+  return h("div", { class: "queue-page" }, h("h2", {}, t("queue"), " ", h("button", { onclick: load, class: "small" }, t("refresh")),
+    " ", h("a", { href: "/report/patrol.html", class: "button small" }, t("patrol_report"))), list);
 };
 
 Pages.kpi = async function () {
