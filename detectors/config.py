@@ -129,6 +129,11 @@ class RuleConfig(_Strict):
                                            "must reach this (Frigate's 'threshold'); filters flickering false objects")
     sensitivity: float = Field(1.0, gt=0, le=10, description="rule-specific scale of the classical detectors "
                                "(fire/smoke, tamper): >1 fires more easily")
+    view: Literal["auto", "side", "top_down"] = Field(
+        "auto", description="fall: a top-down camera cannot see a person's shape change, so its shape cues are off; "
+        "auto decides from the person boxes' median height/width")
+    hold_s: float = Field(5.0, ge=0, description="crowd: a member hidden inside the group still counts this long")
+    min_frames: int = Field(2, ge=1, description="fall: the lying shape must be seen in this many detections")
 
 
 class CameraAnalytics(_Strict):

@@ -75,6 +75,11 @@ def filter_entry(stream: str, fields: dict[str, str], keys: Any, grids: GridInde
     return {"type": "ticket", "grid": code, "event": body}
 
 
+async def _newest_id(client, stream: str) -> str:
+    newest = await client.xrevrange(stream, count=1)
+    return _text(newest[0][0]) if newest else "0-0"
+
+
 async def _authenticate(ws: WebSocket, auth: Authenticator) -> tuple[Principal, str]:
     token = ws.query_params.get("token")
     if not token:
@@ -104,10 +109,11 @@ async def live(ws: WebSocket) -> None:
         await _close(ws, 4403, "forbidden")
         return
     client = aioredis.from_url(runtime.deployment.services.redis_url, decode_responses=True)
-    streams = {keys.anomalies: "$", keys.events: "$"}
     since = ws.query_params.get("since")
     if since:  # resume after a reconnect: entries after this id on both streams
-        streams = {k: since for k in streams}
+        streams = {k: since for k in (keys.anomalies, keys.events)}
+    else:  # from now on: the newest ids, fixed before "hello" so nothing sent after it is missed
+        streams = {k: await _newest_id(client, k) for k in (keys.anomalies, keys.events)}
     await ws.send_json({"type": "hello", "user": principal.username, "grids": list(principal.grids)})
     last_check = time.monotonic()
     reader = asyncio.create_task(_drain_client(ws))

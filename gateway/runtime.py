@@ -83,7 +83,8 @@ class Runtime:
             from ingest.devices import MqttIngest
 
             self.mqtt = MqttIngest(dep.services.mqtt_url, dep.ingest.mqtt, self.devices, on_reading=self.sensor_rules.on_reading,
-                                   on_alarm=self._file_alarm, on_reject=self._reject, on_status=self.sensor_rules.on_status,
+                                   on_alarm=self._file_alarm, on_alarms=self._file_alarms, on_reject=self._reject,
+                                   on_status=self.sensor_rules.on_status,
                                    nonce_store=self.nonces,
                                    ledger=self.press_ledger)
         self._stop = threading.Event()
@@ -110,33 +111,49 @@ class Runtime:
     def camera_config(self, camera_id: str):
         return next((c for c in self.deployment.cameras if c.id == camera_id), None)
 
-    def snapshots_near(self, point: GeoPoint, limit: int = 3) -> list[Evidence]:
-        """Snapshots, taken now, from the cameras best placed to see a point (facing it, then nearest)."""
+    def snapshots_near(self, points: list[GeoPoint], limit: int = 3) -> list[list[Evidence]]:
+        """For each point, snapshots taken now by the cameras best placed to see it (facing it, then nearest).
+
+        A burst of presses from one estate sees the same few cameras: each camera is photographed
+        once per call and its snapshot shared by every point it serves.
+        """
         from detectors.nearby import cameras_seeing, write_snapshot
 
         if self.cameras is None:
-            return []
+            return [[] for _ in points]
         poses = [(c.id, c.pose) for c in self.deployment.cameras]
-        snapshots = []
-        for camera_id in cameras_seeing(poses, point, limit=limit):
+        chosen = [cameras_seeing(poses, point, limit=limit) for point in points]
+        taken: dict[str, Evidence] = {}
+        for camera_id in dict.fromkeys(cid for ids in chosen for cid in ids):
             frame = self.cameras.latest(camera_id)
             if frame is None:
                 continue
             try:
-                snapshots.append(write_snapshot(frame, self.evidence_dir))
+                taken[camera_id] = write_snapshot(frame, self.evidence_dir)
             except (OSError, ValueError) as exc:  # a full disk costs the picture, never the alarm
                 log.error("snapshot of %s for an alarm not written: %s", camera_id, exc)
-        return snapshots
+        return [[taken[cid] for cid in ids if cid in taken] for ids in chosen]
 
-    def _file_alarm(self, press: Any) -> str:
-        """File a verified press synchronously and return its case number (the box's acknowledgement)."""
+    def _file_alarms(self, presses: list[Any]) -> list[str | BaseException]:
+        """File verified presses in one transaction; each gets its case number (the box's acknowledgement)."""
         from detectors.sensor_rules import alarm_anomaly
 
-        if press.kind == "cancel" and press.case:
-            return self._cancel_alarm(press)
-        device = self.devices.get(press.device_id)
-        anomaly = alarm_anomaly(press, device, self.snapshots_near(device.location))
-        return self.intake.file(anomaly).number
+        numbers: list[str | BaseException | None] = [None] * len(presses)
+        new = [i for i, p in enumerate(presses) if not (p.kind == "cancel" and p.case)]
+        for i in set(range(len(presses))) - set(new):
+            numbers[i] = self._cancel_alarm(presses[i])
+        devices = [self.devices.get(presses[i].device_id) for i in new]
+        snapshots = self.snapshots_near([d.location for d in devices])
+        anomalies = [alarm_anomaly(presses[i], d, snaps) for i, d, snaps in zip(new, devices, snapshots)]
+        for i, ref in zip(new, self.intake.file_many(anomalies, return_exceptions=True)):
+            numbers[i] = ref if isinstance(ref, BaseException) else ref.number
+        return numbers
+
+    def _file_alarm(self, press: Any) -> str:
+        result = self._file_alarms([press])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _cancel_alarm(self, press: Any) -> str:
         """误按: the resident cancels; the case is voided with the reason, unless someone already acted on it."""
@@ -154,7 +171,8 @@ class Runtime:
         from ingest.devices import handle_press
 
         return handle_press(self.devices, body, headers, nonce_store=self.nonces, ledger=self.press_ledger,
-                            on_alarm=self._file_alarm, on_reject=self._reject)
+                            on_alarm=self._file_alarm, on_reject=self._reject,
+                            batcher=self.mqtt.alarm_batcher if self.mqtt else None)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _loop(self, name: str, fn, stop: threading.Event) -> None:

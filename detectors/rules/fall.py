@@ -55,8 +55,8 @@ class FallRule(Rule):
 
     def __init__(self, cfg, zones, camera_min_score=None):
         super().__init__(cfg, zones, camera_min_score)
-        self.view_mode: str = getattr(cfg, "view", None) or "auto"
-        self.min_frames = int(getattr(cfg, "min_frames", None) or 2)
+        self.view_mode: str = cfg.view
+        self.min_frames = cfg.min_frames
         self.confirm_s = float(cfg.dwell_s or 2.0)
         self._aspects: deque[float] = deque(maxlen=300)
         self._seen: set[tuple[int, float]] = set()  # (track, detection time) already sampled for the view
@@ -123,9 +123,12 @@ class FallRule(Rule):
             return None  # half hidden by someone: its box shape says nothing about its pose
         recent = [(t, b) for t, b in o.history if view.now - t <= 5.0]
         # distinct boxes only: a box held for a still object between detections is not a new observation
+        # (a run of the same box keeps its latest time: "upright until then")
         obs: list[tuple[float, Box]] = []
         for t, b in recent:
-            if not obs or obs[-1][1] != b:
+            if obs and obs[-1][1] == b:
+                obs[-1] = (t, b)
+            else:
                 obs.append((t, b))
         last_up = max((i for i, (_t, b) in enumerate(obs) if _h_w(b) >= UPRIGHT_H_W and not self._clipped(b, view)),
                       default=None)

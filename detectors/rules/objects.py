@@ -71,7 +71,7 @@ class CrowdRule(Rule):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.hold_s = float(getattr(self.cfg, "hold_s", None) or 5.0)
+        self.hold_s = self.cfg.hold_s
         self._since: float | None = None
         self._below_since: float | None = None
         # track id -> (last seen settled, foot, box height, box, label)

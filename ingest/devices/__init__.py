@@ -2,7 +2,7 @@
 and the broker's per-device ACL. See ``topics`` for the MQTT topic scheme and ``signing`` for the
 alarm signature."""
 from ingest.devices.acl import mosquitto_conf, mqtt_password, write_mosquitto_auth
-from ingest.devices.alarms import MemoryPressLedger, PressLedger, PressOutcome, handle_press, parse_press, process_press
+from ingest.devices.alarms import AlarmBatcher, MemoryPressLedger, PressLedger, PressOutcome, handle_press, parse_press, process_press
 from ingest.devices.codecs import CodecError, available_codecs, get_codec, register_codec, telemetry_readings
 from ingest.devices.messages import AlarmPress, Reading
 from ingest.devices.mqtt_ingest import MqttIngest, parse_mqtt_url
@@ -13,7 +13,7 @@ from ingest.devices.signing import (
 from ingest.devices.topics import device_topic, parse_topic, subscription_filters
 
 __all__ = [
-    "AlarmPress", "CodecError", "Device", "DeviceRegistry", "MemoryNonceStore", "MemoryPressLedger", "MqttIngest",
+    "AlarmBatcher", "AlarmPress", "CodecError", "Device", "DeviceRegistry", "MemoryNonceStore", "MemoryPressLedger", "MqttIngest",
     "NonceStore", "PressLedger", "PressOutcome", "Reading", "RedisNonceStore", "Secret", "SignatureError",
     "available_codecs", "device_topic", "get_codec", "handle_press", "mosquitto_conf", "mqtt_password",
     "parse_mqtt_url", "parse_press", "parse_topic", "process_press", "register_codec", "sign", "signed_envelope",

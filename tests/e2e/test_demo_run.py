@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from ..conftest import DEMO, FOOTAGE, MODELS, REPO
+from ..conftest import DEMO, FOOTAGE, MODELS, REPO, footage, model
 from tests.support import free_port, wait_for
 
 
@@ -35,6 +35,8 @@ def _demo_copy(tmp_path, prefix: str) -> str:
 
 @pytest.mark.timeout(180)
 def test_demo_district_puts_a_camera_ticket_on_a_grid_queue_within_60_s(tmp_path, stream_prefix, redis_client):
+    model("yolov8n_int8.onnx")  # the demo as shipped: real clips and the real model (skip where absent)
+    footage("building_fire_smoke_hoodcam.mp4")
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = open(tmp_path / "gridwatch.log", "w")

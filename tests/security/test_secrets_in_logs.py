@@ -60,6 +60,7 @@ def test_no_configured_secret_appears_in_logs_or_run_files(tmp_path):
         user["password"] = _secret("pw")
         found[f"password of {user['username']}"] = user["password"]
     api_key = _secret("key")
+    gw["users"] = [u for u in gw["users"] if u["username"] != "integrator"]
     gw["users"].append({"username": "integrator", "password": _secret("pw"), "role": "integrator", "api_key": api_key})
     found["password of integrator"] = gw["users"][-1]["password"]
     found["api key"] = api_key
