@@ -56,7 +56,13 @@ def _mqtt_acl(args: argparse.Namespace) -> int:
     from ingest.devices import DeviceRegistry, write_mosquitto_auth
 
     dep = load_deployment(args.config)
-    write_mosquitto_auth(DeviceRegistry(dep.devices), Path(args.passwd), Path(args.acl), topic_prefix=dep.ingest.mqtt.topic_prefix)
+    mqtt = dep.ingest.mqtt
+    service = {mqtt.username: mqtt.password} if mqtt.username and mqtt.password else None
+    if service is None:
+        print("note: ingest.mqtt.username/password are not set, so the broker gets no account for GridWatch's own ingest",
+              file=sys.stderr)
+    write_mosquitto_auth(DeviceRegistry(dep.devices), Path(args.passwd), Path(args.acl), topic_prefix=mqtt.topic_prefix,
+                         service_users=service)
     print(f"wrote {args.passwd} and {args.acl}")
     return 0
 

@@ -203,7 +203,7 @@ class LiveViews:
         await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
 
 
-@router.post("/cameras/{camera_id}/webrtc", response_model=SdpOut, responses=errors(400, 401, 403, 422, 503),
+@router.post("/cameras/{camera_id}/webrtc", response_model=SdpOut, responses=errors(400, 401, 403, 404, 422, 503),
              summary="WebRTC live view: post the browser's SDP offer, get the answer (send-only video)")
 async def webrtc_offer(camera_id: str, offer: SdpIn, request: Request,
                        principal: Principal = Depends(require("cameras:read"))) -> SdpOut:

@@ -85,7 +85,7 @@ class DeviceConfig(_Strict):
 class MqttConfig(_Strict):
     topic_prefix: str = "gridwatch/v1"
     client_id: str = "gridwatch-ingest"
-    shared_group: str | None = "gridwatch"
+    shared_group: str | None = Field(None, description="split devices across several ingest processes with $share/{group}/…; off by default: Mosquitto 2.0 does not restore a shared subscription after a broker restart (docs/RELIABILITY.md F-MQTT-1)")
     qos: int = Field(1, ge=0, le=2)
     max_payload_bytes: int = Field(64 * 1024, gt=0)
     username: str | None = Field(None, description="the ingest service's own broker account")

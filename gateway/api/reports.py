@@ -14,9 +14,9 @@ import logging
 import math
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path as PathParam, Query, Request, UploadFile, status
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -31,6 +31,8 @@ from gateway.auth import Principal, load_secret
 
 log = logging.getLogger("alerts.channels")
 router = APIRouter(tags=["reports"])
+# Ids are SQL integers: anything larger is a 422, not an overflow in the database driver.
+ReportId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 PAGES = Path(__file__).resolve().parent.parent / "console" / "report"
 _build_lock = threading.Lock()
 
@@ -119,7 +121,7 @@ class LoginOut(BaseModel):
     phone: str = Field(description="the number, masked")
 
 
-@router.get("/reports/public/config", summary="Categories, urgency levels and limits the report pages need")
+@router.get("/reports/public/config", responses=errors(503), summary="Categories, urgency levels and limits the report pages need")
 def public_config(ch: Channels = Depends(channels)) -> dict[str, Any]:
     svc = ch.service
     return {"district": svc.gazetteer.district, "categories": ch.catalog.public(), "urgency": URGENCY_LABELS,
@@ -127,7 +129,7 @@ def public_config(ch: Channels = Depends(channels)) -> dict[str, Any]:
             "min_text_chars": ch.cfg.min_text_chars, "max_text_chars": ch.cfg.max_text_chars}
 
 
-@router.get("/reports/public/grids", summary="Grid polygons for the resident's map (GeoJSON, WGS-84)")
+@router.get("/reports/public/grids", responses=errors(503), summary="Grid polygons for the resident's map (GeoJSON, WGS-84)")
 def public_grids(ch: Channels = Depends(channels)) -> dict[str, Any]:
     return ch.service.grids.to_geojson()
 
@@ -153,7 +155,7 @@ def login(body: LoginIn, ch: Channels = Depends(channels)) -> LoginOut:
     return LoginOut(token=ch.tokens.issue(who), expires_in=ch.tokens.ttl, phone=who.masked)
 
 
-@router.post("/reports/public/logout", status_code=204, summary="Revoke the resident token")
+@router.post("/reports/public/logout", status_code=204, responses=errors(401), summary="Revoke the resident token")
 def logout(request: Request, _: Resident = Depends(resident), ch: Channels = Depends(channels)) -> None:
     ch.tokens.revoke(request.headers.get("authorization", "")[7:].strip())
 
@@ -215,13 +217,13 @@ class RatingIn(BaseModel):
     resolved: bool | None = None
 
 
-@router.get("/reports/mine", summary="The resident's reports and the state of their cases")
+@router.get("/reports/mine", responses=errors(401), summary="The resident's reports and the state of their cases")
 def mine(who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> list[dict[str, Any]]:
     return ch.service.my_reports(who.phone)
 
 
-@router.get("/reports/mine/{report_id}", responses=errors(401, 404), summary="One report with its case timeline")
-def mine_one(report_id: int, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
+@router.get("/reports/mine/{report_id}", responses=errors(401, 404, 422), summary="One report with its case timeline")
+def mine_one(report_id: ReportId, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
         return ch.service.my_report(who.phone, report_id)
     except ReportError as exc:
@@ -230,7 +232,7 @@ def mine_one(report_id: int, who: Resident = Depends(resident), ch: Channels = D
 
 @router.post("/reports/mine/{report_id}/info", responses=errors(401, 404, 409, 413, 422),
              summary="Add text and photos to an open case")
-async def add_info(report_id: int, text: str = Form(..., max_length=5000), photos: list[UploadFile] | None = File(None),
+async def add_info(report_id: ReportId, text: str = Form(..., max_length=5000), photos: list[UploadFile] | None = File(None),
                    who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
         return ch.service.add_info(who.phone, report_id, text, await _photos(photos, ch))
@@ -239,14 +241,14 @@ async def add_info(report_id: int, text: str = Form(..., max_length=5000), photo
 
 
 @router.post("/reports/mine/{report_id}/rating", responses=errors(401, 404, 409, 422), summary="Rate a closed case (1–5)")
-def rate(report_id: int, body: RatingIn, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
+def rate(report_id: ReportId, body: RatingIn, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
         return ch.service.rate(who.phone, report_id, body.score, body.comment, body.resolved)
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
 
-@router.get("/reports/survey/{token}", responses=errors(404), summary="The 回访 survey behind an SMS link")
+@router.get("/reports/survey/{token}", responses=errors(404, 422), summary="The 回访 survey behind an SMS link")
 def get_survey(token: str, ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
         return ch.service.survey(token[:64])
@@ -272,12 +274,12 @@ class CategoryIn(BaseModel):
     urgency: Literal["low", "normal", "high", "critical"] | None = None
 
 
-@router.post("/reports/classify", summary="Suggested category and urgency for a text, with confidence")
+@router.post("/reports/classify", responses=errors(401, 403, 422), summary="Suggested category and urgency for a text, with confidence")
 def classify(body: ClassifyIn, _: Principal = Depends(require("tickets:act")), ch: Channels = Depends(channels)) -> dict[str, Any]:
     return ch.service.classify(body.text).to_dict()
 
 
-@router.get("/reports/geocode", summary="Address registry candidates for a free-text address (WGS-84)")
+@router.get("/reports/geocode", responses=errors(401, 403, 422), summary="Address registry candidates for a free-text address (WGS-84)")
 def geocode(q: str = Query(..., min_length=1, max_length=300), _: Principal = Depends(require("tickets:read")),
             ch: Channels = Depends(channels)) -> dict[str, Any]:
     hits = ch.service.gazetteer.search(q)
@@ -291,20 +293,20 @@ def get_satisfaction(group_by: Literal["grid", "unit", "department", "category"]
     return satisfaction(ch.service.store, group_by=group_by, grids=None if p.scope is None else sorted(p.scope))
 
 
-@router.post("/reports/classifier/retrain", summary="Retrain the classifier on the seed plus all corrections now")
+@router.post("/reports/classifier/retrain", responses=errors(401, 403), summary="Retrain the classifier on the seed plus all corrections now")
 def retrain(_: Principal = Depends(require_role("dispatcher")), ch: Channels = Depends(channels)) -> dict[str, Any]:
     return {"examples": ch.service.retrain()}
 
 
-@router.get("/reports", summary="Reports in the caller's grids (phones and names masked except for dispatcher/admin)")
-def list_reports(channel: Literal["resident", "patrol", "hotline"] | None = None, ticket_id: int | None = None,
+@router.get("/reports", responses=errors(401, 403, 422), summary="Reports in the caller's grids (phones and names masked except for dispatcher/admin)")
+def list_reports(channel: Literal["resident", "patrol", "hotline"] | None = None, ticket_id: int | None = Query(None, ge=1, le=2**63 - 1),
                  offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=200),
                  p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> dict[str, Any]:
     return ch.service.list_reports(staff_of(p), channel=channel, ticket_id=ticket_id, offset=offset, limit=limit)
 
 
-@router.get("/reports/{report_id}", responses=errors(401, 403, 404), summary="One report (masked per role)")
-def get_report(report_id: int, p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> dict[str, Any]:
+@router.get("/reports/{report_id}", responses=errors(401, 403, 404, 422), summary="One report (masked per role)")
+def get_report(report_id: ReportId, p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
         return ch.service.get_report(report_id, staff_of(p))
     except ReportError as exc:
@@ -313,7 +315,7 @@ def get_report(report_id: int, p: Principal = Depends(require("tickets:read")), 
 
 @router.post("/reports/{report_id}/category", responses=errors(401, 403, 404, 422),
              summary="Correct a report's category/urgency (stored as a correction the classifier learns from)")
-def recategorize(report_id: int, body: CategoryIn, p: Principal = Depends(require_role("dispatcher")),
+def recategorize(report_id: ReportId, body: CategoryIn, p: Principal = Depends(require_role("dispatcher")),
                  ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
         return ch.service.recategorize(report_id, body.category, body.urgency, staff_of(p))

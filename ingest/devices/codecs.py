@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "gridwatch.codecs"
 MAX_METRICS = 64
 MAX_BATCH = 1000
+EARLIEST_TS, LATEST_TS = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01 UTC
 
 Codec = Callable[[str, bytes], Any]
 
@@ -146,6 +147,8 @@ def _one(entry: Any, device_id: str, received_at: float, raw: dict[str, Any], ou
         raise CodecError("invalid_payload", "a reading must be an object")
     ts = entry.get("ts")
     at = received_at if ts is None else _number(ts, "ts")
+    if ts is not None and not EARLIEST_TS <= at <= LATEST_TS:  # milliseconds, or a clock that never was set
+        raise CodecError("invalid_payload", f"ts {at!r} is not Unix seconds between 2000 and 2100")
     metrics = entry.get("metrics", {})
     if not isinstance(metrics, dict):
         raise CodecError("invalid_payload", "metrics must be an object")

@@ -50,14 +50,18 @@ def test_registry_runtime_changes_keep_live_state():
 
 
 def test_json_and_kv_codecs_give_readings():
-    doc = get_codec("json")("telemetry", b'{"device":"d1","ts":10,"battery":80,"metrics":{"smoke":1.5,"alarm":true}}')
-    readings, battery = telemetry_readings(doc, "d1", 11.0)
+    t = 1767225600.0  # 2026-01-01 UTC
+    doc = get_codec("json")("telemetry", b'{"device":"d1","ts":1767225600,"battery":80,"metrics":{"smoke":1.5,"alarm":true}}')
+    readings, battery = telemetry_readings(doc, "d1", t + 1)
     assert battery == 80 and {(r.metric, r.value, r.at, r.received_at) for r in readings} == {
-        ("smoke", 1.5, 10.0, 11.0), ("alarm", 1.0, 10.0, 11.0), ("battery", 80.0, 10.0, 11.0)}
-    kv = get_codec("kv")("telemetry", b"device=d1;ts=12;tilt_deg=3.5")
-    assert [(r.metric, r.value) for r in telemetry_readings(kv, "d1", 13.0)[0]] == [("tilt_deg", 3.5)]
-    batch = {"device": "d1", "readings": [{"ts": 1, "metrics": {"x": 1}}, {"ts": 2, "metrics": {"x": 2}}]}
-    assert [r.at for r in telemetry_readings(batch, "d1", 3.0)[0]] == [1.0, 2.0]
+        ("smoke", 1.5, t, t + 1), ("alarm", 1.0, t, t + 1), ("battery", 80.0, t, t + 1)}
+    kv = get_codec("kv")("telemetry", b"device=d1;ts=1767225602;tilt_deg=3.5")
+    assert [(r.metric, r.value) for r in telemetry_readings(kv, "d1", t + 3)[0]] == [("tilt_deg", 3.5)]
+    batch = {"device": "d1", "readings": [{"ts": t, "metrics": {"x": 1}}, {"ts": t + 1, "metrics": {"x": 2}}]}
+    assert [r.at for r in telemetry_readings(batch, "d1", t + 2)[0]] == [t, t + 1]
+    millis = {"device": "d1", "ts": t * 1000, "metrics": {"x": 1}}  # a device sending milliseconds is refused
+    with pytest.raises(CodecError, match="not Unix seconds"):
+        telemetry_readings(millis, "d1", t)
 
 
 @pytest.mark.parametrize("payload,reason", [

@@ -101,7 +101,7 @@ def seen_readings(monkeypatch):
 
 LONG = os.environ.get("GRIDWATCH_LONG") == "1"
 SHARED_LOSS = ("F-MQTT-1: Mosquitto 2.0.11 does not restore a persistent session's shared ($share/…) subscription "
-               "after a restart; the runtime subscribes through ingest.mqtt.shared_group (default 'gridwatch'), so "
+               "after a restart; the runtime subscribes through ingest.mqtt.shared_group (when set), so "
                "readings published before ingest re-subscribes are acknowledged by the broker and dropped")
 CASES = [pytest.param("sigkill", False, id="sigkill-plain-subscription"),
          pytest.param("sigterm", True, id="sigterm-shared-subscription",

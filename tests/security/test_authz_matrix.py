@@ -18,9 +18,23 @@ from gw_support import CROSSING, INTEGRATOR_KEY, PASSWORDS, PLAZA, bearer, file_
 pytestmark = pytest.mark.timeout(120)
 
 PUBLIC = {"/api/v1/auth/token", "/api/v1/auth/refresh", "/api/v1/alarms/press", "/api/v1/healthz",
-          "/api/v1/settings", "/api/v1/metrics"}
-# Routes that check more than a permission in their own body: the rule, written out.
-ROLE_RULES = {"/api/v1/audit": lambda role: role == "admin", "/api/v1/status": lambda role: role != "device"}
+          "/api/v1/settings", "/api/v1/metrics",
+          # the residents' reporting page (alerts.channels): what it shows before login, and the OTP login itself
+          "/api/v1/reports/public/config", "/api/v1/reports/public/grids", "/api/v1/reports/public/otp",
+          "/api/v1/reports/public/login"}
+# Resident-session endpoints: a staff token or API key is no resident session, so everybody here gets 401.
+RESIDENT = {"/api/v1/reports/public/logout", "/api/v1/reports/resident", "/api/v1/reports/mine",
+            "/api/v1/reports/mine/{report_id}", "/api/v1/reports/mine/{report_id}/info",
+            "/api/v1/reports/mine/{report_id}/rating"}
+# Authorised by the unguessable token in the link itself (satisfaction survey): a made-up token never succeeds.
+TOKEN_LINK = {"/api/v1/reports/survey/{token}"}
+# Routes that check more than a permission in their own body: the rule, written out. (gateway.api.reports'
+# require_role(...) admits the named roles and admin.)
+ROLE_RULES = {"/api/v1/audit": lambda role: role == "admin", "/api/v1/status": lambda role: role != "device",
+              "/api/v1/reports/patrol": lambda role: role in ("grid_worker", "grid_leader", "admin"),
+              "/api/v1/reports/hotline": lambda role: role in ("dispatcher", "operator", "admin"),
+              "/api/v1/reports/classifier/retrain": lambda role: role in ("dispatcher", "admin"),
+              "/api/v1/reports/{report_id}/category": lambda role: role in ("dispatcher", "admin")}
 SKIP_ALLOWED = {"/api/v1/cameras/{camera_id}/mjpeg"}   # streams forever once allowed; its denials are still checked
 SIDE_EFFECTS_LAST = {"/api/v1/auth/logout"}
 CAMERAS = {"own": "cam-plaza", "other": "cam-crossing", "-": "cam-plaza"}
@@ -69,9 +83,9 @@ def api_routes(app: Any) -> list[tuple[str, str, str | None]]:
 
 
 def test_every_endpoint_declares_who_may_call_it(app):
-    undeclared = [f"{m} {p}" for m, p, perm in api_routes(app) if perm is None and p not in PUBLIC]
+    undeclared = [f"{m} {p}" for m, p, perm in api_routes(app) if perm is None and p not in PUBLIC | RESIDENT | TOKEN_LINK]
     assert undeclared == [], f"endpoints with no permission and not listed as public: {undeclared}"
-    stale = sorted(PUBLIC - {p for _m, p, _perm in api_routes(app)})
+    stale = sorted((PUBLIC | RESIDENT | TOKEN_LINK | set(ROLE_RULES)) - {p for _m, p, _perm in api_routes(app)})
     assert stale == [], f"PUBLIC lists endpoints that no longer exist: {stale}"
 
 
@@ -106,8 +120,13 @@ def test_authorisation_matrix(app, client, runtime):
             for label, ticket in targets:
                 camera = CAMERAS[label] if method == "GET" else "cam-nope"
                 url = (path.replace("{ref}", str(ticket.ticket_id)).replace("{action}", "comment")
-                       .replace("{index}", "0").replace("{camera_id}", camera).replace("{device_id}", "dev-nope"))
-                if p is None:
+                       .replace("{index}", "0").replace("{camera_id}", camera).replace("{device_id}", "dev-nope")
+                       .replace("{report_id}", "1").replace("{token}", "made-up-survey-token"))
+                if path in RESIDENT:
+                    expected = "401"
+                elif path in TOKEN_LINK:
+                    expected = "refused"
+                elif p is None:
                     expected = "401"
                 else:
                     rule = ROLE_RULES.get(path)
@@ -129,7 +148,8 @@ def test_authorisation_matrix(app, client, runtime):
                 cells += 1
                 got = r.status_code
                 ok = (got == 401 if expected == "401" else got == 403 if expected == "403"
-                      else got in (403, 404, 422) if expected == "403|404" else got not in (401, 403))
+                      else got in (403, 404, 422) if expected == "403|404"
+                      else got in (401, 403, 404, 422) if expected == "refused" else got not in (401, 403))
                 if got >= 500 and got != 503:
                     ok = False
                 if not ok:

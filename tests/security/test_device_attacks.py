@@ -258,10 +258,6 @@ def test_mqtt_acl_from_the_cli_stops_a_device_publishing_as_another(acl_broker):
             close(c)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "F-ACL-1: `gridwatch mqtt-acl` (gateway/cli.py _mqtt_acl) calls write_mosquitto_auth without service_users, so "
-    "a broker configured by it (allow_anonymous false) has no account for GridWatch's own ingest: the runtime "
-    "cannot connect with the ingest.mqtt.username/password the deployment names"))
 def test_the_runtime_ingest_logs_in_to_a_broker_configured_by_the_cli(acl_broker, tmp_path):
     from gateway.config import load_deployment
     from ingest.devices import DeviceRegistry, MqttIngest

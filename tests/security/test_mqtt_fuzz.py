@@ -287,11 +287,6 @@ def test_fuzzed_mqtt_messages_are_dead_lettered_and_never_cost_a_valid_reading(l
     assert not handler_errors, "exceptions escaped the handlers for:\n" + "\n".join(handler_errors[:10])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "F-MQTT-2: a telemetry 'ts' a datetime cannot hold (a device sending milliseconds: year ~57 000) passes "
-    "ingest.devices.codecs._one and raises ValueError in detectors.sensor_rules._utc when a rule fires; it is "
-    "dead-lettered as 'handler_error' (an exception in our code) after the device's rule state was already "
-    "updated, instead of being refused as 'invalid_payload'"))
 def test_a_millisecond_timestamp_is_refused_as_invalid_payload(live):
     last_dl = live.last_dead_letter_id()
     topic = live.topic("manhole-0001", "telemetry")
