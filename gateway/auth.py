@@ -17,7 +17,6 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import bcrypt

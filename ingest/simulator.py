@@ -157,7 +157,6 @@ def run_sensors(url: str, devices: Sequence[DeviceConfig], rate_hz: float, durat
             clients.append(_client(url, f"sim-{d.id}-{uuid.uuid4().hex[:6]}", d.id, mqtt_password(d.secret or "")))
     else:
         clients = [_client(url, f"sim-sensors-{uuid.uuid4().hex[:8]}-{i}") for i in range(max(1, min(connections, len(sensors))))]
-    infos: list[mqtt.MQTTMessageInfo] = []
     lock = threading.Lock()
     acked = [0]
 

@@ -24,6 +24,17 @@ class PhotoError(ValueError):
     """A photo that is refused; the message names it and says why, in words a resident understands."""
 
 
+_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF", b"BM": "BMP",
+               b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def _sniff(data: bytes) -> str | None:
+    """The image format a file's first bytes announce, or None when it is no image we know."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _SIGNATURES.items() if data.startswith(magic)), None)
+
+
 def clean_photo(data: bytes, name: str = "照片", *, max_bytes: int = 4_000_000, max_pixels: int = 40_000_000,
                 max_side: int = 2048) -> tuple[bytes, int, int]:
     """Validate ``data`` and return (JPEG bytes without metadata, width, height)."""
@@ -31,6 +42,10 @@ def clean_photo(data: bytes, name: str = "照片", *, max_bytes: int = 4_000_000
         raise PhotoError(f"{name}: 文件为空")
     if len(data) > max_bytes:
         raise PhotoError(f"{name}: 文件过大（{len(data) / 1e6:.1f} MB，上限 {max_bytes / 1e6:.1f} MB）")
+    # Known signatures first: in a process that imported ultralytics, PIL's open is patched to try to fetch an
+    # extra decoder on an unknown format, which must never happen for an upload.
+    if _sniff(data) is None:
+        raise PhotoError(f"{name}: 不是有效的图片文件（请上传 JPEG、PNG 或 WebP 照片）")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -48,7 +63,7 @@ def clean_photo(data: bytes, name: str = "照片", *, max_bytes: int = 4_000_000
                 img = img.convert("RGB")
     except PhotoError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
         raise PhotoError(f"{name}: 不是有效的图片文件（{type(exc).__name__}）") from None
     if w < 16 or h < 16:

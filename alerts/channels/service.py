@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -38,7 +38,7 @@ from alerts.models import HistoryEntry, Ticket
 from alerts.service import CaseService
 from alerts.store import Store
 from alerts.streams import StreamKeys
-from detectors.anomaly import Anomaly, Evidence
+from detectors.anomaly import Anomaly
 from ingest.geo import GeoPoint
 
 log = logging.getLogger("alerts.channels")

@@ -66,8 +66,6 @@ async def press(request: Request,
         if wait:
             raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many presses", headers={"Retry-After": str(math.ceil(wait))})
     rt: Any = app.state.runtime
-    if not hasattr(rt, "press_alarm"):
-        return JSONResponse({"status": "error", "reason": "alarm intake is not running in this process"}, status_code=503)
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
@@ -79,7 +77,7 @@ async def press(request: Request,
         app.state.audit.record(f"device:{x_gw_device or '?'}", "alarm.rejected", f"device:{x_gw_device or '?'}",
                                ip=client_ip(request), reason=str(reason))
         return JSONResponse({"status": "rejected", "reason": str(reason)}, status_code=401)
-    code, payload = (result.http_status, result.body) if hasattr(result, "http_status") else (200, dict(result))
+    code, payload = result.http_status, result.body
     if "case" not in payload and "case_number" in payload:
         payload = {**payload, "case": payload["case_number"]}
     payload.setdefault("status", "received" if code == 200 else "rejected")

@@ -98,7 +98,7 @@ def _plain(value: Any) -> dict[str, Any]:
 
 
 def _health(rt: Any, camera_id: str) -> CameraHealth:
-    cams = getattr(rt, "cameras", None)
+    cams = rt.cameras
     if cams is None:
         return CameraHealth(state="not running")
     try:
@@ -175,10 +175,8 @@ def _apply(rt: Any, cam: Camera, *, new: bool) -> None:
     """Hand the camera to the pipeline and the manager; the deployment's list is what the API reads back."""
     from ingest.video.errors import SourceError
 
-    pipe = getattr(rt, "pipeline", None)
-    if pipe is not None and hasattr(pipe, "configure_camera"):
-        pipe.configure_camera(cam.id, cam.pose, cam)
-    mgr = getattr(rt, "cameras", None)
+    rt.pipeline.configure_camera(cam.id, cam.pose, cam)
+    mgr = rt.cameras  # None where this process reads no sources
     if mgr is not None:
         try:
             (mgr.add if new else mgr.update)(cam)
@@ -204,9 +202,9 @@ async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:w
     from ingest.video import probe as probe_url
     from ingest.video.errors import SourceError
 
-    mgr = getattr(rt, "cameras", None)
+    mgr = rt.cameras
     try:
-        if mgr is not None and hasattr(mgr, "probe"):
+        if mgr is not None:
             call = lambda: mgr.probe(body.url, timeout_s=body.timeout_s)  # noqa: E731
         else:
             call = lambda: _probe_call(probe_url, body.url, rt.deployment.ingest.allow_private_sources, body.timeout_s, rt)  # noqa: E731
@@ -285,15 +283,12 @@ def delete_camera(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID
     old = _find(rt, camera_id)
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
-    mgr = getattr(rt, "cameras", None)
-    if mgr is not None:
+    if rt.cameras is not None:
         try:
-            mgr.remove(camera_id)
+            rt.cameras.remove(camera_id)
         except (SourceError, KeyError):
-            pass
-    pipe = getattr(rt, "pipeline", None)
-    if pipe is not None and hasattr(pipe, "remove_camera"):
-        pipe.remove_camera(camera_id)
+            pass  # not attached (it never started): nothing to detach
+    rt.pipeline.remove_camera(camera_id)
     rt.deployment.cameras.remove(old)
     request.app.state.audit.record(principal.username, "camera.remove", f"camera:{camera_id}")
     return Response(status_code=204)
@@ -307,7 +302,7 @@ def snapshot(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Principal
     from gateway.webrtc import jpeg, render
 
     visible_camera(rt, principal, camera_id)
-    if getattr(rt, "cameras", None) is None:
+    if rt.cameras is None:
         raise unavailable("video ingest")
     if rt.cameras.latest(camera_id) is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no frame from this camera yet")
@@ -322,7 +317,7 @@ async def mjpeg(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
     from gateway.webrtc import jpeg, render
 
     visible_camera(rt, principal, camera_id)
-    if getattr(rt, "cameras", None) is None:
+    if rt.cameras is None:
         raise unavailable("video ingest")
 
     async def frames() -> AsyncIterator[bytes]:

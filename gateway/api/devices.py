@@ -38,25 +38,12 @@ class DeviceList(BaseModel):
 
 
 def _state(rt: Any, device_id: str) -> dict[str, Any]:
-    reg = getattr(rt, "devices", None)
-    fn = getattr(reg, "state", None) or getattr(reg, "status", None)
-    if not callable(fn):
+    """What the registry knows live about a device (last seen, battery, online); never its secret."""
+    device = rt.devices.get(device_id)
+    if device is None:
         return {}
-    try:
-        value = fn(device_id)
-    except Exception:
-        return {}
-    if value is None:
-        return {}
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json")
-    elif hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        value = asdict(value)
-    if not isinstance(value, dict):
-        return {}
-    return {k: v for k, v in value.items() if "secret" not in k and isinstance(v, (str, int, float, bool, type(None)))}
+    public = device.public()
+    return {k: public[k] for k in ("last_seen", "battery", "online")}
 
 
 def device_out(rt: Any, dev: DeviceConfig) -> DeviceOut:
@@ -70,18 +57,10 @@ def _find(rt: Any, device_id: str) -> DeviceConfig | None:
 
 
 def _register(rt: Any, dev: DeviceConfig, old: DeviceConfig | None) -> None:
-    reg = getattr(rt, "devices", None)
-    if reg is None:
-        return
-    if old is not None:
-        for name in ("remove", "unregister", "delete"):
-            if hasattr(reg, name):
-                getattr(reg, name)(old.id)
-                break
-    for name in ("add", "register", "upsert"):
-        if hasattr(reg, name):
-            getattr(reg, name)(dev)
-            return
+    """Apply a device change to the live registry (a new id replaces the old entry)."""
+    if old is not None and old.id != dev.id:
+        rt.devices.remove(old.id)
+    rt.devices.upsert(dev)
 
 
 def _check_place(rt: Any, dev: DeviceConfig) -> None:
@@ -140,11 +119,7 @@ def delete_device(request: Request, device_id: str = PathParam(pattern=DEVICE_ID
     old = _find(rt, device_id)
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
-    reg = getattr(rt, "devices", None)
-    for name in ("remove", "unregister", "delete"):
-        if reg is not None and hasattr(reg, name):
-            getattr(reg, name)(device_id)
-            break
+    rt.devices.remove(device_id)
     rt.deployment.devices.remove(old)
     request.app.state.audit.record(principal.username, "device.remove", f"device:{device_id}")
     return Response(status_code=204)

@@ -11,7 +11,6 @@ except dispatcher and admin.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal

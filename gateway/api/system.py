@@ -6,6 +6,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
 
 from gateway.api.deps import current_principal, errors, forbidden, runtime
 from gateway.auth import Principal
@@ -56,16 +57,12 @@ def healthz(response: Response, rt: Any = Depends(runtime)) -> HealthOut:
         redis_ok = bool(rt.redis.ping())
     except Exception:
         redis_ok = False
-    store_ok = True
-    store = getattr(rt, "store", None)
-    if store is not None:
-        try:
-            from sqlalchemy import text
-
-            with store.read() as s:
-                s.execute(text("SELECT 1"))
-        except Exception:
-            store_ok = False
+    try:
+        with rt.store.read() as s:
+            s.execute(text("SELECT 1"))
+        store_ok = True
+    except Exception:
+        store_ok = False
     ok = redis_ok and store_ok
     if not ok:
         response.status_code = 503
@@ -83,7 +80,7 @@ def settings(rt: Any = Depends(runtime)) -> SettingsOut:
 def status(principal: Principal = Depends(current_principal), rt: Any = Depends(runtime)) -> StatusOut:
     if not principal.can("status"):
         raise forbidden()
-    data = dict(rt.status()) if hasattr(rt, "status") else {}
+    data = dict(rt.status())
     data.setdefault("name", rt.deployment.name)
     return StatusOut.model_validate(data)
 

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerts import lifecycle
 from alerts.service import NotVisible, TicketNotFound, TransitionError
-from gateway.api.deps import FORBIDDEN, errors, forbidden, require, require_media, runtime
+from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.auth import Principal
 
 router = APIRouter(tags=["tickets"])
@@ -201,7 +201,7 @@ def scope_codes(principal: Principal) -> list[str] | None:
 
 def _names(rt: Any, item: dict) -> dict:
     grid = rt.grids.get(item.get("grid_code", ""))
-    cat = rt.cases.policy.by_code.get(item.get("category", "")) if hasattr(rt.cases, "policy") else None
+    cat = rt.cases.policy.by_code.get(item.get("category", ""))
     item = dict(item)
     item["grid_name"] = grid.name if grid else ""
     item["category_name"] = cat.name if cat else ""
