@@ -63,7 +63,10 @@ class Runtime:
         self.intake = Intake(self.store, self.grids, alerts_cfg, self.redis, self.keys, consumer=consumer)
         self.cases = CaseService(self.store, self.grids, alerts_cfg, self.redis, self.keys)
         self.escalator = Escalator(self.store, self.grids, alerts_cfg, self.redis, self.keys)
-        self.notifier = Notifier(alerts_cfg, self.redis, self.keys, consumer=consumer)
+        # Ticket events go to webhooks and, where this process talks to the broker, to MQTT
+        # ({alerts.mqtt_topic_prefix}/{grid}/{event}, …/users/{user}): workers' apps subscribe to their grids.
+        self.events_mqtt = _mqtt_publisher(dep.services.mqtt_url, f"{dep.ingest.mqtt.client_id}-events") if sources else None
+        self.notifier = Notifier(alerts_cfg, self.redis, self.keys, consumer=consumer, mqtt=self.events_mqtt)
 
         self.pipeline = VideoPipeline(dep.detection, dep.base_dir, self.evidence_dir, publish=self.publish)
         self.cameras = None
@@ -213,6 +216,9 @@ class Runtime:
         self.pipeline.stop()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self.events_mqtt is not None:
+            self.events_mqtt.disconnect()
+            self.events_mqtt.loop_stop()
         self.redis.close()
 
     def status(self) -> dict:
@@ -236,6 +242,23 @@ def _plain(value: Any) -> Any:
 
         return asdict(value)
     return value
+
+
+def _mqtt_publisher(url: str, client_id: str):
+    """A paho client that keeps itself connected in a background loop, for publishing only."""
+    import paho.mqtt.client as mqtt
+
+    from ingest.devices import parse_mqtt_url
+
+    params = parse_mqtt_url(url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    if params["username"]:
+        client.username_pw_set(params["username"], params["password"])
+    if params["tls"]:
+        client.tls_set()
+    client.connect_async(params["host"], params["port"])
+    client.loop_start()
+    return client
 
 
 def build_runtime(deployment: Deployment, *, sources: bool = True) -> Runtime:

@@ -3,6 +3,7 @@ Redis stream → intake → Ticket in the grid that holds the camera → (operat
 duty queue and the SQL store → listed by ``GET /api/v1/tickets``."""
 from __future__ import annotations
 
+import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 
@@ -28,6 +29,13 @@ def test_real_clip_becomes_a_ticket_on_its_grid_queue(tmp_path, stream_prefix, r
     dep.cameras = [c for c in dep.cameras if c.id == "cam-plaza"]
     dep.detection.model.path = "/nonexistent/model.onnx"  # the run must go on, motion-only, and say so
 
+    dep.alerts.mqtt_topic_prefix = f"{stream_prefix}/tickets"
+    pushed: list[str] = []  # the MQTT push a grid worker's app subscribes to
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    listener.on_message = lambda c, u, m: pushed.append(m.topic)
+    listener.connect("127.0.0.1", 1883)
+    listener.subscribe(f"{stream_prefix}/tickets/{PLAZA_GRID}/#", qos=1)
+    listener.loop_start()
     runtime = build_runtime(dep)
     runtime.start()
     try:
@@ -49,8 +57,11 @@ def test_real_clip_becomes_a_ticket_on_its_grid_queue(tmp_path, stream_prefix, r
         queue = runtime.keys.duty(PLAZA_GRID)
         entries = wait_for(lambda: redis_client.xrange(queue), 10, what=f"an entry on the duty queue {queue}")
         assert str(ticket["id"]) in {fields[b"ticket_id"].decode() for _, fields in entries}
+        wait_for(lambda: any(t.endswith("/ticket.register") for t in pushed), 10, what=f"an MQTT push for the grid (got {pushed})")
 
         status = client.get("/api/v1/status", headers=auth).json()
         assert status["motion_only"] is True and "model file not found" in status["detector"]
     finally:
         runtime.stop()
+        listener.loop_stop()
+        listener.disconnect()
