@@ -62,6 +62,7 @@ def test_batch_rows_keep_their_order_around_a_clear(intake, service, clock):
     assert refs[0].created and refs[1].merged and refs[2].cleared
     assert refs[0].ticket_id == refs[1].ticket_id == refs[2].ticket_id
     t = service.get_ticket(refs[0].ticket_id)
-    assert [(o["state"], o["merged"]) for o in t["occurrences"]] == [("firing", False), ("firing", True), ("cleared", True)]
+    assert [(o["state"], o["merged"]) for o in t["occurrences"]] == [
+        ("firing", False), ("firing", True), ("cleared", True)]
     assert [h["action"] for h in t["history"]] == ["create", "dispatch", "clear"]
     assert t["occurrence_count"] == 2 and t["cleared_at"]
