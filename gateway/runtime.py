@@ -35,8 +35,6 @@ class Runtime:
 
     def __init__(self, deployment: Deployment, *, sources: bool = True, consumer: str | None = None):
         from alerts.channels.build import build_channels
-        from alerts.intake import Intake
-        from alerts.service import CaseService
         from alerts.notify import Notifier
         from alerts.sla import Escalator
         from alerts.store import open_store
@@ -57,11 +55,12 @@ class Runtime:
         consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
         # The human channels add local report categories (with keywords) to the deployment's; every
         # part that files or times tickets must see the same set, so it is computed once, here.
+        # The channels build the intake and case service over that set; the whole process shares them.
         self.channels = build_channels(dep, store=self.store, grids=self.grids, redis_client=self.redis, keys=self.keys,
-                                       evidence_dir=self.evidence_dir, secret=load_secret(dep), consumer=f"{consumer}-channels")
+                                       evidence_dir=self.evidence_dir, secret=load_secret(dep), consumer=consumer)
         alerts_cfg = self.alerts_cfg = self.channels.alerts_cfg
-        self.intake = Intake(self.store, self.grids, alerts_cfg, self.redis, self.keys, consumer=consumer)
-        self.cases = CaseService(self.store, self.grids, alerts_cfg, self.redis, self.keys)
+        self.intake = self.channels.service.intake
+        self.cases = self.channels.service.cases
         self.escalator = Escalator(self.store, self.grids, alerts_cfg, self.redis, self.keys)
         # Ticket events go to webhooks and, where this process talks to the broker, to MQTT
         # ({alerts.mqtt_topic_prefix}/{grid}/{event}, …/users/{user}): workers' apps subscribe to their grids.
@@ -228,20 +227,10 @@ class Runtime:
             "uptime_s": round(time.time() - self.started_at, 1),
             "detector": model,
             "motion_only": model.startswith("motion-only"),
-            "cameras": {cid: _plain(s) for cid, s in (self.cameras.status().items() if self.cameras else [])},
+            "cameras": {cid: s.to_dict() for cid, s in (self.cameras.status().items() if self.cameras else [])},
             "pipeline": self.pipeline.stats(),
             "mqtt": self.mqtt.stats() if self.mqtt else None,
         }
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump()
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(value)
-    return value
 
 
 def _mqtt_publisher(url: str, client_id: str):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from dataclasses import asdict
+from functools import partial
 from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response, status
@@ -85,35 +87,15 @@ def _redact(url: str | None) -> str | None:
         return "<redacted>"
 
 
-def _plain(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(value)
-    return dict(value) if isinstance(value, dict) else {"value": str(value)}
-
-
 def _health(rt: Any, camera_id: str) -> CameraHealth:
-    cams = rt.cameras
-    if cams is None:
+    if rt.cameras is None:
         return CameraHealth(state="not running")
-    try:
-        raw = _plain(cams.status().get(camera_id))
-    except Exception:
-        log.debug("camera status failed", exc_info=True)
-        raw = {}
-    state = str(raw.get("state") or raw.get("status") or ("unknown" if raw else "not attached"))
-    fps = raw.get("fps", raw.get("camera_fps"))
-    try:
-        fps = float(fps) if fps is not None else None
-    except (TypeError, ValueError):
-        fps = None
-    detail = {k: v for k, v in raw.items() if k not in ("state", "status") and "url" not in k}
-    return CameraHealth(state=state, fps=fps, detail=detail)
+    status = rt.cameras.status().get(camera_id)
+    if status is None:
+        return CameraHealth(state="not attached")
+    raw = status.to_dict()
+    detail = {k: v for k, v in raw.items() if k != "state" and "url" not in k}
+    return CameraHealth(state=raw["state"], fps=raw["camera_fps"], detail=detail)
 
 
 def camera_out(rt: Any, cam: Camera) -> CameraOut:
@@ -202,38 +184,23 @@ async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:w
     from ingest.video import probe as probe_url
     from ingest.video.errors import SourceError
 
-    mgr = rt.cameras
+    ingest = rt.deployment.ingest
+    if rt.cameras is not None:  # the manager probes with the deployment's footage folder and source policy
+        call = partial(rt.cameras.probe, body.url, timeout_s=body.timeout_s)
+    else:
+        call = partial(probe_url, body.url, allow_private=ingest.allow_private_sources, timeout_s=body.timeout_s,
+                       base_dir=rt.deployment.base_dir, footage_dir=rt.deployment.resolve(ingest.footage_dir))
     try:
-        if mgr is not None:
-            call = lambda: mgr.probe(body.url, timeout_s=body.timeout_s)  # noqa: E731
-        else:
-            call = lambda: _probe_call(probe_url, body.url, rt.deployment.ingest.allow_private_sources, body.timeout_s, rt)  # noqa: E731
         result = await asyncio.wait_for(asyncio.to_thread(call), body.timeout_s + 5)
     except SourceError as exc:
         raise HTTPException(422, exc.reason) from None
     except asyncio.TimeoutError:
         raise HTTPException(422, "probe timed out") from None
-    detail = _plain(result)
+    detail = asdict(result)
     jpeg_bytes = detail.pop("snapshot_jpeg", None)
     snapshot = base64.b64encode(jpeg_bytes).decode() if isinstance(jpeg_bytes, (bytes, bytearray)) else None
     detail = {k: v for k, v in detail.items() if isinstance(v, (str, int, float, bool, type(None), list, dict)) and k != "url"}
     return ProbeOut(ok=True, url=_redact(body.url) or "", detail=detail, snapshot=snapshot)
-
-
-def _probe_call(fn: Any, url: str, allow: bool, timeout: float, rt: Any) -> Any:
-    import inspect
-
-    kwargs: dict[str, Any] = {"allow_private": allow}
-    params = inspect.signature(fn).parameters
-    if "timeout_s" in params:
-        kwargs["timeout_s"] = timeout
-    elif "timeout" in params:
-        kwargs["timeout"] = timeout
-    if "base_dir" in params:
-        kwargs["base_dir"] = rt.deployment.base_dir
-    if "footage_dir" in params:
-        kwargs["footage_dir"] = rt.deployment.resolve(rt.deployment.ingest.footage_dir)
-    return fn(url, **kwargs)
 
 
 @router.post("/cameras", response_model=CameraOut, status_code=201, responses=errors(401, 403, 409, 413, 422),

@@ -56,13 +56,6 @@ def _find(rt: Any, device_id: str) -> DeviceConfig | None:
     return next((d for d in rt.deployment.devices if d.id == device_id), None)
 
 
-def _register(rt: Any, dev: DeviceConfig, old: DeviceConfig | None) -> None:
-    """Apply a device change to the live registry (a new id replaces the old entry)."""
-    if old is not None and old.id != dev.id:
-        rt.devices.remove(old.id)
-    rt.devices.upsert(dev)
-
-
 def _check_place(rt: Any, dev: DeviceConfig) -> None:
     if rt.grids.route(dev.location) is None:
         raise HTTPException(422, "location: outside the district")
@@ -89,7 +82,7 @@ def add_device(dev: DeviceConfig, request: Request, principal: Principal = Depen
     if _find(rt, dev.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"device {dev.id!r} exists")
     _check_place(rt, dev)
-    _register(rt, dev, None)
+    rt.devices.upsert(dev)
     rt.deployment.devices.append(dev)
     request.app.state.audit.record(principal.username, "device.add", f"device:{dev.id}")
     return device_out(rt, dev)
@@ -107,7 +100,7 @@ def replace_device(dev: DeviceConfig, request: Request, device_id: str = PathPar
     if dev.secret is None and old.secret:
         dev = dev.model_copy(update={"secret": old.secret})
     _check_place(rt, dev)
-    _register(rt, dev, old)
+    rt.devices.upsert(dev)  # the id cannot change (checked above); live state survives
     rt.deployment.devices[rt.deployment.devices.index(old)] = dev
     request.app.state.audit.record(principal.username, "device.update", f"device:{dev.id}")
     return device_out(rt, dev)

@@ -7,7 +7,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -18,27 +17,15 @@ from ingest.config import DeviceConfig, MqttConfig
 from ingest.devices import DeviceRegistry
 from ingest.devices.acl import mosquitto_conf
 from ingest.geo import GeoPoint
+from tests.support import free_port, wait_for
 
 MQTT_URL = os.environ.get("GRIDWATCH_TEST_MQTT", "mqtt://127.0.0.1:1883")
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 def poll(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
-    """Wait for ``predicate()`` to be truthy and return it; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """``tests.support.wait_for`` with the finer interval the MQTT tests use."""
+    return wait_for(predicate, timeout, interval, what)
 
 
 def _listening(port: int) -> bool:

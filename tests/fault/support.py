@@ -22,17 +22,13 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.support import free_port  # noqa: F401  (fault tests import it from here)
+
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("GRIDWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # Places inside the demo district (see tests/alerts/helpers.py): one per street, so routing spreads.
 PLACES = [(120.105, 30.276), (120.135, 30.253), (120.118, 30.262), (120.128, 30.271)]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
@@ -369,3 +365,20 @@ def dead_letters(redis_url: str, prefix: str) -> list[dict[str, Any]]:
         return [{k.decode(): v for k, v in fields.items()} for _, fields in client.xrange(StreamKeys(prefix).deadletter)]
     finally:
         client.close()
+
+
+def count_seq_readings(monkeypatch: Any) -> list[int]:
+    """Record the ``seq`` value of every reading the sensor rules are handed (patched on the class, so it
+    covers the engine a runtime builds later); the list fills as readings arrive."""
+    from detectors.sensor_rules import SensorRuleEngine
+
+    seen: list[int] = []
+    original = SensorRuleEngine.on_reading
+
+    def counting(self, reading):  # noqa: ANN001, ANN202
+        if reading.metric == "seq":
+            seen.append(int(reading.value))
+        return original(self, reading)
+
+    monkeypatch.setattr(SensorRuleEngine, "on_reading", counting)
+    return seen

@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.fault.support import OwnMosquitto, drop_prefix, report, runtime_deployment, wait_for
+from tests.fault.support import OwnMosquitto, count_seq_readings, drop_prefix, report, runtime_deployment, wait_for
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -85,18 +85,7 @@ class Device:
 @pytest.fixture
 def seen_readings(monkeypatch):
     """Every reading the runtime's sensor rules are handed (the runtime binds ``on_reading`` when it is built)."""
-    from detectors.sensor_rules import SensorRuleEngine
-
-    seen: list[int] = []
-    original = SensorRuleEngine.on_reading
-
-    def counting(self, reading):  # noqa: ANN001, ANN202
-        if reading.metric == "seq":
-            seen.append(int(reading.value))
-        return original(self, reading)
-
-    monkeypatch.setattr(SensorRuleEngine, "on_reading", counting)
-    return seen
+    return count_seq_readings(monkeypatch)
 
 
 LONG = os.environ.get("GRIDWATCH_LONG") == "1"

@@ -40,7 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.streams import StreamKeys
 from ingest.devices.signing import signed_envelope
-from tests.fault.support import drop_prefix, runtime_deployment, wait_for
+from tests.fault.support import count_seq_readings, drop_prefix, runtime_deployment, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -111,17 +111,7 @@ def live(tmp_path_factory):
         tmp = tmp_path_factory.mktemp("mqttfuzz")
         mp.setenv("YOLO_OFFLINE", "1")
         mp.setenv("YOLO_CONFIG_DIR", str(tmp / "ultralytics"))
-        from detectors.sensor_rules import SensorRuleEngine
-
-        seen: list[int] = []
-        original = SensorRuleEngine.on_reading
-
-        def counting(self, reading):  # noqa: ANN001, ANN202
-            if reading.metric == "seq":
-                seen.append(int(reading.value))
-            return original(self, reading)
-
-        mp.setattr(SensorRuleEngine, "on_reading", counting)
+        seen = count_seq_readings(mp)
         try:
             state = Live(tmp)
         except Exception as exc:  # pragma: no cover - depends on the machine
