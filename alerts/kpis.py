@@ -12,12 +12,12 @@ Grouped by grid, department, level (the level that closed it, or holds it now), 
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import or_, select
 
 from alerts.config import AlertsConfig
@@ -29,10 +29,10 @@ GROUPS = ("grid", "department", "level", "category", "month", "day", "unit")
 
 
 def _pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile: always one of the observed durations, as KPI tables report them."""
     if not values:
         return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    return float(np.percentile(values, 100 * q, method="inverted_cdf"))
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -219,8 +220,9 @@ class PressReport:
     cases: dict[str, str | None] = field(default_factory=dict)
 
     def percentile(self, q: float) -> float | None:
-        lat = sorted(self.latencies_s)
-        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
+        if not self.latencies_s:
+            return None
+        return float(np.percentile(self.latencies_s, 100 * q, method="inverted_cdf"))
 
 
 class BoxFleet:
