@@ -331,7 +331,7 @@ class WorkerPoolVideo:
     def _start_worker(self, index: int) -> None:
         child = self._workers[index]
         cams = [(c, self._ring_names(cid)) for cid, c in self._cameras.items() if self._owner.get(cid) == index]
-        spec = WorkerSpec(index, self.parts.ingest, self.parts.detection, self.parts.base_dir, self.parts.evidence_dir,
+        spec = WorkerSpec(index, self.parts.ingest, self._worker_detection(), self.parts.base_dir, self.parts.evidence_dir,
                           self.publish_factory, self._address, self._authkey, self._models, self._log_level)
         parent, child_end = self._ctx.Pipe()
         proc = self._ctx.Process(target=run_worker, args=(spec, child_end, cams), name=f"gw-video-worker-{index}",
@@ -340,6 +340,14 @@ class WorkerPoolVideo:
         child_end.close()
         child.proc, child.conn, child.started_at, child.restart_at = proc, parent, time.monotonic(), None
         child.status, child.overlays = {}, {}
+
+    def _worker_detection(self) -> DetectionConfig:
+        """The detection config a worker runs with: the host's in-flight crop budget shared out over the workers,
+        so N workers keep the one detector as busy as one process did instead of queuing N times as much."""
+        m = self.parts.detection.model
+        total = m.max_inflight or 2 * m.max_batch
+        share = max(m.max_batch, -(-total // self.n_workers))
+        return self.parts.detection.model_copy(update={"model": m.model_copy(update={"max_inflight": share})})
 
     def _tell(self, child: _Child, msg: tuple) -> None:
         conn = child.conn
