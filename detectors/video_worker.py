@@ -180,6 +180,7 @@ class VideoWorker:
             out[cid] = entry
             overlays[cid] = self._overlay(cid)
         stats["pid"] = os.getpid()
+        stats["reported_at"] = time.time()  # counters are as of this moment (rates over messages use it)
         return ("status", out, overlays, stats)
 
     def _overlay(self, camera_id: str) -> list[tuple]:
