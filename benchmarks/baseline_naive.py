@@ -82,7 +82,8 @@ class NaiveCamera(threading.Thread):
                 if not ok:
                     continue
                 t0 = time.time()
-                model.predict(image, imgsz=self.imgsz, conf=0.35, verbose=False, device=self.device)
+                # rect=False: letterbox to a square, which the prepared fixed-size ONNX needs (and what GridWatch's crops are)
+                model.predict(image, imgsz=self.imgsz, rect=False, conf=0.35, verbose=False, device=self.device)
                 self.lags.append(time.time() - t0)
                 self.analysed += 1
                 self.ready.set()

@@ -304,6 +304,7 @@ class WorkerPoolVideo:
         proc.start()
         child_end.close()
         child.proc, child.conn, child.started_at, child.restart_at = proc, parent, time.monotonic(), None
+        child.stats = {}  # counters are per process: a restarted detector starts from zero
         if wait_ready:
             self._await_ready(child)
 

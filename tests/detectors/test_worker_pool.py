@@ -187,3 +187,26 @@ def test_cameras_added_and_removed_at_runtime_get_and_lose_their_rings(engine_pa
         assert "late" not in engine.camera_status() and engine.latest_frame("late") is None
     finally:
         engine.stop()
+
+
+def test_a_killed_detector_process_is_restarted_and_detections_resume(engine_parts, rtsp_server, stream_prefix):
+    from detectors.engine import VideoEngine
+
+    engine = WorkerPoolVideo(engine_parts, 1, OutboxFactory(REDIS_URL, stream_prefix))
+    assert isinstance(engine, VideoEngine)
+    try:
+        engine.start([_camera("cam", rtsp_server.url("campus"))])
+        wait_for(lambda: engine.stats()["detector"].get("images_total", 0) > 0, 60, what="first detections")
+        old = engine.pids()["detector"]
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: engine.pids()["detector"] not in (None, old), 30, what="a new detector process")
+        seq = _frame_seq(engine, "cam")
+        # the camera kept running without a detector, and the new detector process gets its crops again
+        wait_for(lambda: _frame_seq(engine, "cam") > seq, 10, what="frames while the detector restarts")
+        wait_for(lambda: engine.stats()["detector"].get("images_total", 0) > 0
+                 and engine.stats()["detector"]["pid"] != old, 60, what="detections from the new detector process")
+        assert engine.stats()["detector"]["restarts"] == 1
+        assert engine.camera_status()["cam"]["state"] == "online"
+    finally:
+        engine.stop()
+    assert segments(engine.prefix) == []
