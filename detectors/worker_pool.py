@@ -137,6 +137,7 @@ class WorkerPoolVideo:
         if removed:
             log.info("removed %d shared-memory segments left by a dead engine", len(removed))
         self._stop.clear()
+        os.makedirs(self._sockdir, exist_ok=True)  # a second start after stop()
         self._start_detector(wait_ready=True)
         with self._lock:
             for camera in cameras:
@@ -162,10 +163,12 @@ class WorkerPoolVideo:
         for child in children:
             self._reap(child, timeout=10.0)
         with self._lock:
-            for frames, crops in self._rings.values():
-                frames.close()
-                crops.close()
-            self._rings.clear()
+            rings, self._rings = list(self._rings.values()), {}
+            self._cameras.clear()
+            self._owner.clear()
+        for frames, crops in rings:
+            frames.close()
+            crops.close()
         for name in segments(self.prefix):  # whatever a crash in between left behind
             try:
                 os.unlink(f"/dev/shm/{name}")
@@ -217,6 +220,10 @@ class WorkerPoolVideo:
 
     # -- VideoEngine: what the API needs ---------------------------------------------------------------------------
     def camera_status(self) -> dict[str, dict[str, Any]]:
+        """Per camera: ``CameraStatus.to_dict()`` as its worker last reported it (twice a second), plus
+        ``analysis`` (the pipeline's counters: process/skipped/detection fps, processed, skipped incl.
+        ``ring_skipped``), ``detection_fps`` and ``worker`` (its worker's index). A camera whose worker is down reads
+        ``state: offline`` with the reason until the restarted worker reports it."""
         out: dict[str, dict[str, Any]] = {}
         with self._lock:
             owners = dict(self._owner)
@@ -236,7 +243,10 @@ class WorkerPoolVideo:
         rings = self._rings.get(camera_id)
         if rings is None:
             return None
-        got = rings[0].latest()
+        try:
+            got = rings[0].latest()
+        except (TypeError, ValueError):  # removed (ring closed) while we read it
+            return None
         if got is None:
             return None
         image, seq, at = got
