@@ -776,9 +776,12 @@ def cpu_split(steps: list[Step], by_mode: dict[str, int]) -> dict[str, Any]:
         row: dict[str, Any] = {"n": step.n, "total_per_stream_pct": round(total / step.n, 2)}
         if mode in ("pool", "pool1"):
             row["detector_per_stream_pct"] = round(step.extra.get("cpu_detector_pct", 0.0) / step.n, 2)
+            row["detector_basis"] = "CPU of the detector process"
         elif mode in ("gridwatch", "ultralytics", "naive", "naive5"):
             row["detector_per_stream_pct"] = round(step.extra.get("detector_busy_pct", 0.0)
                                                    * (step.n if mode.startswith("naive") else 1) / step.n, 2)
+            # wall time inside model calls: on a busy machine it exceeds their CPU (rest may then come out < 0)
+            row["detector_basis"] = "wall time in model calls (estimate; exceeds CPU on a loaded machine)"
         if decode_per is not None:
             row["decode_per_stream_pct"] = decode_per
             row["rest_per_stream_pct"] = round(row["total_per_stream_pct"] - decode_per
