@@ -12,6 +12,15 @@ footage from 127.0.0.1. It runs on the same cores, so its CPU is measured and re
     .venv/bin/python benchmarks/bench_streams.py --mode gridwatch --profile sub --n 1,4,8 --json out.json
     .venv/bin/python benchmarks/bench_streams.py --mode all --profile sub --n 1,4,16,32,64,100 --measure 20
     .venv/bin/python benchmarks/bench_streams.py --device cuda ...      # GPU machine (onnxruntime-gpu)
+    .venv/bin/python benchmarks/bench_streams.py --mode side-by-side --video-workers 2 --n 8,16,24,32,40,48 ...
+
+Modes: ``gridwatch`` (one process, CameraManager + VideoPipeline, as before), ``pool1`` / ``pool`` (the same
+chain in ``detectors.worker_pool.WorkerPoolVideo`` with 1 / ``--video-workers`` worker processes and one detector
+process), ``motiononly``, ``naive`` (the *fair* naive script: a thread per camera, cv2 + ultralytics predict at
+GridWatch's detect_fps and imgsz with the same model file), ``naive5`` (the old naive row: predict on every
+analysed frame, 5/s, at 640 — kept, labelled as such), ``ultralytics`` (ultralytics' own multi-stream predict over
+a ``.streams`` list, vid_stride for detect_fps per stream, batched), ``decode`` (PyAV decode to null: the limit).
+``side-by-side`` = decode, naive5, naive, ultralytics, pool1, pool in one run.
 
 A step "sustains" N when skipped frames < 1 % of the frames due, the analysed rate is ≥ 97 % of N × 5 fps (less
 one frame per camera over the window, for where its edges fall),
@@ -58,7 +67,16 @@ FULL_RULES = [{"kind": "motion"}, {"kind": "intrusion", "zone": "all"}]
 # "motiononly" mode: the same chain without object rules, so the detector is never called — what the rest of the
 # pipeline sustains (the ceiling if detection were free or decoupled from the frame rate).
 MOTION_RULES = [{"kind": "motion"}]
-MODES = ("gridwatch", "motiononly", "naive", "decode")
+MODES = ("gridwatch", "pool1", "pool", "motiononly", "naive", "naive5", "ultralytics", "decode")
+SIDE_BY_SIDE = ("decode", "naive5", "naive", "ultralytics", "pool1", "pool")
+LABELS = {
+    "gridwatch": "GridWatch, one process", "pool1": "GridWatch, 1 video worker + detector process",
+    "pool": "GridWatch, N video workers + detector process", "motiononly": "GridWatch without object rules",
+    "naive": "naive (fair): thread per camera, cv2 + predict at GridWatch's detect_fps and imgsz",
+    "naive5": "naive, 5 detects/s per camera at 640 (old row)",
+    "ultralytics": "ultralytics multi-stream predict (.streams, vid_stride, batched; detection only)",
+    "decode": "decode limit (PyAV, frames to null)",
+}
 
 # Stream profiles: mounts cycled over the N cameras; (footage, width, height, fps).
 PROFILES: dict[str, dict[str, tuple[str, int, int, int]]] = {
@@ -247,7 +265,7 @@ class GridWatchRig:
     """One VideoPipeline + Intake for the whole sweep; each step attaches a fresh CameraManager with N cameras."""
 
     def __init__(self, device: str, workdir: Path, redis_url: str, max_batch: int | None = None,
-                 imgsz: int | None = None, evidence: bool = True):
+                 imgsz: int | None = None, evidence: bool = True, in_process: bool = True):
         import redis
 
         from alerts.intake import Intake
@@ -270,6 +288,8 @@ class GridWatchRig:
         self.detection = dep.detection.model_copy(update=update)
         self.ingest = dep.ingest.model_copy(update={"allow_private_sources": True})
         self.base_dir = dep.base_dir
+        self.workdir = workdir
+        self.redis_url = redis_url
         self.redis = redis.Redis.from_url(redis_url)
         try:
             self.redis.ping()
@@ -288,6 +308,16 @@ class GridWatchRig:
             with self._pub_lock:
                 self.published[anomaly.id] = time.time()
 
+        self.pipeline = None
+        self.infer_s = 0.0
+        self.model_load_s = 0.0
+        self.providers: list[str] = []
+        self._stop = threading.Event()
+        self._intake_thread = threading.Thread(target=self.intake.run_forever, args=(self._stop, 200),
+                                               name="bench-intake", daemon=True)
+        if not in_process:  # the worker pool publishes from its own processes; only intake runs here
+            self._intake_thread.start()
+            return
         t0 = time.monotonic()
         self.pipeline = VideoPipeline(self.detection, self.base_dir, workdir / "evidence", publish=publish)
         self.model_load_s = round(time.monotonic() - t0, 2)
@@ -307,15 +337,13 @@ class GridWatchRig:
 
         model.predict = timed_predict
         self.pipeline.start()
-        self._stop = threading.Event()
-        self._intake_thread = threading.Thread(target=self.intake.run_forever, args=(self._stop, 200),
-                                               name="bench-intake", daemon=True)
         self._intake_thread.start()
 
     def close(self) -> None:
         self._stop.set()
         self._intake_thread.join(10)
-        self.pipeline.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop()
         self.store.close()
         for key in self.redis.scan_iter(f"{self.keys.prefix}:*", count=1000):
             self.redis.delete(key)
@@ -335,7 +363,8 @@ class GridWatchRig:
                 "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
                 "rules": rules or FULL_RULES,
             })
-            self.pipeline.configure_camera(cam.id, cam.pose, cam)
+            if self.pipeline is not None:
+                self.pipeline.configure_camera(cam.id, cam.pose, cam)
             cams.append(cam)
         return cams
 
@@ -359,6 +388,18 @@ class GridWatchRig:
                     out[body["anomaly_id"]] = int(eid.split(b"-")[0]) / 1000.0
             last = entries[-1][0].decode()
 
+    def stream_times(self) -> dict[str, float]:
+        """anomaly id -> when Redis appended it to the anomaly stream (entry id, ms)."""
+        from detectors.anomaly import Anomaly
+
+        out: dict[str, float] = {}
+        for eid, fields in self.redis.xrange(self.keys.anomalies):
+            try:
+                out[Anomaly.from_stream(fields).id] = int(eid.split(b"-")[0]) / 1000.0
+            except ValueError:
+                continue
+        return out
+
     def latencies(self, ids: set[str]) -> tuple[list[float], list[float], list[float], int]:
         """(frame→anomaly, anomaly→ticket, frame→ticket) in seconds for the occurrences of these cameras.
 
@@ -377,6 +418,8 @@ class GridWatchRig:
         tickets = set()
         with self._pub_lock:
             pub = dict(self.published)
+        if not pub:  # published from other processes: the stream entry's id is when Redis took it
+            pub = self.stream_times()
         for aid, observed, received, ticket in rows:
             tickets.add(ticket)
             obs = observed.timestamp()
@@ -465,6 +508,118 @@ def run_gridwatch_step(rig: GridWatchRig, server, n: int, profile: str, device: 
         for cid in ids:
             rig.pipeline.remove_camera(cid)
     # every anomaly of this step filed? (poll the stream's pending count with a deadline)
+    wait_until(lambda: _intake_idle(rig), 30)
+    f2a, a2t, f2t, tickets = rig.latencies(ids)
+    step.anomalies, step.tickets = len(f2t), tickets
+    ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
+    step.frame_to_anomaly_p50_ms, step.frame_to_anomaly_p99_ms = ms(percentile(f2a, 0.5)), ms(percentile(f2a, 0.99))
+    step.anomaly_to_ticket_p50_ms, step.anomaly_to_ticket_p99_ms = ms(percentile(a2t, 0.5)), ms(percentile(a2t, 0.99))
+    step.frame_to_ticket_p99_ms = ms(percentile(f2t, 0.99))
+    judge(step, need_latency=True)
+    return step
+
+
+def _proc_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) of these processes, those that still exist."""
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_pool_step(rig: GridWatchRig, server, n: int, profile: str, device: str, warmup_s: float, measure_s: float,
+                  cpu: CpuMeter, workers: int, mode: str = "pool") -> Step:
+    """The full chain in WorkerPoolVideo: ``workers`` video worker processes + one detector process per step."""
+    from alerts.publishing import OutboxFactory
+    from detectors.worker_pool import VideoParts, WorkerPoolVideo
+
+    tag = f"{profile}-w{workers}-n{n}-{uuid.uuid4().hex[:4]}"
+    cams = rig.cameras(stream_urls(server, n), tag, FULL_RULES)
+    ids = {c.id for c in cams}
+    parts = VideoParts(rig.ingest, rig.detection, rig.base_dir, rig.workdir / "evidence")
+    engine = WorkerPoolVideo(parts, workers, OutboxFactory(rig.redis_url, rig.keys.prefix))
+    step = Step(mode, profile, n, device, due_fps=n * ANALYSIS_FPS)
+    t_load = time.monotonic()
+    try:
+        engine.start(cams)
+        load_s = round(time.monotonic() - t_load, 2)
+
+        def online() -> int:
+            return sum(1 for cid, st in engine.camera_status().items() if cid in ids and st.get("decoded", 0) > 0)
+
+        wait_until(lambda: online() == n, 60 + n * 0.5)
+        threading.Event().wait(warmup_s)  # let tracks, background models and batching settle (a warm-up, not a sync)
+
+        def counters():
+            st = engine.camera_status()
+            stats = engine.stats()
+            per_worker: dict[int, dict[str, float]] = {}
+            for cid in ids:
+                e = st.get(cid, {})
+                w = per_worker.setdefault(e.get("worker", -1), {"decoded": 0, "worker_skipped": 0, "processed": 0,
+                                                                 "pipe_skipped": 0})
+                a = e.get("analysis", {})
+                w["decoded"] += e.get("decoded", 0)
+                w["worker_skipped"] += e.get("skipped", 0)
+                w["processed"] += a.get("processed", 0)
+                w["pipe_skipped"] += a.get("skipped", 0)
+            for w in stats["workers"]:
+                if w["index"] in per_worker:
+                    per_worker[w["index"]]["at"] = w.get("reported_at", time.time())
+            det = stats["detector"]
+            return {"workers": per_worker, "calls": det.get("calls_total", 0), "images": det.get("images_total", 0),
+                    "online": sum(1 for c in ids if st.get(c, {}).get("state") == "online"), "at": time.time()}
+
+        pids = engine.pids()
+        det_pid = [pids["detector"]] if pids.get("detector") else []
+        worker_pids = [p for k, p in pids.items() if k != "detector" and p]
+        c0 = counters()
+        d0, w0 = _proc_cpu(det_pid), _proc_cpu(worker_pids)
+        t0 = time.monotonic()
+        cpu.start()
+        threading.Event().wait(measure_s)  # the measurement window itself
+        step.cpu = cpu.stop()
+        dt = time.monotonic() - t0
+        d1, w1 = _proc_cpu(det_pid), _proc_cpu(worker_pids)
+        wait_until(lambda: all(w.get("reported_at", 0) > c0["at"] + measure_s - 0.01 for w in engine.stats()["workers"]),
+                   5.0, 0.05)  # a report from after the window's end (each worker reports twice a second)
+        c1 = counters()
+        step.seconds = round(dt, 2)
+        step.loadavg_1m = round(os.getloadavg()[0], 2)
+        rates = {k: 0.0 for k in ("decoded", "worker_skipped", "processed", "pipe_skipped")}
+        totals = dict.fromkeys(rates, 0)
+        for w, a in c1["workers"].items():
+            b = c0["workers"].get(w)
+            if b is None:
+                continue
+            span = max(a.get("at", 0) - b.get("at", 0), 1e-3)
+            for k in rates:
+                rates[k] += (a[k] - b[k]) / span
+                totals[k] += a[k] - b[k]
+        step.cameras_online = c1["online"]
+        step.camera_fps = round(rates["decoded"], 1)
+        step.process_fps = round(rates["processed"], 1)
+        skipped = rates["worker_skipped"] + rates["pipe_skipped"]
+        step.skipped_fps = round(skipped, 2)
+        step.skipped_pct = round(100 * skipped / max(rates["processed"] + skipped, 1e-9), 2)
+        span = max(c1["at"] - c0["at"], 1e-3)
+        step.detect_calls_per_s = round((c1["calls"] - c0["calls"]) / span, 1)
+        step.detect_images_per_s = round((c1["images"] - c0["images"]) / span, 1)
+        step.batch_mean = round((c1["images"] - c0["images"]) / (c1["calls"] - c0["calls"]), 2) if c1["calls"] > c0["calls"] else 0.0
+        stats = engine.stats()
+        step.extra = {"video_workers": workers, "worker_skipped": totals["worker_skipped"],
+                      "pipeline_skipped": totals["pipe_skipped"], "ring_skipped": stats["ring_skipped"],
+                      "cpu_detector_pct": round(100 * (d1 - d0) / dt, 1),
+                      "cpu_workers_pct": round(100 * (w1 - w0) / dt, 1),
+                      "inference_ms_p50": stats["detector"].get("inference_ms_p50"),
+                      "model": engine.model_status, "engine_start_s": load_s,
+                      "worker_restarts": sum(w["restarts"] for w in stats["workers"])}
+    finally:
+        engine.stop()
     wait_until(lambda: _intake_idle(rig), 30)
     f2a, a2t, f2t, tickets = rig.latencies(ids)
     step.anomalies, step.tickets = len(f2t), tickets
@@ -573,31 +728,117 @@ def largest_sustained(steps: list[Step]) -> int:
     return best
 
 
+def _git_revision() -> str:
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def detection_settings(device: str, imgsz: int | None) -> dict[str, Any]:
+    """What GridWatch's config runs (config/demo.yaml, --imgsz over it): the baselines are given the same."""
+    from detectors.model import default_cache_dir
+    from detectors.onnx_prepare import prepare_onnx
+    from gateway.config import load_deployment
+
+    m = load_deployment(REPO / "config" / "demo.yaml").detection.model
+    size = imgsz or m.imgsz
+    cache = Path(m.cache_dir).expanduser() if m.cache_dir else default_cache_dir()
+    try:  # the copy GridWatch really loads (dynamic batch, float weights), so every contender runs the same file
+        prepared = str(prepare_onnx(MODEL, cache, size, m.max_batch)) if MODEL.is_file() else None
+    except Exception as exc:  # noqa: BLE001 - recorded; the baselines then use the shared file as is
+        log.warning("cannot prepare %s: %s", MODEL, exc)
+        prepared = None
+    return {"imgsz": size, "detect_fps": m.detect_fps, "max_batch": m.max_batch, "model_file": str(MODEL),
+            "prepared_model_file": prepared, "device": device}
+
+
+def cpu_split(steps: list[Step], by_mode: dict[str, int]) -> dict[str, Any]:
+    """Per-stream CPU (% of one core) at each mode's largest sustained N: decode / detector / the rest.
+
+    decode: the decode mode's own process CPU per stream at its largest sustained N (PyAV decoding alone);
+    detector: the detector process (pool modes) or the inference thread's busy share (gridwatch, an estimate);
+    rest: everything else GridWatch's processes used (delivery, motion, tracking, rules, evidence, intake)."""
+    at = {m: next((s for s in steps if s.mode == m and s.n == n), None) for m, n in by_mode.items() if n}
+    dec = at.get("decode")
+    decode_per = round(dec.cpu.get("cpu_gw_pct", 0.0) / dec.n, 2) if dec else None
+    out: dict[str, Any] = {"decode_only_per_stream_pct": decode_per}
+    for mode, step in at.items():
+        if step is None or mode == "decode":
+            continue
+        total = step.cpu.get("cpu_total_pct", 0.0) - step.cpu.get("cpu_server_pct", 0.0)
+        row: dict[str, Any] = {"n": step.n, "total_per_stream_pct": round(total / step.n, 2)}
+        if mode in ("pool", "pool1"):
+            row["detector_per_stream_pct"] = round(step.extra.get("cpu_detector_pct", 0.0) / step.n, 2)
+            row["detector_basis"] = "CPU of the detector process"
+        elif mode in ("gridwatch", "ultralytics", "naive", "naive5"):
+            row["detector_per_stream_pct"] = round(step.extra.get("detector_busy_pct", 0.0)
+                                                   * (step.n if mode.startswith("naive") else 1) / step.n, 2)
+            # wall time inside model calls: on a busy machine it exceeds their CPU (rest may then come out < 0)
+            row["detector_basis"] = "wall time in model calls (estimate; exceeds CPU on a loaded machine)"
+        if decode_per is not None:
+            row["decode_per_stream_pct"] = decode_per
+            row["rest_per_stream_pct"] = round(row["total_per_stream_pct"] - decode_per
+                                               - row.get("detector_per_stream_pct", 0.0), 2)
+        out[mode] = row
+    return out
+
+
 def run(modes: list[str], profile: str, ns: list[int], device: str, warmup_s: float, measure_s: float,
         redis_url: str, stop_on_fail: bool = True, naive_ns: list[int] | None = None,
         decode_ns: list[int] | None = None, imgsz: int | None = None,
-        motion_ns: list[int] | None = None, evidence: bool = True) -> dict[str, Any]:
+        motion_ns: list[int] | None = None, evidence: bool = True, video_workers: int | None = None,
+        ultra_ns: list[int] | None = None) -> dict[str, Any]:
     """Run the chosen modes against one RTSP server; returns a JSON-able result (machine, steps, summary)."""
-    result: dict[str, Any] = {"profile": profile, "device": device, "imgsz": imgsz or 640, "evidence": evidence,
+    workers = video_workers or os.cpu_count() or 1
+    settings = detection_settings(device, imgsz)
+    result: dict[str, Any] = {"profile": profile, "device": device, "imgsz": settings["imgsz"],
+                              "detect_fps": settings["detect_fps"], "model_file": settings["model_file"],
+                              "prepared_model_file": settings["prepared_model_file"], "video_workers": workers,
+                              "git_revision": _git_revision(), "evidence": evidence, "labels": LABELS,
                               "machine": machine(), "steps": [],
                               "warmup_s": warmup_s, "measure_s": measure_s, "started": time.time()}
+    baseline_model = Path(settings["prepared_model_file"] or MODEL)
     server = start_server(profile)
+    steps: list[Step] = []
     try:
         cpu = CpuMeter(server.proc.pid if server.proc else None)
         cpu.start()
         threading.Event().wait(1.0)
         result["server_idle"] = cpu.stop()
-        steps: list[Step] = []
         if "decode" in modes:
             steps += sweep("decode", decode_ns or ns,
                            lambda n: run_decode_step(server, n, profile, warmup_s * 0.5, measure_s * 0.6, cpu),
+                           stop_on_fail)
+        if "naive5" in modes:
+            from benchmarks.baseline_naive import run_naive_step
+
+            steps += sweep("naive5", naive_ns or ns,
+                           lambda n: run_naive_step(stream_urls(server, n), n, profile, device, warmup_s, measure_s,
+                                                    cpu, rate=ANALYSIS_FPS, imgsz=640, model_path=MODEL,
+                                                    mode="naive5"),
                            stop_on_fail)
         if "naive" in modes:
             from benchmarks.baseline_naive import run_naive_step
 
             steps += sweep("naive", naive_ns or ns,
                            lambda n: run_naive_step(stream_urls(server, n), n, profile, device, warmup_s, measure_s,
-                                                    cpu),
+                                                    cpu, rate=settings["detect_fps"], imgsz=settings["imgsz"],
+                                                    model_path=baseline_model, mode="naive"),
+                           stop_on_fail)
+        if "ultralytics" in modes:
+            from benchmarks.baseline_ultralytics import run_ultralytics_step
+
+            steps += sweep("ultralytics", ultra_ns or ns,
+                           lambda n: run_ultralytics_step(stream_urls(server, n), n, profile, device, warmup_s,
+                                                          measure_s, cpu, baseline_model, settings["imgsz"],
+                                                          settings["detect_fps"]),
                            stop_on_fail)
         if "gridwatch" in modes or "motiononly" in modes:
             with tempfile.TemporaryDirectory(prefix="gwbench-") as tmp:
@@ -611,17 +852,33 @@ def run(modes: list[str], profile: str, ns: list[int], device: str, warmup_s: fl
                                            stop_on_fail)
                 finally:
                     rig.close()
+        if "pool1" in modes or "pool" in modes:
+            with tempfile.TemporaryDirectory(prefix="gwbench-") as tmp:
+                rig = GridWatchRig(device, Path(tmp), redis_url, imgsz=imgsz, evidence=evidence, in_process=False)
+                try:
+                    for mode, w in (("pool1", 1), ("pool", workers)):
+                        if mode in modes:
+                            steps += sweep(mode, ns,
+                                           lambda n, m=mode, w=w: run_pool_step(rig, server, n, profile, device,
+                                                                                warmup_s, measure_s, cpu, w, m),
+                                           stop_on_fail)
+                finally:
+                    rig.close()
         result["steps"] = [asdict(s) for s in steps]
     finally:
         server.stop()
     by_mode = {m: largest_sustained([s for s in steps if s.mode == m]) for m in MODES}
-    summary: dict[str, Any] = {f"{m}_sustained": v for m, v in by_mode.items()}
+    summary: dict[str, Any] = {f"{m}_sustained": v for m, v in by_mode.items() if m in modes}
     tested = {m: max((s.n for s in steps if s.mode == m), default=0) for m in by_mode}
-    summary.update({f"{m}_max_tested": v for m, v in tested.items()})
-    if by_mode["naive"]:
-        summary["gridwatch_over_naive"] = round(by_mode["gridwatch"] / by_mode["naive"], 2)
-    if by_mode["decode"]:
-        summary["gridwatch_over_decode"] = round(by_mode["gridwatch"] / by_mode["decode"], 2)
+    summary.update({f"{m}_max_tested": v for m, v in tested.items() if m in modes})
+    for top in ("gridwatch", "pool"):
+        if not by_mode[top]:
+            continue
+        for other in ("naive", "naive5", "ultralytics", "decode", "pool1", "gridwatch"):
+            if other != top and by_mode[other] and other in modes:
+                summary[f"{top}_over_{other}"] = round(by_mode[top] / by_mode[other], 2)
+    summary["cpu_split"] = cpu_split(steps, {m: v for m, v in by_mode.items() if m in modes})
+    summary["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     result["summary"] = summary
     result["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     result["finished"] = time.time()
@@ -640,14 +897,18 @@ def parse_ns(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", default="all", help="gridwatch, motiononly, naive, decode, or all (comma-separated)")
+    ap.add_argument("--mode", default="all", help=f"{', '.join(MODES)}; all (gridwatch, motiononly, naive, decode) or "
+                    "side-by-side (decode, naive5, naive, ultralytics, pool1, pool); comma-separated")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="sub")
     ap.add_argument("--n", type=parse_ns, default=parse_ns("1,4,8"), help="stream counts, e.g. 1,4,16,32,64,100")
     ap.add_argument("--naive-n", type=parse_ns, default=None, help="stream counts for the baseline (default: --n)")
     ap.add_argument("--motion-n", type=parse_ns, default=None, help="stream counts for motiononly (default: --n)")
+    ap.add_argument("--ultralytics-n", type=parse_ns, default=None, help="stream counts for ultralytics (default: --n)")
+    ap.add_argument("--video-workers", type=int, default=None,
+                    help="worker processes of the pool mode (default: the number of cores)")
     ap.add_argument("--decode-n", type=parse_ns, default=None, help="stream counts for the decode limit (default: --n)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:0 (GPU: onnxruntime-gpu + a CUDA torch)")
-    ap.add_argument("--imgsz", type=int, default=None, help="detector input size (default: config/demo.yaml's, 640)")
+    ap.add_argument("--imgsz", type=int, default=None, help="detector input size (default: config/demo.yaml's, 320)")
     ap.add_argument("--no-evidence", action="store_true", help="no snapshots/clips per anomaly (to measure their cost)")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds after every stream delivers, before measuring")
     ap.add_argument("--measure", type=float, default=6.0, help="seconds of the measurement window")
@@ -655,7 +916,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-stop", action="store_true", help="go on after the first N that is not sustained")
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
-    modes = list(MODES) if args.mode == "all" else [m.strip() for m in args.mode.split(",")]
+    if args.mode == "all":
+        modes = ["gridwatch", "motiononly", "naive", "decode"]
+    elif args.mode == "side-by-side":
+        modes = list(SIDE_BY_SIDE)
+    else:
+        modes = [m.strip() for m in args.mode.split(",")]
     bad = set(modes) - set(MODES)
     if bad:
         ap.error(f"unknown mode(s) {sorted(bad)}")
@@ -663,7 +929,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(modes, args.profile, args.n, args.device, args.warmup, args.measure, args.redis,
                      stop_on_fail=not args.no_stop, naive_ns=args.naive_n, decode_ns=args.decode_n,
-                     imgsz=args.imgsz, motion_ns=args.motion_n, evidence=not args.no_evidence)
+                     imgsz=args.imgsz, motion_ns=args.motion_n, evidence=not args.no_evidence,
+                     video_workers=args.video_workers, ultra_ns=args.ultralytics_n)
     except Unavailable as exc:
         print(f"bench_streams: cannot run: {exc}", file=sys.stderr)
         if args.json:

@@ -63,7 +63,8 @@ class InferenceWorker:
             except queue.Empty:
                 break
 
-    def submit(self, model: str, image: np.ndarray, callback: ResultCallback) -> None:
+    def submit(self, model: str, image: np.ndarray, callback: ResultCallback, camera_id: str | None = None) -> None:
+        """``camera_id`` is for batchers that keep per-camera state (the worker pool's shm rings); unused here."""
         self._queue.put(_Request(model, image, callback))
 
     @property

@@ -79,7 +79,10 @@ class _CameraSlot:
 
 class VideoPipeline:
     def __init__(self, detection: DetectionConfig, base_dir: Path, evidence_dir: Path,
-                 publish: Callable[[Anomaly], None]):
+                 publish: Callable[[Anomaly], None], *, model: ObjectModel | None = None,
+                 worker: InferenceWorker | None = None, aux_models: dict[str, ObjectModel] | None = None):
+        """``model``/``worker``/``aux_models`` replace the in-process model and batcher (a video worker process
+        passes stand-ins whose crops go to the host's detector process: ``detectors.worker_pool``)."""
         self.detection = detection
         self.base_dir = Path(base_dir)
         self.evidence_dir = Path(evidence_dir)
@@ -89,10 +92,11 @@ class VideoPipeline:
         if m.cache_dir and not cache.is_absolute():
             cache = (self.base_dir / cache).resolve()
         self._cache = cache
-        self.model = ObjectModel(m.path, self.base_dir, m.imgsz, m.confidence, None, m.device, m.max_batch,
-                                 m.prepare_onnx, cache, "objects")
+        self.model = model if model is not None else ObjectModel(
+            m.path, self.base_dir, m.imgsz, m.confidence, None, m.device, m.max_batch, m.prepare_onnx, cache, "objects")
         self._aux_models: dict[str, ObjectModel] = {}
-        self.worker = InferenceWorker({"objects": self.model}, m.max_batch, m.max_wait_ms)
+        self._given_aux = aux_models
+        self.worker = worker if worker is not None else InferenceWorker({"objects": self.model}, m.max_batch, m.max_wait_ms)
         self._cameras: dict[str, _CameraSlot] = {}
         self._results: list[tuple[str, _CameraSlot, Plan]] = []
         self.max_inflight = m.max_inflight or 2 * m.max_batch
@@ -116,6 +120,9 @@ class VideoPipeline:
 
     def _aux(self, name: str) -> ObjectModel | None:
         """Load the fall / fire model on first use (only cameras with that rule pay for it)."""
+        if self._given_aux is not None:
+            given = self._given_aux.get(name)
+            return given if given is not None and given.loaded else None
         if name in self._aux_models:
             model = self._aux_models[name]
             return model if model.loaded else None
@@ -319,7 +326,7 @@ class VideoPipeline:
             return callback
 
         for i, (name, crop, _scale, _region) in enumerate(plan.requests):
-            self.worker.submit(name, crop, done(i))
+            self.worker.submit(name, crop, done(i), camera_id=cid)
 
     def _finish(self, cid: str, slot: _CameraSlot, plan: Plan, detected: bool) -> None:
         try:
