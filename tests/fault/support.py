@@ -190,16 +190,30 @@ class IntakeProcess:
     """``tests/fault/intake_worker.py`` as a child process: the part of GridWatch a kill -9 hits."""
 
     def __init__(self, redis_url: str, sql_url: str, prefix: str, consumer: str, log_path: Path,
-                 claim_idle_s: float = 1.0):
-        self.args = [sys.executable, str(Path(__file__).with_name("intake_worker.py")), "--redis", redis_url,
+                 claim_idle_s: float = 1.0, failpoint: str | None = None, script: str = "intake_worker.py"):
+        self.args = [sys.executable, str(Path(__file__).with_name(script)), "--redis", redis_url,
                      "--sql", sql_url, "--prefix", prefix, "--consumer", consumer, "--claim-idle", str(claim_idle_s)]
         self.log_path = log_path
+        self.failpoint = failpoint
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO))
+        env.pop("GRIDWATCH_FAILPOINT", None)
+        if self.failpoint:  # ingest/failpoints.py: the process SIGKILLs itself at that point
+            env["GRIDWATCH_FAILPOINT"] = self.failpoint
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop/kill
         self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_killed(self, timeout_s: float) -> int:
+        """Wait for the armed fail point to kill the process; returns its exit code (-9 when it fired)."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"fail point {self.failpoint} never fired: {self.log_path.read_text()[-2000:]}") from None
+        self._log.close()
+        return code
 
     def kill9(self) -> None:
         assert self.proc is not None
