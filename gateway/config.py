@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerts.channels.config import ChannelsConfig
 from alerts.config import AlertsConfig, GridsConfig
@@ -95,6 +95,32 @@ class Deployment(_Strict):
     @property
     def sql_url(self) -> str:
         return self.services.sql_url.replace("{run_dir}", str(self.run_dir))
+
+    @model_validator(mode="after")
+    def _own_services_are_no_cameras(self) -> "Deployment":
+        """Camera URLs must never reach GridWatch's own Redis, SQL server, broker or API (docs/RELIABILITY.md)."""
+        from ingest.video.urls import own_service_endpoints
+
+        self.ingest.set_own_services(own_service_endpoints(service_endpoints(self)))
+        return self
+
+
+def service_endpoints(dep: "Deployment") -> list[tuple[str, int]]:
+    """``(host, port)`` of the Redis, SQL server (not SQLite), MQTT broker and API this deployment uses."""
+    from urllib.parse import urlsplit
+
+    out: list[tuple[str, int]] = [(dep.gateway.host, dep.gateway.port)]
+    defaults = {"redis": 6379, "rediss": 6380, "mqtt": 1883, "mqtts": 8883, "tcp": 1883, "ssl": 8883,
+                "postgresql": 5432, "mysql": 3306}
+    for url in (dep.services.redis_url, dep.services.mqtt_url, dep.services.sql_url):
+        try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.split("+", 1)[0]
+            if parts.hostname and scheme in defaults:
+                out.append((parts.hostname, parts.port or defaults[scheme]))
+        except ValueError:
+            continue
+    return out
 
 
 @dataclass(frozen=True)
