@@ -39,6 +39,7 @@ class Runtime:
         from alerts.sla import Escalator
         from alerts.store import open_store
         from detectors.video import VideoPipeline
+        from detectors.device_profiles import ProfileBook
         from detectors.sensor_rules import SensorRuleEngine
         from ingest.devices import DeviceRegistry, PressFiler, PressLedger, PressQueue, RedisNonceStore
 
@@ -86,7 +87,8 @@ class Runtime:
         self.press_filer: PressFiler | None = PressFiler(self.redis, self.keys.prefix, self._file_alarms, consumer=consumer,
                                                          lease_s=mq.press_lease_s, dedup_s=mq.press_dedup_s,
                                                          on_dead=self._reject)
-        self.sensor_rules = SensorRuleEngine(self.devices, publish=self.publish)
+        self.profiles = ProfileBook(dep.device_profiles)  # device profiles: editable at run time (API)
+        self.sensor_rules = SensorRuleEngine(self.devices, publish=self.publish, profiles=self.profiles)
         self.mqtt = None
         if sources:
             from ingest.devices import MqttIngest
