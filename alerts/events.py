@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from alerts.streams import StreamKeys
+from ingest.failpoints import failpoint
 
 DUTY_GROUP = "workers"
 DUTY_MAXLEN = 100_000
@@ -77,6 +78,7 @@ def publish(client: redis.Redis, keys: StreamKeys, effects: Effects, ack: tuple[
                   maxlen=EVENTS_MAXLEN, approximate=True)
     if ack is not None:
         pipe.xack(*ack)
+        failpoint("intake.before_xack")
     results = pipe.execute()
     offset = len(stale) + len(effects.ack_duty)
     ids = [r.decode() if isinstance(r, bytes) else r for r in results[offset:offset + len(effects.duty)]]

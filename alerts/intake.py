@@ -50,6 +50,7 @@ from alerts.store import Store
 from alerts.streams import StreamKeys, dead_letter
 from alerts.views import TicketRef, ticket_summary
 from detectors.anomaly import Anomaly
+from ingest.failpoints import failpoint
 from ingest.geo import GeoPoint
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ class Intake:
 
     def _file_batch(self, items: list[Anomaly]) -> list[TicketRef]:
         refs, effects = self._commit_many(items)
+        failpoint("intake.after_commit")
         if effects:
             publish(self.redis, self.keys, effects, now=self.clock())
         return refs
@@ -281,6 +283,7 @@ class Intake:
             log.exception("anomaly %s could not be filed", anomaly.id)
             self._dead(ack, f"{type(exc).__name__}: {str(exc)[:500]}", raw)
             return True
+        failpoint("intake.after_commit")
         publish(self.redis, self.keys, effects, ack=ack, now=self.clock())
         return True
 

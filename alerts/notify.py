@@ -3,7 +3,12 @@
 ``Notifier`` reads ``keys.events`` through its own consumer group (``notify``), so notification
 delivery never slows intake or a worker's click, and survives restarts: an event is acknowledged
 after every webhook answered 2xx (or failed ``attempts`` times, then it goes to the dead-letter
-stream with the URL and status, never the secret) and the MQTT publish was handed to the client.
+stream with the URL and status, never the secret) and the broker acknowledged the MQTT publish (PUBACK).
+
+Delivery is at least once, never lost: an event a notifier read and died holding (before or after
+sending it) is taken over by the next notifier after ``claim_idle_s`` (XAUTOCLAIM) and sent again. Every
+delivery carries the event's id — the ``X-GridWatch-Event`` header and ``event_id`` in the JSON — so a
+receiver that saw it already drops the repeat (the idempotency key; exactly-once across a crash needs it).
 
 Webhook requests carry ``X-GridWatch-Timestamp`` and ``X-GridWatch-Signature: sha256=<hex>``, the
 HMAC-SHA256 of ``"{timestamp}.{body}"`` under the hook's secret; receivers check it with
@@ -27,12 +32,14 @@ import redis
 from alerts.config import AlertsConfig, WebhookConfig
 from alerts.events import ensure_group
 from alerts.streams import StreamKeys, dead_letter
+from ingest.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
 NOTIFY_GROUP = "notify"
 SIGNATURE_HEADER = "X-GridWatch-Signature"
 TIMESTAMP_HEADER = "X-GridWatch-Timestamp"
+EVENT_HEADER = "X-GridWatch-Event"
 
 
 def sign(secret: str, body: bytes, timestamp: str) -> str:
@@ -59,8 +66,12 @@ class Notifier:
     """Delivers events from the events stream to webhooks and MQTT."""
 
     def __init__(self, cfg: AlertsConfig, redis: redis.Redis, keys: StreamKeys, consumer: str = "notify-1", *,
-                 mqtt: Any | None = None, http: httpx.Client | None = None, attempts: int = 3, batch: int = 50):
+                 mqtt: Any | None = None, http: httpx.Client | None = None, attempts: int = 3, batch: int = 50,
+                 claim_idle_s: float = 30.0):
         self.cfg, self.redis, self.keys, self.consumer = cfg, redis, keys, consumer
+        self.claim_idle_ms = max(100, int(claim_idle_s * 1000))
+        self.mqtt_timeout_s = 5.0
+        self._last_claim = 0.0
         self.mqtt = mqtt
         self.http = http or httpx.Client()
         self.attempts = attempts
@@ -68,11 +79,13 @@ class Notifier:
         self.sent = {"webhook": 0, "mqtt": 0, "failed": 0}
         ensure_group(redis, keys.events, NOTIFY_GROUP)
 
-    def deliver_webhook(self, hook: WebhookConfig, body: bytes) -> tuple[bool, str]:
+    def deliver_webhook(self, hook: WebhookConfig, body: bytes, event_id: str = "") -> tuple[bool, str]:
         last = ""
         for attempt in range(self.attempts):
             ts = str(int(time.time()))
             headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(hook.secret, body, ts)}
+            if event_id:
+                headers[EVENT_HEADER] = event_id
             try:
                 resp = self.http.post(hook.url, content=body, headers=headers, timeout=hook.timeout_s)
                 if 200 <= resp.status_code < 300:
@@ -83,14 +96,16 @@ class Notifier:
             time.sleep(min(0.2 * 2 ** attempt, 2.0))  # back-off between retries of one delivery
         return False, last
 
-    def handle(self, event: dict[str, Any]) -> None:
-        """Deliver one event (a dict as written by ``alerts.events.publish``)."""
+    def handle(self, event: dict[str, Any], event_id: str = "") -> None:
+        """Deliver one event (a dict as written by ``alerts.events.publish``; ``event_id``: its stream id)."""
         etype = event.get("type", "")
+        if event_id:
+            event = {**event, "event_id": event_id}
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         for hook in self.cfg.webhooks:
             if not _wants(hook, etype):
                 continue
-            ok, why = self.deliver_webhook(hook, body)
+            ok, why = self.deliver_webhook(hook, body, event_id)
             if ok:
                 self.sent["webhook"] += 1
             else:
@@ -102,28 +117,57 @@ class Notifier:
             prefix = self.cfg.mqtt_topic_prefix.rstrip("/")
             topics = [f"{prefix}/{ticket.get('grid_code') or 'none'}/{etype}"]
             topics += [f"{prefix}/users/{u}" for u in event.get("notify", [])]
-            for topic in topics:
-                info = self.mqtt.publish(topic, body, qos=1)
+            infos = [(topic, self.mqtt.publish(topic, body, qos=1)) for topic in topics]
+            for topic, info in infos:
+                # Handed to paho is not delivered: a QoS 1 publish still queued in this process dies with it,
+                # so the event is acknowledged only once the broker answered PUBACK (or it failed: dead letter).
                 if info.rc == 0:
+                    try:
+                        info.wait_for_publish(self.mqtt_timeout_s)
+                    except (RuntimeError, ValueError):
+                        pass
+                if info.rc == 0 and info.is_published():
                     self.sent["mqtt"] += 1
                 else:
                     self.sent["failed"] += 1
-                    log.warning("MQTT publish to %s failed rc=%s", topic, info.rc)
+                    log.warning("MQTT publish to %s not confirmed (rc=%s)", topic, info.rc)
+                    dead_letter(self.redis, self.keys, "notify", f"mqtt {topic}: not confirmed (rc={info.rc})", body)
+
+    def claim_stale(self) -> list[tuple[Any, dict]]:
+        """Events another notifier read and never acknowledged (it died) for longer than ``claim_idle_s``."""
+        claimed: list[tuple[Any, dict]] = []
+        start: Any = "0-0"
+        while True:
+            reply = self.redis.xautoclaim(self.keys.events, NOTIFY_GROUP, self.consumer, self.claim_idle_ms,
+                                          start_id=start, count=self.batch)
+            start, entries = reply[0], reply[1]
+            claimed += [(eid, fields) for eid, fields in entries if fields]
+            if start in (b"0-0", "0-0") or not entries:
+                return claimed
 
     def process_batch(self, block_ms: int = 1000) -> int:
-        reply = self.redis.xreadgroup(NOTIFY_GROUP, self.consumer, {self.keys.events: ">"}, count=self.batch, block=block_ms)
+        items: list[tuple[Any, dict]] = []
+        now = time.monotonic()
+        if now - self._last_claim >= self.claim_idle_ms / 2000:
+            self._last_claim = now
+            items = self.claim_stale()
+        if not items:
+            reply = self.redis.xreadgroup(NOTIFY_GROUP, self.consumer, {self.keys.events: ">"}, count=self.batch,
+                                          block=block_ms)
+            items = [(eid, fields) for _stream, entries in reply or [] for eid, fields in entries]
         n = 0
-        for _stream, items in reply or []:
-            for eid, fields in items:
-                raw = fields.get(b"event", fields.get("event")) if fields else None
-                try:
-                    event = json.loads(raw) if raw else None
-                except ValueError:
-                    event = None
-                if event is not None:
-                    self.handle(event)
-                self.redis.xack(self.keys.events, NOTIFY_GROUP, eid)
-                n += 1
+        for eid, fields in items:
+            raw = fields.get(b"event", fields.get("event")) if fields else None
+            try:
+                event = json.loads(raw) if raw else None
+            except ValueError:
+                event = None
+            if event is not None:
+                failpoint("notify.before_send")
+                self.handle(event, eid.decode() if isinstance(eid, bytes) else str(eid))
+                failpoint("notify.after_send")
+            self.redis.xack(self.keys.events, NOTIFY_GROUP, eid)
+            n += 1
         return n
 
     def run_forever(self, stop_event: threading.Event, block_ms: int = 1000) -> None:

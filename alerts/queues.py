@@ -17,9 +17,14 @@ import redis
 from sqlalchemy import select
 
 from alerts.events import DUTY_GROUP, ensure_group, entries_key
+from alerts.lifecycle import STATUS_LABELS, UNSIGNED, TransitionError
 from alerts.models import Ticket
 from alerts.store import Store
 from alerts.streams import StreamKeys
+from ingest.failpoints import failpoint
+
+# Past sign-for: a repeat entry for a ticket in any of these is acknowledged, never signed again.
+SIGNED_OR_LATER = frozenset(STATUS_LABELS) - UNSIGNED
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,25 @@ class DutyQueue:
     def handle(self, entry: DutyEntry, action: Callable[[DutyEntry], Any]) -> Any:
         """Run ``action`` (which commits a state change) and acknowledge only if it returned without raising."""
         result = action(entry)
+        failpoint("queue.after_sign")
         self.ack(entry)
         return result
 
     def sign(self, entry: DutyEntry, service: Any, actor: str, role: str = "grid_worker", note: str = "") -> dict[str, Any]:
-        """签收 the entry's ticket through the case service, then acknowledge the entry."""
-        return self.handle(entry, lambda e: service.transition(e.ticket_id, "sign", actor, note, role=role))
+        """签收 the entry's ticket through the case service, then acknowledge the entry.
+
+        Idempotent: an entry whose ticket is already signed (this reader, or the one it took the entry over
+        from, died between the commit and the XACK) is acknowledged without a second sign-for."""
+        def act(e: DutyEntry) -> dict[str, Any]:
+            try:
+                return service.transition(e.ticket_id, "sign", actor, note, role=role)
+            except TransitionError:
+                current = service.get_ticket(e.ticket_id)
+                if current.get("status") in SIGNED_OR_LATER:
+                    return current
+                raise
+
+        return self.handle(entry, act)
 
     def pending_count(self) -> int:
         info = self.redis.xpending(self.stream, DUTY_GROUP)

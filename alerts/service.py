@@ -27,6 +27,7 @@ from alerts.policy import CasePolicy
 from alerts.store import Store
 from alerts.streams import StreamKeys
 from alerts.views import ticket_detail, ticket_summary
+from ingest.failpoints import failpoint
 
 __all__ = ["CaseService", "TicketNotFound", "NotVisible", "TransitionError"]
 
@@ -191,6 +192,7 @@ class CaseService:
             effects = self._after(s, t, out, unit_before, now, actor)
             summary = ticket_summary(t)
             effects.events.append((f"ticket.{action}", summary, {"actor": actor, "note": note}))
+        failpoint("case.after_commit")
         publish(self.redis, self.keys, effects, now=now)
         return self.get_ticket(summary["id"])
 

@@ -32,6 +32,7 @@ from alerts.roster import Roster
 from alerts.store import Store
 from alerts.streams import StreamKeys
 from alerts.views import ticket_summary
+from ingest.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Escalator:
                     elif t.remind_at is not None and t.remind_at <= now:
                         effects.extend(self._remind(s, t, now))
                         done["reminded"] += 1
+            failpoint("sla.after_commit")
             if effects:
                 publish(self.redis, self.keys, effects, now=now)
             if len(rows) < self.batch:

@@ -12,9 +12,10 @@ Phases:
 2. ``paced``: telemetry at ``--paced-fraction`` of that rate for ``--seconds``; latency is the time
    from the device timestamp (set at send) to the end of the rules for that reading — p50/p99.
 3. ``presses``: ``--presses`` presses from as many boxes, sent within one second; press → ack p50/p99.
-   ``--alarm-mode batch`` (default) files them through the ingest's AlarmBatcher into
-   ``Intake.file_many`` (group commit, as the runtime does); ``single`` is the one-transaction-per-press
-   path (``on_alarm`` → ``Intake.file`` behind one lock) for comparison.
+   ``--alarm-mode durable`` (default, the runtime's path) queues each press on the Redis press stream
+   and a ``PressFiler`` files what waits into ``Intake.file_many`` (group commit); ``batch`` is the
+   in-memory ``AlarmBatcher`` (no durable queue) and ``single`` the one-transaction-per-press path
+   (``on_alarm`` → ``Intake.file`` behind one lock), for comparison.
 
     python benchmarks/bench_devices.py                    # markdown table
     python benchmarks/bench_devices.py --json out.json    # and the raw figures
@@ -206,10 +207,18 @@ def bench_presses(url: str, r: redis.Redis, prefix: str, args, workdir: Path) ->
     cfg = MqttConfig(topic_prefix=f"bench/{tag}/v1", client_id=f"bench-alarm-{tag}", shared_group=None,
                      session_expiry_s=60, alarm_workers=args.alarm_workers)
     batched = args.alarm_mode == "batch"
+    queue = filer = None
+    if args.alarm_mode == "durable":  # the runtime's path: Redis press stream → PressFiler → file_many
+        from ingest.devices import PressFiler, PressQueue
+
+        queue = PressQueue(r, prefix, wait_s=30.0)
+        filer = PressFiler(r, prefix, on_alarms, consumer="bench-filer", max_batch=args.alarm_batch)
+        queue.start()
+        filer.start()
     ing = MqttIngest(url, cfg, registry, lambda x: None, on_alarm, lambda *a: None,
                      nonce_store=RedisNonceStore(r, prefix), ledger=PressLedger(r, prefix),
                      on_alarms=on_alarms if batched else None, alarm_batch_max=args.alarm_batch,
-                     alarm_batch_wait_s=args.alarm_batch_wait_ms / 1000)
+                     alarm_batch_wait_s=args.alarm_batch_wait_ms / 1000, alarm_sink=queue)
     ing.start()
     load = os.getloadavg()[0]
     out: mp.Queue = mp.Queue()
@@ -218,10 +227,13 @@ def bench_presses(url: str, r: redis.Redis, prefix: str, args, workdir: Path) ->
     report = out.get(timeout=300)
     proc.join()
     stats = ing.stats()
-    batcher = ing.alarm_batcher
+    batcher = filer or ing.alarm_batcher
     out_stats = {"batches": batcher.batches, "largest_batch": batcher.largest_batch,
                  "filing_s": filing[0]} if batcher is not None else {}
     ing.stop()
+    if filer is not None:
+        filer.stop()
+        queue.stop()
     if args.intake == "sqlite":
         out_stats["tickets_created"] = intake.stats["created"]
         out_stats["merged"] = intake.stats["merged"]
@@ -241,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--presses", type=int, default=1000)
     p.add_argument("--alarm-workers", type=int, default=4)
     p.add_argument("--intake", choices=["sqlite", "redis"], default="sqlite")
-    p.add_argument("--alarm-mode", choices=["batch", "single"], default="batch",
-                   help="batch: AlarmBatcher → Intake.file_many (group commit); single: one Intake.file per press")
+    p.add_argument("--alarm-mode", choices=["durable", "batch", "single"], default="durable",
+                   help="durable: Redis press stream → PressFiler → Intake.file_many (the runtime's path); "
+                        "batch: in-memory AlarmBatcher → Intake.file_many; single: one Intake.file per press")
     p.add_argument("--alarm-batch", type=int, default=64, help="most presses filed in one transaction")
     p.add_argument("--alarm-batch-wait-ms", type=float, default=2.0, help="longest wait for more presses to join a batch")
     p.add_argument("--phases", default="telemetry,presses", help="comma-separated subset of telemetry,presses")

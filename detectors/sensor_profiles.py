@@ -111,6 +111,9 @@ PROFILES: dict[str, list[Rule]] = {
     "generic": [LOW_BATTERY],
 }
 
+# The built-in sets as shipped (register_profile adds to PROFILES, never here): the defaults of device_profiles.
+SHIPPED: dict[str, list[Rule]] = {name: list(rules) for name, rules in PROFILES.items()}
+
 TITLES = {
     "smoke_alarm": "烟感报警", "gas_leak": "燃气泄漏", "water_level": "水位超限", "manhole_tilt": "井盖倾斜/移位",
     "door_open": "门磁异常开启", "fence_breach": "电子围栏告警", "device_offline": "设备离线",

@@ -19,10 +19,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.anomaly import Anomaly, Evidence
 from detectors.sensor_profiles import TITLES, CountInWindow, Duration, RateOfChange, Rule, Threshold, rules_for
+
+if TYPE_CHECKING:
+    from detectors.device_profiles import ProfileBook
 from ingest.devices.messages import AlarmPress, Reading
 from ingest.devices.registry import Device, DeviceRegistry
 
@@ -56,7 +59,7 @@ class _RuleState:
 class _DeviceState:
     __slots__ = ("profile_key", "by_metric", "states", "offset", "offline", "offline_since")
 
-    def __init__(self, profile_key: tuple[str | None, str], rules: list[Rule]) -> None:
+    def __init__(self, profile_key: tuple[str | None, str, int], rules: list[Rule]) -> None:
         self.profile_key = profile_key
         self.states = [_RuleState(r) for r in rules]
         self.by_metric: dict[str, list[_RuleState]] = {}
@@ -76,8 +79,12 @@ class SensorRuleEngine:
         publish: Callable[[Anomaly], None],
         clock: Callable[[], float] = time.time,
         status_grace_s: float = DEFAULT_STATUS_GRACE_S,
+        profiles: "ProfileBook | None" = None,
     ) -> None:
+        """``profiles``: the live device profiles (the deployment's, editable at run time); without it the
+        shipped rule sets of detectors.sensor_profiles."""
         self._registry = registry
+        self.profiles = profiles
         self._publish = publish
         self._clock = clock
         self._status_grace_s = status_grace_s
@@ -88,12 +95,22 @@ class SensorRuleEngine:
 
     # --------------------------------------------------------------------------------- plumbing
     def _state(self, device: Device) -> _DeviceState:
-        key = (device.profile, device.type)
+        book = self.profiles
+        key = (device.profile, device.type, book.version if book is not None else 0)
         st = self._devices.get(device.id)
         if st is None or st.profile_key != key:
-            st = _DeviceState(key, rules_for(device.profile, device.type))
-            self._devices[device.id] = st
+            rules = book.rules_for(device.profile, device.type) if book is not None else rules_for(device.profile, device.type)
+            fresh = _DeviceState(key, rules)
+            if st is not None:  # a profile edit: the device's connection state carries over, its rule states restart
+                fresh.offset, fresh.offline, fresh.offline_since = st.offset, st.offline, st.offline_since
+            st = self._devices[device.id] = fresh
         return st
+
+    def _offline_after(self, device: Device) -> float:
+        """Silence that makes a device offline: its own ``offline_after_s``, else its profile's missed heartbeats."""
+        if device.offline_after_set or self.profiles is None:
+            return device.offline_after_s
+        return device.heartbeat_s * self.profiles.missed_heartbeats(device.profile, device.type)
 
     def _emit(self, device: Device, kind: str, rule: str, state: str, at: float, observed_at: float,
               details: dict[str, Any]) -> None:
@@ -233,10 +250,11 @@ class SensorRuleEngine:
                 reference = device.last_seen if device.last_seen is not None else self._started
                 silent_for = now - reference
                 by_status = st.offline_since is not None and now - st.offline_since >= self._status_grace_s
-                if silent_for > device.offline_after_s or by_status:
+                offline_after = self._offline_after(device)
+                if silent_for > offline_after or by_status:
                     self._emit(device, "device_offline", "heartbeat", "firing", reference, now,
                                {"last_seen": device.last_seen, "silent_s": round(silent_for, 1),
-                                "offline_after_s": device.offline_after_s, "cause": "last_will" if by_status else "silence"})
+                                "offline_after_s": offline_after, "cause": "last_will" if by_status else "silence"})
                     st.offline = True
             for gone in set(self._devices) - known:
                 del self._devices[gone]

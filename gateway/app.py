@@ -93,7 +93,7 @@ def _csp(tile_url: str | None) -> str:
 def create_app(runtime: Any) -> FastAPI:
     """The gateway of one GridWatch process, over a runtime built elsewhere (``gateway.runtime``)."""
     from gateway import live, webrtc
-    from gateway.api import alarms, auth as auth_api, cameras, devices, grids, reports, system, tickets
+    from gateway.api import alarms, auth as auth_api, cameras, devices, grids, profiles, reports, system, tickets
 
     dep = runtime.deployment
     cfg = dep.gateway
@@ -168,7 +168,7 @@ def create_app(runtime: Any) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    for module in (auth_api, grids, tickets, cameras, devices, alarms, system):
+    for module in (auth_api, grids, tickets, cameras, devices, profiles, alarms, system):
         app.include_router(module.router, prefix=API)
     app.include_router(live.router, prefix=API)
     app.include_router(webrtc.router, prefix=API)

@@ -7,16 +7,18 @@ into messages an operator can act on: ``config/demo.yaml:42: cameras[3].pose.bea
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.channels.config import ChannelsConfig
 from alerts.config import AlertsConfig, GridsConfig
 from detectors.config import CameraAnalytics, DetectionConfig
+from detectors.device_profiles import NAME as PROFILE_NAME, DeviceProfile, merged_profiles, shipped_profiles
 from ingest.config import CameraConfig, DeviceConfig, IngestConfig
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
@@ -76,6 +78,11 @@ class Deployment(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     cameras: list[Camera] = Field(default_factory=list)
     devices: list[DeviceConfig] = Field(default_factory=list)
+    device_profiles: dict[str, DeviceProfile] = Field(
+        default_factory=shipped_profiles,
+        description="sensor rules per kind of device (smoke, gas, water_level, manhole_tilt, door, fence, battery, "
+                    "heartbeat); the shipped ones are the defaults, a profile named here replaces the shipped one of "
+                    "that name; a device uses its `profile`, else the profile named like its `type`, else `generic`")
     channels: ChannelsConfig = ChannelsConfig()
     gateway: GatewayConfig = GatewayConfig()
 
@@ -95,6 +102,40 @@ class Deployment(_Strict):
     @property
     def sql_url(self) -> str:
         return self.services.sql_url.replace("{run_dir}", str(self.run_dir))
+
+    @field_validator("device_profiles")
+    @classmethod
+    def _over_the_shipped(cls, value: dict[str, DeviceProfile]) -> dict[str, DeviceProfile]:
+        bad = [name for name in value if not re.match(PROFILE_NAME, name)]
+        if bad:
+            raise ValueError(f"profile names are 1-64 characters of [A-Za-z0-9_.-]: {bad[0]!r}")
+        return merged_profiles(value)
+
+    @model_validator(mode="after")
+    def _own_services_are_no_cameras(self) -> "Deployment":
+        """Camera URLs must never reach GridWatch's own Redis, SQL server, broker or API (docs/RELIABILITY.md)."""
+        from ingest.video.urls import own_service_endpoints
+
+        self.ingest.set_own_services(own_service_endpoints(service_endpoints(self)))
+        return self
+
+
+def service_endpoints(dep: "Deployment") -> list[tuple[str, int]]:
+    """``(host, port)`` of the Redis, SQL server (not SQLite), MQTT broker and API this deployment uses."""
+    from urllib.parse import urlsplit
+
+    out: list[tuple[str, int]] = [(dep.gateway.host, dep.gateway.port)]
+    defaults = {"redis": 6379, "rediss": 6380, "mqtt": 1883, "mqtts": 8883, "tcp": 1883, "ssl": 8883,
+                "postgresql": 5432, "mysql": 3306}
+    for url in (dep.services.redis_url, dep.services.mqtt_url, dep.services.sql_url):
+        try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.split("+", 1)[0]
+            if parts.hostname and scheme in defaults:
+                out.append((parts.hostname, parts.port or defaults[scheme]))
+        except ValueError:
+            continue
+    return out
 
 
 @dataclass(frozen=True)
@@ -204,6 +245,9 @@ def _semantic_problems(dep: Deployment) -> list[tuple[tuple, str]]:
     for i, dev in enumerate(dep.devices):
         if grids.base_grid_at(dev.location) is None and grids.fallback_at(dev.location) is None:
             problems.append((("devices", i, "location"), f"device {dev.id!r} is outside the district"))
+        if dev.profile is not None and dev.profile not in dep.device_profiles:
+            problems.append((("devices", i, "profile"), f"unknown device profile {dev.profile!r} "
+                                                        f"(known: {', '.join(sorted(dep.device_profiles))})"))
     codes = {g.code for g in grids.all()}
     names: dict[str, int] = {}
     for i, user in enumerate(dep.gateway.users):

@@ -39,8 +39,9 @@ class Runtime:
         from alerts.sla import Escalator
         from alerts.store import open_store
         from detectors.video import VideoPipeline
+        from detectors.device_profiles import ProfileBook
         from detectors.sensor_rules import SensorRuleEngine
-        from ingest.devices import DeviceRegistry, PressLedger, RedisNonceStore
+        from ingest.devices import DeviceRegistry, PressFiler, PressLedger, PressQueue, RedisNonceStore
 
         dep = self.deployment = deployment
         self.keys = StreamKeys(dep.services.stream_prefix)
@@ -79,7 +80,15 @@ class Runtime:
         self.devices = DeviceRegistry(dep.devices)
         self.nonces = RedisNonceStore(self.redis, self.keys.prefix)
         self.press_ledger = PressLedger(self.redis, self.keys.prefix, dep.ingest.mqtt.press_dedup_s)
-        self.sensor_rules = SensorRuleEngine(self.devices, publish=self.publish)
+        # Presses are queued durably (Redis stream) before anything else; the filer files them. The two
+        # sides only share Redis, so the filer may run in another process (the devices role).
+        mq = dep.ingest.mqtt
+        self.press_queue = PressQueue(self.redis, self.keys.prefix, dedup_s=mq.press_dedup_s, wait_s=mq.press_ack_wait_s)
+        self.press_filer: PressFiler | None = PressFiler(self.redis, self.keys.prefix, self._file_alarms, consumer=consumer,
+                                                         lease_s=mq.press_lease_s, dedup_s=mq.press_dedup_s,
+                                                         on_dead=self._reject)
+        self.profiles = ProfileBook(dep.device_profiles)  # device profiles: editable at run time (API)
+        self.sensor_rules = SensorRuleEngine(self.devices, publish=self.publish, profiles=self.profiles)
         self.mqtt = None
         if sources:
             from ingest.devices import MqttIngest
@@ -88,7 +97,7 @@ class Runtime:
                                    on_alarm=self._file_alarm, on_alarms=self._file_alarms, on_reject=self._reject,
                                    on_status=self.sensor_rules.on_status,
                                    nonce_store=self.nonces,
-                                   ledger=self.press_ledger)
+                                   ledger=self.press_ledger, alarm_sink=self.press_queue)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
@@ -169,12 +178,13 @@ class Runtime:
         return press.case
 
     def press_alarm(self, device_id: str, body: bytes, headers: Mapping[str, str]):
-        """The HTTPS one-key alarm: verify the box's signature, de-duplicate, file, acknowledge."""
+        """The HTTPS one-key alarm: verify the box's signature, queue it durably, answer its case number."""
         from ingest.devices import handle_press
 
+        if self.press_filer is not None:
+            self.press_filer.start()  # idempotent; a runtime used without start() still files its presses
         return handle_press(self.devices, body, headers, nonce_store=self.nonces, ledger=self.press_ledger,
-                            on_alarm=self._file_alarm, on_reject=self._reject,
-                            batcher=self.mqtt.alarm_batcher if self.mqtt else None)
+                            on_alarm=self._file_alarm, on_reject=self._reject, batcher=self.press_queue)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _loop(self, name: str, fn, stop: threading.Event) -> None:
@@ -189,6 +199,9 @@ class Runtime:
         self._loop("notify-reporters", self.channels.notifier.run_forever, self._stop)
         self._loop("sensor-ticks", self._tick_sensors, self._stop)
         self._loop("outbox", self._flush_outbox, self._stop)
+        if self.press_filer is not None:
+            self.press_filer.start()
+        self.press_queue.start()
         self.pipeline.start()
         if self.cameras is not None:
             self.cameras.start([c for c in self.deployment.cameras if c.enabled])
@@ -210,6 +223,9 @@ class Runtime:
         self._stop.set()
         if self.mqtt is not None:
             self.mqtt.stop()
+        if self.press_filer is not None:
+            self.press_filer.stop()
+        self.press_queue.stop()
         if self.cameras is not None:
             self.cameras.stop()
         self.pipeline.stop()

@@ -71,7 +71,7 @@ class LocalServices:
         data = self.run_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         cmd = [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-               "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", str(data / "redis.log")]
+               "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no", "--logfile", str(data / "redis.log")]
         self._spawn("redis", cmd, host, port)
         return True
 

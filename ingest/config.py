@@ -1,11 +1,18 @@
 """Schema of the deployment file's ingest sections: cameras (source, geo-pose, analysis rate) and devices."""
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+import logging
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ingest.geo import GeoPoint
+
+if TYPE_CHECKING:
+    from ingest.video.urls import SourcePolicy
+
+log = logging.getLogger(__name__)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -97,11 +104,55 @@ class MqttConfig(_Strict):
     replay_window_s: float = Field(60.0, gt=0, description="signed alarms must carry a timestamp within ± this of now")
     press_dedup_s: float = Field(86400.0, gt=0, description="how long a press id is remembered so repeats get the same case")
     alarm_workers: int = Field(4, ge=1, le=64, description="threads that file alarms, so a slow intake never blocks telemetry")
+    press_ack_wait_s: float = Field(1.0, ge=0, le=30, description="how long a press's answer waits for its case number; past it the box is told 'pending' (queued durably) and its retry gets the case")
+    press_lease_s: float = Field(3.0, gt=0, le=300, description="a filer's claim on a queued press; a press whose filer died is filed by another filer (or after restart) once this has passed")
 
 
 class IngestConfig(_Strict):
     footage_dir: str = Field("../../shared/footage", description="relative to the deployment file")
+    camera_networks: list[str] = Field(
+        default_factory=list,
+        description="private networks (CIDRs, e.g. 10.20.0.0/16) where cameras and NVRs live; camera URLs may point "
+                    "there. Loopback, link-local, cloud metadata and GridWatch's own services stay refused whatever "
+                    "this says")
+    allow_local_files: bool = Field(False, description="let camera sources be local files (file: or a path)")
     allow_private_sources: bool = Field(
-        False, description="let camera URLs point at loopback/private addresses (test rigs, on-prem NVRs)"
+        False, description="DEPRECATED: use camera_networks and allow_local_files. true stands for every private "
+                           "range (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) plus local files; it no longer "
+                           "opens loopback"
     )
     mqtt: MqttConfig = MqttConfig()
+
+    # GridWatch's own endpoints ((address, port)); set by the gateway from the services and gateway sections.
+    _own_services: frozenset = PrivateAttr(default_factory=frozenset)
+
+    @field_validator("camera_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network in CIDR form (e.g. 10.20.0.0/16)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _deprecated_flag(self) -> "IngestConfig":
+        if self.allow_private_sources:
+            log.warning("ingest.allow_private_sources is deprecated: list the camera networks in "
+                        "ingest.camera_networks (and set ingest.allow_local_files for file sources); it now stands "
+                        "for every private range and no longer allows loopback")
+        return self
+
+    def set_own_services(self, endpoints: frozenset) -> None:
+        """The gateway tells ingest where GridWatch's own services listen, so camera URLs can never reach them."""
+        self._own_services = frozenset(endpoints)
+
+    def source_policy(self) -> "SourcePolicy":
+        """The camera-URL policy of this deployment (computed on each call: the API may change the fields)."""
+        from ingest.video.urls import PRIVATE_NETWORKS, SourcePolicy
+
+        networks = tuple(ipaddress.ip_network(n, strict=False) for n in self.camera_networks)
+        if self.allow_private_sources:
+            networks += PRIVATE_NETWORKS
+        return SourcePolicy(networks, self.allow_local_files or self.allow_private_sources, self._own_services)

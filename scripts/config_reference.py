@@ -74,7 +74,21 @@ def render() -> str:
             out.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {desc} |")
             for sub in _models(field.annotation):
                 todo.append((f"{title}.{name}" if title != "(top level)" else name, sub))
+    out.append(_shipped_profiles())
     return "\n".join(out) + "\n"
+
+
+def _shipped_profiles() -> str:
+    """The shipped device profiles (the defaults of ``device_profiles``), as the YAML that would restate them."""
+    import yaml
+
+    from detectors.device_profiles import shipped_profiles
+
+    doc = {name: p.model_dump(mode="json", exclude_none=True) for name, p in shipped_profiles().items()}
+    text = yaml.safe_dump({"device_profiles": doc}, allow_unicode=True, sort_keys=False, default_flow_style=None, width=120)
+    return ("\n## Shipped device profiles\n\nWhat `device_profiles` holds when the deployment names none; a profile of "
+            "the same name in the deployment file (or `PUT /api/v1/device-profiles/{name}`) replaces one.\n\n"
+            f"```yaml\n{text}```")
 
 
 if __name__ == "__main__":

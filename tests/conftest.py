@@ -17,6 +17,10 @@ DEMO = REPO / "config" / "demo.yaml"
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / "run" / "ultralytics"))
+# The RTSP/HTTP fixtures serve the footage on 127.0.0.1, which camera URLs may never name in production
+# (ingest/video/urls.py). This test-only switch — an environment variable of the test processes, out of
+# reach of the deployment file and the API — lets them; the SSRF tests remove it to see loopback refused.
+os.environ.setdefault("GRIDWATCH_TEST_ONLY_LOOPBACK_CAMERAS", "1")
 
 
 def footage(name: str) -> Path:

@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -33,3 +34,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+
+REPO = Path(__file__).resolve().parents[1]
+UPDATE_SCREENSHOTS_ENV = "GRIDWATCH_UPDATE_SCREENSHOTS"
+
+
+def screenshot_dir(name: str = "") -> Path:
+    """Where browser tests write screenshots: docs/screenshots only when ``GRIDWATCH_UPDATE_SCREENSHOTS=1``
+    (refreshing the docs' pictures is asked for), else tests/artifacts/screenshots (git-ignored), so a test
+    run never rewrites tracked files. ``name`` is a sub-folder under the artifacts (per test area)."""
+    import os
+
+    if os.environ.get(UPDATE_SCREENSHOTS_ENV) == "1":
+        return REPO / "docs" / "screenshots"
+    return REPO / "tests" / "artifacts" / "screenshots" / name if name else REPO / "tests" / "artifacts" / "screenshots"

@@ -142,7 +142,7 @@ def _check_source(rt: Any, url: str) -> None:
     from ingest.video.urls import validate_source_url
 
     try:
-        validate_source_url(url, allow_private=rt.deployment.ingest.allow_private_sources)
+        validate_source_url(url, allow_private=rt.deployment.ingest.source_policy())
     except SourceError as exc:
         raise HTTPException(422, f"source.url: {exc.reason}") from None
 
@@ -188,7 +188,7 @@ async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:w
     if rt.cameras is not None:  # the manager probes with the deployment's footage folder and source policy
         call = partial(rt.cameras.probe, body.url, timeout_s=body.timeout_s)
     else:
-        call = partial(probe_url, body.url, allow_private=ingest.allow_private_sources, timeout_s=body.timeout_s,
+        call = partial(probe_url, body.url, allow_private=ingest.source_policy(), timeout_s=body.timeout_s,
                        base_dir=rt.deployment.base_dir, footage_dir=rt.deployment.resolve(ingest.footage_dir))
     try:
         result = await asyncio.wait_for(asyncio.to_thread(call), body.timeout_s + 5)

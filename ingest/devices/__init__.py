@@ -6,6 +6,8 @@ from ingest.devices.alarms import AlarmBatcher, MemoryPressLedger, PressLedger, 
 from ingest.devices.codecs import CodecError, available_codecs, get_codec, register_codec, telemetry_readings
 from ingest.devices.messages import AlarmPress, Reading
 from ingest.devices.mqtt_ingest import MqttIngest, parse_mqtt_url
+from ingest.devices.press_filer import PressFiler
+from ingest.devices.press_queue import PressKeys, PressQueue
 from ingest.devices.registry import Device, DeviceRegistry, Secret
 from ingest.devices.signing import (
     MemoryNonceStore, NonceStore, RedisNonceStore, SignatureError, sign, signed_envelope, signed_headers, verify_signed,
@@ -14,7 +16,7 @@ from ingest.devices.topics import device_topic, parse_topic, subscription_filter
 
 __all__ = [
     "AlarmBatcher", "AlarmPress", "CodecError", "Device", "DeviceRegistry", "MemoryNonceStore", "MemoryPressLedger", "MqttIngest",
-    "NonceStore", "PressLedger", "PressOutcome", "Reading", "RedisNonceStore", "Secret", "SignatureError",
+    "NonceStore", "PressFiler", "PressKeys", "PressLedger", "PressOutcome", "PressQueue", "Reading", "RedisNonceStore", "Secret", "SignatureError",
     "available_codecs", "device_topic", "get_codec", "handle_press", "mosquitto_conf", "mqtt_password",
     "parse_mqtt_url", "parse_press", "parse_topic", "process_press", "register_codec", "sign", "signed_envelope",
     "signed_headers", "subscription_filters", "telemetry_readings", "verify_signed", "write_mosquitto_auth",

@@ -1,5 +1,10 @@
 """One-key alarm (一键报警) handling shared by the MQTT path and the gateway's HTTPS endpoint.
 
+The runtime files presses through the durable queue (:mod:`ingest.devices.press_queue` and
+:mod:`ingest.devices.press_filer`): verified → on a Redis stream → filed by a filer under a short lease.
+The in-memory :class:`AlarmBatcher` and :func:`process_press` below remain for embedding without that
+queue (and as the benchmark's comparison); their ledger claim is lost with the process.
+
 A verified press is turned into an :class:`AlarmPress`, de-duplicated by its ``press_id`` through
 the :class:`PressLedger` (a retry, a redelivery or a double submit gets the case number of the first),
 handed to ``on_alarm`` — the runtime's synchronous intake, which files the case and returns its

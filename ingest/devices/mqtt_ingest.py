@@ -99,11 +99,14 @@ class MqttIngest:
         on_alarms: OnAlarms | None = None,
         alarm_batch_max: int = 64,
         alarm_batch_wait_s: float = 0.002,
+        alarm_sink: Any = None,
     ) -> None:
-        """``on_alarms`` (files a list of presses in one transaction, one result per press) is preferred;
-        ``on_alarm`` (one press per call) is the fallback when it is not given."""
-        if on_alarm is None and on_alarms is None:
-            raise TypeError("MqttIngest needs on_alarms or on_alarm")
+        """``alarm_sink`` (an object with ``submit(press, on_ack)``, owned by the caller: the runtime's durable
+        :class:`~ingest.devices.press_queue.PressQueue`) is preferred; else ``on_alarms`` (files a list of
+        presses in one transaction, one result per press) through an in-memory ``AlarmBatcher``; else
+        ``on_alarm`` (one press per call)."""
+        if on_alarm is None and on_alarms is None and alarm_sink is None:
+            raise TypeError("MqttIngest needs alarm_sink, on_alarms or on_alarm")
         self.cfg = cfg
         self.registry = registry
         self._on_reading = on_reading
@@ -115,7 +118,8 @@ class MqttIngest:
         self._on_alarms = on_alarms
         self._batch_max = alarm_batch_max
         self._batch_wait_s = alarm_batch_wait_s
-        self.alarm_batcher: AlarmBatcher | None = None
+        self.alarm_batcher: Any = alarm_sink
+        self._own_batcher = alarm_sink is None
         self._conn = parse_mqtt_url(mqtt_url)
         self.client_id = cfg.client_id + (f"-{client_suffix}" if client_suffix else "")
         self._prefix = cfg.topic_prefix
@@ -160,7 +164,7 @@ class MqttIngest:
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         props.ReceiveMaximum = self.cfg.receive_maximum
         self._pool = ThreadPoolExecutor(self.cfg.alarm_workers, thread_name_prefix="gw-alarm")
-        if self._on_alarms is not None:
+        if self._own_batcher and self._on_alarms is not None:
             self.alarm_batcher = AlarmBatcher(self._ledger, self._on_alarms, max_batch=self._batch_max,
                                               max_wait_s=self._batch_wait_s)
             self.alarm_batcher.start()
@@ -177,7 +181,7 @@ class MqttIngest:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self.alarm_batcher is not None:  # files what is queued; its acks still go out on the open client
+        if self.alarm_batcher is not None and self._own_batcher:  # files what is queued; acks go out on the open client
             self.alarm_batcher.stop()
         self._client = None
         if client is not None:

@@ -67,6 +67,7 @@ class Device:
     last_seen: float | None = None
     battery: float | None = None
     online: bool | None = None
+    offline_after_set: bool = False  # the device's own offline_after_s (else its profile's missed heartbeats count)
 
     @classmethod
     def from_config(cls, cfg: DeviceConfig) -> "Device":
@@ -74,7 +75,7 @@ class Device:
         return cls(
             id=cfg.id, type=cfg.type, name=cfg.name, household=cfg.household, address=cfg.address,
             location=cfg.location.wgs84(), profile=cfg.profile, heartbeat_s=cfg.heartbeat_s,
-            offline_after_s=offline_after, codec=cfg.codec,
+            offline_after_s=offline_after, codec=cfg.codec, offline_after_set=cfg.offline_after_s is not None,
             secret=Secret(cfg.secret) if cfg.secret else None,
         )
 

@@ -145,7 +145,7 @@ class CameraManager:
 
     def probe(self, url: str, timeout_s: float = 5.0) -> ProbeResult:
         """``probe`` with this deployment's footage folder and private-source policy."""
-        return probe(url, allow_private=self.ingest.allow_private_sources, timeout_s=timeout_s,
+        return probe(url, allow_private=self.ingest.source_policy(), timeout_s=timeout_s,
                      base_dir=self.base_dir, footage_dir=self.footage_dir)
 
     def whip_source(self, camera_id: str) -> WhipSource:
@@ -174,7 +174,7 @@ class CameraManager:
 
     # ---- internals -------------------------------------------------------------------------------------------
     def _build(self, camera: CameraConfig) -> CameraWorker:
-        allow = self.ingest.allow_private_sources
+        allow = self.ingest.source_policy()
         resolved = resolve_source(camera.source, base_dir=self.base_dir, footage_dir=self.footage_dir,
                                   allow_private=allow)
         ctx = SourceContext(

@@ -20,7 +20,7 @@ from ingest.video.errors import ProbeError, SourceError
 from ingest.video.registry import source_factory
 from ingest.video.resolve import resolve_source
 from ingest.video.source import SourceContext
-from ingest.video.urls import redact_text, redact_url, url_scheme
+from ingest.video.urls import SourcePolicy, redact_text, redact_url, url_scheme
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ProbeResult:
 def probe(
     url: str,
     *,
-    allow_private: bool = False,
+    allow_private: SourcePolicy | bool = False,
     timeout_s: float = 5.0,
     base_dir: Path | None = None,
     footage_dir: Path | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 from ingest.config import SourceConfig
 from ingest.video.errors import SourceUnavailableError
 from ingest.video.pyav_source import local_path
-from ingest.video.urls import url_scheme, validate_source_url
+from ingest.video.urls import SourcePolicy, url_scheme, validate_source_url
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def _local_missing(url: str, base_dir: Path, footage_dir: Path) -> tuple[str, st
     return url, None
 
 
-def resolve_source(source: SourceConfig, *, base_dir: Path, footage_dir: Path, allow_private: bool) -> ResolvedSource:
+def resolve_source(source: SourceConfig, *, base_dir: Path, footage_dir: Path, allow_private: SourcePolicy | bool) -> ResolvedSource:
     """Validate and resolve a camera's source (its sub-stream when one is set, since that is what is analysed).
 
     Raises InvalidSourceError for refused URLs and SourceUnavailableError when neither the source nor

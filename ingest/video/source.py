@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ingest.config import AnalysisConfig, SourceConfig
 from ingest.video.picture import Picture
+from ingest.video.urls import SourcePolicy
 
 
 @dataclass
@@ -26,7 +27,7 @@ class SourceContext:
     source: SourceConfig
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     stop: threading.Event = field(default_factory=threading.Event)
-    allow_private: bool = False
+    allow_private: SourcePolicy | bool = False  # a bool is the deprecated ingest.allow_private_sources
     base_dir: Path = Path(".")
     footage_dir: Path = Path(".")
     realtime: bool = True  # pace files at their native rate; probing turns it off

@@ -63,8 +63,10 @@ def test_killed_consumer_entries_are_reclaimed(intake, service, redis_client, ke
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         proc.stdout.close()
+    # before its lease ran out the dead consumer's entry is nobody else's: a reader with a 30 s lease gets nothing
+    early = DutyQueue(redis_client, keys, GRID, "early", store=store, claim_idle_s=30)
+    assert early.read(block_ms=10) == [] and early.pending_count() == 1
     survivor = DutyQueue(redis_client, keys, GRID, "survivor", store=store, claim_idle_s=0.3)
-    assert survivor.read(block_ms=10) == [] or True       # too early to claim is fine
     entries = poll(lambda: survivor.claim(), timeout=5)
     assert entries[0].ticket_id == tid and entries[0].claimed
     survivor.sign(entries[0], service, "worker_qh1")

@@ -2,7 +2,7 @@
 
 The server is what ``gridwatch run`` starts (runtime + ``create_app`` under uvicorn), on a free port, with one
 camera playing the real plaza clip, a unique Redis prefix and SQLite in a temp dir. Screenshots of each main
-page go to docs/screenshots/.
+page go to tests/artifacts/screenshots/ (docs/screenshots/ only with GRIDWATCH_UPDATE_SCREENSHOTS=1).
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 from gw_support import FOOTAGE, REDIS_URL, build_test_runtime, drop_keys, make_deployment  # noqa: E402
-from tests.support import free_port  # noqa: E402
+from tests.support import free_port, screenshot_dir  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-features=WebRtcHideLocalIpsWithMdns",
         "--autoplay-policy=no-user-gesture-required"]

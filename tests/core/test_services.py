@@ -24,6 +24,10 @@ def test_starts_redis_and_mosquitto_on_free_ports_and_stops_them(tmp_path):
         assert mq.connect("127.0.0.1", mport) == mqtt.MQTT_ERR_SUCCESS
         mq.disconnect()
         assert (tmp_path / "redis" / "appendonlydir").exists()  # AOF on: its data survives a restart
+        # the durability docs/RELIABILITY.md states (and the fault tests run at): AOF, fsync every second
+        assert client.config_get("append*") == {"appendonly": "yes", "appendfsync": "everysec",
+                                                "appendfilename": "appendonly.aof", "appenddirname": "appendonlydir"}
+        client.close()
     finally:
         services.stop()
     assert not is_listening("127.0.0.1", rport) and not is_listening("127.0.0.1", mport)

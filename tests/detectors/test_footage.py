@@ -25,7 +25,10 @@ def test_fall_alerts_within_two_seconds(make_pipeline, model_path):
     falls = [a for a in got if a.kind == "fall"]
     assert falls, "no fall alert"
     first = _frame_index(falls[0], 30)
-    assert 93 <= first <= 118 + 60, first  # within 2 s (video time) of the fall
+    # MANIFEST: he falls at frames 93-118 and lies still from 120 to the clip's last frame, 159. Within 2 s of
+    # the onset (93 + 60 = 153) is a bound the 160-frame clip can break (a rule that only fires on the lying
+    # body at the very end, or never, fails it).
+    assert 93 <= first <= 93 + 60, first
     assert falls[0].evidence and falls[0].details["track_id"] is not None
 
 
@@ -53,7 +56,12 @@ def test_standing_group_loiters(make_pipeline, model_path):
     replay(pipe, clip("plaza_pedestrians_720p.avi"), "plaza", 25, 5)
     hits = [a for a in got if a.kind in ("loitering", "crowd")]
     assert hits, "the standing group raised neither loitering nor crowd"
-    assert all(a.zone == "group" for a in hits)
+    # the rules only watch "group", so a.zone says nothing; what a user checks is that the people flagged stand
+    # in it: the foot point (bottom centre) of every flagged person's box lies inside the zone's polygon
+    people = [b["box"] for a in hits for b in a.details["boxes"] if not str(b["label"]).startswith("crowd")]
+    assert people, hits
+    feet = [((x1 + x2) / 2, y2) for x1, _y1, x2, y2 in people]
+    assert all(0.14 <= x <= 0.30 and 0.38 <= y <= 0.64 for x, y in feet), feet
 
 
 @pytest.mark.timeout(180)

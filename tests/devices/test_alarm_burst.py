@@ -18,7 +18,7 @@ from alerts.store import open_store
 from alerts.streams import StreamKeys
 from detectors.sensor_rules import alarm_anomaly
 from ingest.config import MqttConfig
-from ingest.devices import DeviceRegistry, MemoryPressLedger, MqttIngest, PressLedger, RedisNonceStore
+from ingest.devices import DeviceRegistry, MemoryPressLedger, MqttIngest, PressKeys, PressLedger, RedisNonceStore
 from ingest.devices.alarms import AlarmBatcher
 from ingest.devices.messages import AlarmPress
 from ingest.simulator import BoxFleet, simulated_devices
@@ -164,3 +164,47 @@ def test_burst_of_presses_through_mosquitto_into_sqlite_every_one_acked_with_a_c
         fleet.stop()
         ing.stop()
     assert ing.stats()["press_received"] == n
+
+
+def test_burst_through_the_durable_press_queue_every_box_gets_its_case_once(sqlite_intake, redis_client, stream_prefix,
+                                                                            dead_letters):
+    """The runtime's path: MQTT → PressQueue (Redis stream) → PressFiler → ``Intake.file_many`` → ack."""
+    from ingest.devices import PressFiler, PressQueue
+
+    n = 300
+    boxes = simulated_devices(0, n, seed=f"durable-{uuid.uuid4().hex[:6]}", spread_deg=0.004)
+    registry = DeviceRegistry(boxes)
+    intake = sqlite_intake
+
+    def on_alarms(presses):
+        refs = intake.file_many([alarm_anomaly(p, registry.get(p.device_id), []) for p in presses], return_exceptions=True)
+        return [r if isinstance(r, BaseException) else r.number for r in refs]
+
+    queue = PressQueue(redis_client, stream_prefix, wait_s=20.0)   # correctness here; timing is the benchmark's
+    filer = PressFiler(redis_client, stream_prefix, on_alarms, consumer="burst-filer")
+    tag = uuid.uuid4().hex[:10]
+    cfg = MqttConfig(topic_prefix=f"gwtest/{tag}/v1", client_id=f"gwtest-durable-{tag}", shared_group=None, session_expiry_s=60)
+    ing = MqttIngest(MQTT_URL, cfg, registry, lambda r: None, None, dead_letters,
+                     nonce_store=RedisNonceStore(redis_client, stream_prefix), alarm_sink=queue)
+    queue.start()
+    filer.start()
+    ing.start()
+    fleet = BoxFleet(MQTT_URL, boxes, topic_prefix=cfg.topic_prefix, connections=4, ack_timeout_s=30.0)
+    fleet.start()
+    try:
+        records = [fleet.press(b.id, f"durable-{i}") for i, b in enumerate(boxes)]
+        report = fleet.wait(deadline_s=60, retries=0)
+        assert report.acked == n and report.statuses == {"received": n}, report.statuses
+        assert intake.stats["filed"] == n and len({r.case for r in records}) == intake.stats["created"]
+        again = [fleet.press(b.id, f"durable-{i}") for i, b in enumerate(boxes[:20])]
+        fleet.wait(deadline_s=30, retries=0)
+        assert [(r.status, r.case) for r in again] == [("duplicate", rec.case) for rec in records[:20]]
+        assert intake.stats["filed"] == n                                      # the repeats filed nothing
+        print(f"durable burst of {n}: p50 {report.percentile(0.5) * 1000:.0f} ms, p99 {report.percentile(0.99) * 1000:.0f} ms,"
+              f" {filer.batches} batches, largest {filer.largest_batch}")
+    finally:
+        fleet.stop()
+        ing.stop()
+        filer.stop()
+        queue.stop()
+    assert redis_client.xlen(PressKeys(stream_prefix).stream) == 0

@@ -1,4 +1,5 @@
-"""Fixtures of the fault tests: a private Redis (AOF, fsync always) per test, a unique key prefix."""
+"""Fixtures of the fault tests: a private Redis (AOF, fsync every second, as ``gridwatch run`` runs it) per test,
+a unique key prefix."""
 from __future__ import annotations
 
 import uuid

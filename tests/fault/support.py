@@ -55,9 +55,13 @@ def port_open(port: int) -> bool:
 
 
 class OwnRedis:
-    """A redis-server of the test's own: AOF with fsync on every write, so a SIGKILL loses nothing acknowledged."""
+    """A redis-server of the test's own, with the durability ``gridwatch run`` gives its own Redis
+    (gateway/services.py): AOF, ``appendfsync everysec``. Each write reaches the kernel before Redis
+    replies, so a SIGKILL of the server loses nothing acknowledged; only a power cut could lose the last
+    second (docs/RELIABILITY.md)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, fsync: str = "everysec"):
+        self.fsync = fsync
         if shutil.which("redis-server") is None:
             pytest.skip("redis-server is not installed")
         self.dir = workdir / "redis"
@@ -72,7 +76,7 @@ class OwnRedis:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
+             "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "", "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: port_open(self.port), 10, f"own redis on {self.port}")
 
@@ -186,16 +190,30 @@ class IntakeProcess:
     """``tests/fault/intake_worker.py`` as a child process: the part of GridWatch a kill -9 hits."""
 
     def __init__(self, redis_url: str, sql_url: str, prefix: str, consumer: str, log_path: Path,
-                 claim_idle_s: float = 1.0):
-        self.args = [sys.executable, str(Path(__file__).with_name("intake_worker.py")), "--redis", redis_url,
+                 claim_idle_s: float = 1.0, failpoint: str | None = None, script: str = "intake_worker.py"):
+        self.args = [sys.executable, str(Path(__file__).with_name(script)), "--redis", redis_url,
                      "--sql", sql_url, "--prefix", prefix, "--consumer", consumer, "--claim-idle", str(claim_idle_s)]
         self.log_path = log_path
+        self.failpoint = failpoint
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO))
+        env.pop("GRIDWATCH_FAILPOINT", None)
+        if self.failpoint:  # ingest/failpoints.py: the process SIGKILLs itself at that point
+            env["GRIDWATCH_FAILPOINT"] = self.failpoint
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop/kill
         self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_killed(self, timeout_s: float) -> int:
+        """Wait for the armed fail point to kill the process; returns its exit code (-9 when it fired)."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"fail point {self.failpoint} never fired: {self.log_path.read_text()[-2000:]}") from None
+        self._log.close()
+        return code
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -382,3 +400,92 @@ def count_seq_readings(monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(SensorRuleEngine, "on_reading", counting)
     return seen
+
+
+def write_deployment(tmp: Path, *, redis_url: str, mqtt_url: str, port: int, devices: list[Any] = (),
+                     alerts: dict[str, Any] | None = None, mqtt: dict[str, Any] | None = None) -> Path:
+    """A deployment file for a real ``gridwatch run`` of a fault test: the demo district (absolute paths),
+    the test's Redis and broker, unique prefixes, SQLite and evidence in ``tmp``, no cameras, no object model,
+    ``devices`` added to the demo's. Returns its path."""
+    import yaml
+
+    demo_path = REPO / "config" / "demo.yaml"
+    doc = yaml.safe_load(demo_path.read_text(encoding="utf-8"))
+    tag = uuid.uuid4().hex[:10]
+    doc["services"] = {"redis_url": redis_url, "mqtt_url": mqtt_url, "sql_url": f"sqlite:///{tmp}/gridwatch.db",
+                       "run_dir": str(tmp / "run"), "stream_prefix": f"gwfault-{tag}", "autostart": False}
+    doc["grids"]["file"] = str((demo_path.parent / doc["grids"]["file"]).resolve())
+    doc.setdefault("ingest", {})["footage_dir"] = str((demo_path.parent / doc["ingest"].get("footage_dir", ".")).resolve())
+    doc["ingest"]["mqtt"] = {**doc["ingest"].get("mqtt", {}), "client_id": f"gwfault-ingest-{tag}",
+                             "topic_prefix": f"gwfault/{tag}/v1", "shared_group": None, **(mqtt or {})}
+    doc["detection"]["model"]["path"] = None
+    doc["cameras"] = []
+    doc["devices"] = list(doc.get("devices", [])) + [d.model_dump(mode="json", exclude_none=True) for d in devices]
+    doc["gateway"].update({"host": "127.0.0.1", "port": port, "secret_key": "fault-secret-" + tag})
+    if alerts:
+        doc["alerts"].update(alerts)
+    path = tmp / "deployment.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class GridwatchProcess:
+    """``gridwatch run --config FILE`` as a child process, optionally with a fail point armed
+    (``GRIDWATCH_FAILPOINT``, see ingest/failpoints.py): the whole product, killed where the test says."""
+
+    def __init__(self, config: Path, port: int, log_path: Path, failpoint: str | None = None):
+        self.config, self.port, self.log_path, self.failpoint = config, port, log_path, failpoint
+        self.proc: subprocess.Popen | None = None
+        self._log: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_s: float = 90.0) -> "GridwatchProcess":
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        env.pop("GRIDWATCH_FAILPOINT", None)
+        if self.failpoint:
+            env["GRIDWATCH_FAILPOINT"] = self.failpoint
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait_killed/stop
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
+                                     cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self._healthy() or self.proc.poll() is not None, ready_s, f"gridwatch run on {self.port}")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"gridwatch run exited {self.proc.returncode}: {self.log_tail()}")
+        return self
+
+    def _healthy(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_killed(self, timeout_s: float) -> int:
+        """Wait for the fail point to fire; the return code is -SIGKILL when it did."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"fail point {self.failpoint} never fired: {self.log_tail()}") from None
+        self._log.close()
+        return code
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._log is not None and not self._log.closed:
+            self._log.close()

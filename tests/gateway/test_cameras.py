@@ -37,7 +37,8 @@ def test_add_replace_remove_with_redaction_and_audit(client, runtime):
     assert "camera.add" in audit and "camera.remove" in audit and "s3cret" not in audit
 
 
-def test_ssrf_guard_and_place_checks(client):
+def test_ssrf_guard_and_place_checks(client, monkeypatch):
+    monkeypatch.delenv("GRIDWATCH_TEST_ONLY_LOOPBACK_CAMERAS", raising=False)  # production rules (tests/conftest.py)
     meta = client.post("/api/v1/cameras", headers=KEY, json=_camera(url="http://169.254.169.254/latest/meta-data"))
     assert meta.status_code == 422 and meta.json()["detail"].startswith("source.url")
     loop = client.post("/api/v1/cameras", headers=KEY, json=_camera(url="rtsp://127.0.0.1:8554/x"))

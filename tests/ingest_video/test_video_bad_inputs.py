@@ -84,7 +84,8 @@ def test_resolution_change_is_reported(make_manager, recorder: Recorder, tmp_pat
 
 
 @pytest.mark.timeout(30)
-def test_add_refuses_with_readable_reasons(make_manager, tmp_path: Path) -> None:
+def test_add_refuses_with_readable_reasons(make_manager, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("GRIDWATCH_TEST_ONLY_LOOPBACK_CAMERAS", raising=False)  # production rules (tests/conftest.py)
     strict = make_manager(allow_private_sources=False)
     with pytest.raises(InvalidSourceError, match="loopback"):
         strict.add(camera("a", "rtsp://127.0.0.1:554/live"))

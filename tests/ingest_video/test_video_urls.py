@@ -27,24 +27,33 @@ def test_public_and_local_sources_pass(url: str) -> None:
 
 
 @pytest.mark.parametrize("url, why", [
+    ("rtsp://10.1.2.3/cam", "private"),
+    ("rtsp://192.168.1.64:554/h264", "private"),
+    ("rtsp://172.16.0.9/cam", "private"),
+    ("http://[fc00::1]/cam", "private"),
+    ("http://100.64.0.1/", "non-public"),               # carrier-grade NAT
+])
+def test_private_hosts_refused_unless_allowed(url: str, why: str) -> None:
+    with pytest.raises(InvalidSourceError, match=why):
+        validate_source_url(url, allow_private=False)
+    assert validate_source_url(url, allow_private=True) == url   # the deprecated flag: every private range
+
+
+@pytest.mark.parametrize("url, why", [
     ("rtsp://127.0.0.1:8554/cam", "loopback"),
     ("rtsp://localhost/cam", "loopback"),               # a DNS name, resolved and checked
     ("http://2130706433/x.jpg", "loopback"),            # 127.0.0.1 as an integer
     ("http://0x7f.1/x.jpg", "loopback"),                # hex/short form inet_aton accepts
     ("http://[::1]/x.jpg", "loopback"),
     ("http://[::ffff:127.0.0.1]/x.jpg", "loopback"),    # IPv4-mapped IPv6
-    ("rtsp://10.1.2.3/cam", "private"),
-    ("rtsp://192.168.1.64:554/h264", "private"),
-    ("rtsp://172.16.0.9/cam", "private"),
-    ("http://[fc00::1]/cam", "private"),
     ("http://169.254.10.10/", "link-local"),
     ("http://0.0.0.0:8080/", "unspecified"),
-    ("http://100.64.0.1/", "non-public"),               # carrier-grade NAT
 ])
-def test_internal_hosts_refused_unless_allowed(url: str, why: str) -> None:
-    with pytest.raises(InvalidSourceError, match=why):
-        validate_source_url(url, allow_private=False)
-    assert validate_source_url(url, allow_private=True) == url
+def test_loopback_link_local_unspecified_refused_even_when_private_allowed(url: str, why: str, monkeypatch) -> None:
+    monkeypatch.delenv("GRIDWATCH_TEST_ONLY_LOOPBACK_CAMERAS", raising=False)
+    for allow in (False, True):
+        with pytest.raises(InvalidSourceError, match=why):
+            validate_source_url(url, allow_private=allow)
 
 
 @pytest.mark.parametrize("url", [

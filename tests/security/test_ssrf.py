@@ -66,8 +66,14 @@ def _targets(port: int) -> list[str]:
     ]
 
 
-def test_probe_refuses_internal_targets_without_connecting(client, runtime, listener):
-    assert runtime.deployment.ingest.allow_private_sources is False
+@pytest.fixture
+def no_test_loopback(monkeypatch):
+    """Production rules: without the suite's test-only loopback switch (tests/conftest.py)."""
+    monkeypatch.delenv("GRIDWATCH_TEST_ONLY_LOOPBACK_CAMERAS", raising=False)
+
+
+def test_probe_refuses_internal_targets_without_connecting(client, runtime, listener, no_test_loopback):
+    assert runtime.deployment.ingest.allow_private_sources is False and runtime.deployment.ingest.camera_networks == []
     bad = []
     for url in _targets(listener.port):
         r = client.post("/api/v1/cameras/probe", json={"url": url, "timeout_s": 2}, headers=KEY)
@@ -77,7 +83,7 @@ def test_probe_refuses_internal_targets_without_connecting(client, runtime, list
     assert listener.accepted == 0, f"{listener.accepted} connection(s) reached the loopback listener"
 
 
-def test_attaching_a_camera_with_an_internal_url_is_refused(client, runtime, listener):
+def test_attaching_a_camera_with_an_internal_url_is_refused(client, runtime, listener, no_test_loopback):
     pose = {"position": {"lon": 120.105, "lat": 30.276}, "bearing_deg": 0, "height_m": 5, "fov_deg": 90}
     bad = []
     for i, url in enumerate(_targets(listener.port)):
