@@ -130,6 +130,33 @@ def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool
     return out
 
 
+def cross_validate(labelled: list[Example], catalog: Catalog, seed: list[Example], folds: int = 5,
+                   random_state: int = 0) -> dict[str, dict[str, float]]:
+    """The older measure on one labelled set: seed → all of it, and k-fold with the other folds as corrections."""
+    from sklearn.model_selection import StratifiedKFold
+
+    def acc(clf: ReportClassifier, rows: list[Example]) -> tuple[float, float]:
+        pred = clf.predict([r.text for r in rows])
+        return (sum(p[0] == r.category for p, r in zip(pred, rows)) / len(rows),
+                sum(p[1] == r.urgency for p, r in zip(pred, rows)) / len(rows))
+
+    out: dict[str, dict[str, float]] = {}
+    variants = {"rules": dict(use_model=False), "model": dict(use_rules=False), "rules+model": {}}
+    y = [r.category for r in labelled]
+    for name, kw in variants.items():
+        cat, urg = acc(ReportClassifier(catalog, **kw).fit(seed), labelled)
+        out[f"heldout/{name}"] = {"category": round(cat, 4), "urgency": round(urg, 4), "n": len(labelled)}
+        cats = urgs = 0.0
+        for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state).split(labelled, y):
+            clf = ReportClassifier(catalog, **kw)
+            clf.learn(seed, [labelled[i] for i in train])
+            c, u = acc(clf, [labelled[i] for i in test])
+            cats, urgs = cats + c * len(test), urgs + u * len(test)
+        out[f"cv{folds}/{name}"] = {"category": round(cats / len(labelled), 4), "urgency": round(urgs / len(labelled), 4),
+                                    "n": len(labelled)}
+    return out
+
+
 def _print(result: dict[str, Any], catalog: Catalog) -> None:
     def line(name: str, s: dict[str, Any]) -> str:
         return (f"  {name:<22} category {s['category']:.3f}  urgency {s['urgency']:.3f}  critical recall "

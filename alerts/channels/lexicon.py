@@ -85,12 +85,22 @@ class Lexicon:
     negations: tuple[str, ...] = ()
     words: set[str] = field(default_factory=set)
 
+    def mentions(self, text: str, word: str) -> bool:
+        """``word`` occurs in ``text`` at least once not negated."""
+        i = text.find(word)
+        while i >= 0:
+            if not self._negated(text, i):
+                return True
+            i = text.find(word, i + 1)
+        return False
+
     def _negated(self, text: str, start: int) -> bool:
         clause_start = 0
         for m in _CLAUSE_END.finditer(text, 0, start):
             clause_start = m.end()
         before = text[max(clause_start, start - NEGATION_WINDOW):start]
-        return any(n in before for n in self.negations)
+        # “打不着火” / “没冒烟”: a 不/没 right before the match negates it too.
+        return any(n in before for n in self.negations) or (start > 0 and text[start - 1] in "不没未")
 
     def _find(self, c: Concept, text: str, weak: bool = True) -> list[str]:
         found: list[str] = []
