@@ -300,16 +300,6 @@ class ReportClassifier:
         text = _clean(text)
         hits = list(_hits(text))
         dangers = [h for h in hits if h.danger]
-        known = self.memory.get(_norm(text))
-        if known is not None:
-            cat, urg = known
-            lines = self._handovers(cat, dangers if urg == "critical" else [])
-            return Suggestion(category=cat, category_name=self.catalog.name(cat), confidence=1.0, urgency=urg,
-                              urgency_label=URGENCY_LABELS.get(urg, urg), urgency_confidence=1.0,
-                              handover=lines[0]["line"] if lines else self.catalog.handover(cat), method="correction",
-                              top=[{"code": cat, "name": self.catalog.name(cat), "confidence": 1.0,
-                                    "reasons": ["调度员曾人工确认"], "critical": cat in self._critical}],
-                              handovers=lines)
         probs, reasons, method = self.category_probs(text, hits)
         order = self._order(probs, dangers)
         best = self.labels[order[0]]
@@ -322,7 +312,7 @@ class ReportClassifier:
             top.append({"code": code, "name": self.catalog.name(code), "confidence": round(float(probs[i]), 3),
                         "reasons": list(dict.fromkeys(reasons.get(code, [])))[:6], "critical": code in self._critical})
         matched = list(dict.fromkeys(w for h in hits for w in h.words))
-        return Suggestion(category=best, category_name=self.catalog.name(best), confidence=top[0]["confidence"],
+        out = Suggestion(category=best, category_name=self.catalog.name(best), confidence=top[0]["confidence"],
                           urgency=URGENCIES[u], urgency_label=URGENCY_LABELS[URGENCIES[u]],
                           urgency_confidence=round(float(urg[u]), 3),
                           handover=lines[0]["line"] if lines else None,
@@ -331,6 +321,22 @@ class ReportClassifier:
                           dangers=[{"sign": h.concept, "label": h.label, "words": list(h.words), "handover": h.handover}
                                    for h in dangers],
                           handovers=lines, urgency_reasons=urg_reasons[:6])
+        known = self.memory.get(_norm(text))
+        return self._remembered(out, known, dangers) if known is not None else out
+
+    def _remembered(self, s: Suggestion, known: tuple[str, str], dangers: list[Hit]) -> Suggestion:
+        """The dispatcher's earlier answer for this very text first; the model's other two stay visible."""
+        cat, urg = known
+        lines = self._handovers(cat, dangers if urg == "critical" else [])
+        first = {"code": cat, "name": self.catalog.name(cat), "confidence": 1.0,
+                 "reasons": ["调度员曾人工确认"], "critical": cat in self._critical}
+        top = [first] + [t for t in s.top if t["code"] != cat][:TOP_N - 1]
+        return Suggestion(category=cat, category_name=first["name"], confidence=1.0, urgency=urg,
+                          urgency_label=URGENCY_LABELS.get(urg, urg), urgency_confidence=1.0,
+                          handover=lines[0]["line"] if lines else self.catalog.handover(cat),
+                          alternatives=[{k: t[k] for k in ("code", "name", "confidence")} for t in top[1:]],
+                          matched=s.matched, method="correction", top=top, dangers=s.dangers if urg == "critical" else [],
+                          handovers=lines, urgency_reasons=s.urgency_reasons if urg == "critical" else [])
 
     def predict(self, texts: Iterable[str]) -> list[tuple[str, str]]:
         out = []
