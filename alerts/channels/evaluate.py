@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "channels" / "data"
 HELDOUT = DATA / "heldout_reports.jsonl"
 HELDOUT_AFTER = DATA / "heldout_after_lexicon.jsonl"   # written once the lexicon and weights were committed
+HELDOUT_FINAL = DATA / "heldout_final.jsonl"           # written after the lexicon revision that followed it
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl")
 CURVE = (50, 200, 500)
 SHUFFLE_SEED = 16
@@ -104,7 +105,7 @@ def expected_calibration_error(table: list[dict[str, Any]]) -> float:
 
 def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool: list[Example],
              curve: tuple[int, ...] = CURVE, variants: bool = True, other: list[Example] | None = None,
-             later: list[Example] | None = None) -> dict[str, Any]:
+             later: list[Example] | None = None, final: list[Example] | None = None) -> dict[str, Any]:
     """Everything ``main`` prints, as a dict (the CI test asserts on it)."""
     texts = [r.text for r in heldout]
     clf = ReportClassifier(catalog).fit(seed)
@@ -121,8 +122,12 @@ def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool
     if later:
         out["later_day_one"] = score([clf.suggest(r.text) for r in later], later).to_dict()
         out["later_n"] = len(later)
+    if final:
+        out["final_day_one"] = score([clf.suggest(r.text) for r in final], final).to_dict()
+        out["final_n"] = len(final)
     out["curve"] = {}
     out["later_curve"] = {}
+    out["final_curve"] = {}
     last = day_one
     for n in curve:
         if n > len(pool):
@@ -132,6 +137,8 @@ def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool
         out["curve"][str(n)] = score(last, heldout).to_dict()
         if later:
             out["later_curve"][str(n)] = score([clf.suggest(r.text) for r in later], later).to_dict()
+        if final:
+            out["final_curve"][str(n)] = score([clf.suggest(r.text) for r in final], final).to_dict()
     out["confusion_day_one"] = confusion(day_one, heldout, catalog.labels())
     out["reliability_day_one"] = reliability(day_one, heldout)
     out["ece_day_one"] = expected_calibration_error(out["reliability_day_one"])
@@ -185,6 +192,11 @@ def _print(result: dict[str, Any], catalog: Catalog) -> None:
         print(line("day one (seed only)", result["later_day_one"]))
         for n, s in result["later_curve"].items():
             print(line(f"after {n} corrections", s))
+    if "final_day_one" in result:
+        print(f"\nthird held-out ({result['final_n']}, written after the revised lexicon was committed):")
+        print(line("day one (seed only)", result["final_day_one"]))
+        for n, s in result["final_curve"].items():
+            print(line(f"after {n} corrections", s))
     if "older_set_day_one" in result:
         o = result["older_set_day_one"]
         print(f"\nolder set (216, another writer, not read while the lexicon was written), day one:\n{line('day one (seed only)', o)}")
@@ -214,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     catalog = demo_catalog()
     result = evaluate(load_examples(Path(args.heldout)), catalog, load_examples(SEED_FILE), correction_pool(),
                       curve=(200,) if args.short else CURVE, variants=not args.short,
-                      other=None if args.short else load_examples(TUNING[1]), later=load_examples(HELDOUT_AFTER))
+                      other=None if args.short else load_examples(TUNING[1]), later=load_examples(HELDOUT_AFTER),
+                      final=load_examples(HELDOUT_FINAL))
     if args.json:
         json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
         print()
