@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
-from alerts.channels.evaluate import (HELDOUT, HELDOUT_AFTER, HELDOUT_FINAL, TUNING, correction_pool, cross_validate,
-                                     demo_catalog, evaluate)
+from alerts.channels.evaluate import (HELDOUT, HELDOUT_AFTER, HELDOUT_FINAL, HELDOUT_FOURTH, TUNING, correction_pool,
+                                     cross_validate, demo_catalog, evaluate)
 from tests.channels.conftest import DATA
 
 
@@ -46,7 +46,7 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
 @pytest.mark.timeout(240)
 def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     r = evaluate(load_examples(HELDOUT), catalog, load_examples(SEED_FILE), correction_pool(), curve=(200,), variants=False,
-                 later=load_examples(HELDOUT_AFTER), final=load_examples(HELDOUT_FINAL))
+                 later=load_examples(HELDOUT_AFTER), final=load_examples(HELDOUT_FINAL), fourth=load_examples(HELDOUT_FOURTH))
     day1, after = r["day_one"], r["curve"]["200"]
     assert day1["critical_recall"] >= 0.95, r["missed_critical_day_one"]
     assert after["critical_recall"] >= 0.95
@@ -56,17 +56,16 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     assert after["category"] >= 0.92 and after["urgency"] >= 0.85, after
     # Confidence means what it says: expected calibration error of the top suggestion.
     assert r["ece_day_one"] <= 0.08 and r["ece_last"] <= 0.08, (r["reliability_day_one"], r["reliability_last"])
-    # The second and third held-out sets (written after the lexicon, then after its revision, were committed)
-    # are harder and below the targets (docs/CHANNELS.md); these floors sit one report under what was
-    # measured so that neither can get worse unseen.
-    later1, later200 = r["later_day_one"], r["later_curve"]["200"]
-    assert later1["critical_recall"] >= 0.66 and later200["critical_recall"] >= 0.71, (later1, later200)
-    assert later1["category"] >= 0.69 and later200["category"] >= 0.77, (later1, later200)
-    final1, final200 = r["final_day_one"], r["final_curve"]["200"]
-    assert final1["critical_recall"] >= 0.77 and final200["critical_recall"] >= 0.81, (final1, final200)
-    assert final1["raised_to_critical"] <= 0.10 and final200["raised_to_critical"] <= 0.10
-    assert final1["category"] >= 0.79 and final200["category"] >= 0.83, (final1, final200)
-    assert final1["urgency"] >= 0.78 and final200["urgency"] >= 0.81, (final1, final200)
+    # The later held-out sets (each written after the previous change was committed) are harder and below the
+    # issue's targets (docs/CHANNELS.md); these floors sit about one report under what was measured, so that
+    # none can get worse unseen.
+    for key, recall, category, urgency in (("later", (0.71, 0.71), (0.77, 0.81), (0.70, 0.74)),
+                                           ("final", (0.77, 0.81), (0.83, 0.85), (0.81, 0.84)),
+                                           ("fourth", (0.90, 0.90), (0.82, 0.84), (0.87, 0.88))):
+        one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
+        for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
+            assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got)
+            assert got["category"] >= cat and got["urgency"] >= urg, (key, got)
 
 
 @pytest.mark.timeout(120)
