@@ -23,7 +23,7 @@ import redis
 from sqlalchemy import func, or_, select
 
 from alerts.channels.categories import HANDOVER_LABELS, URGENCIES, URGENCY_LABELS, Catalog
-from alerts.channels.classifier import CORRECTION_WEIGHT, Example, ReportClassifier, Suggestion
+from alerts.channels.classifier import Example, ReportClassifier, Suggestion
 from alerts.channels.config import ChannelsConfig
 from alerts.channels.masking import mask_name, mask_phone, mask_text, normalize_phone, UNMASKED_ROLES
 from alerts.channels.models import Correction, Report, Survey
@@ -128,15 +128,8 @@ class ChannelService:
         """Fit the classifier on the seed plus every stored correction (latest per text wins); returns examples used."""
         with self.store.read() as s:
             rows = s.scalars(select(Correction).order_by(Correction.id)).all()
-        latest: dict[str, Correction] = {}
-        for r in rows:
-            latest[r.text] = r
-        corr = [Example(r.text, r.category, r.urgency, CORRECTION_WEIGHT) for r in latest.values()]
-        corrected = set(latest)
-        examples = [e for e in self.seed if e.text not in corrected] + corr
-        self.classifier.fit(examples)
-        self.classifier.remember({r.text: (r.category, r.urgency) for r in latest.values()})
-        return len(examples)
+        # One path for every correction (also what ``alerts.channels.evaluate`` replays for its learning curve).
+        return self.classifier.learn(self.seed, [Example(r.text, r.category, r.urgency) for r in rows])
 
     def correct(self, text: str, suggestion: Suggestion | None, category: str, urgency: str, actor: str,
                 report_id: int | None = None) -> bool:

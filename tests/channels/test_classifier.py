@@ -1,28 +1,76 @@
-"""The classifier on the 216 labelled reports: held-out (seed only) and 5-fold CV, with accuracy floors."""
+"""The report classifier on wording it was not written for (issue #16), in the short form CI runs.
+
+The held-out file (tests/channels/data/heldout_reports.jsonl) is only ever scored. Bounds are set just
+below what ``python -m alerts.channels.evaluate`` measured (docs/CHANNELS.md), so a real regression fails.
+"""
 from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
-from alerts.channels.classifier import SEED_FILE, ReportClassifier, load_examples
-from alerts.channels.evaluate import demo_catalog, evaluate
+from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
+from alerts.channels.evaluate import (HELDOUT, HELDOUT_AFTER, HELDOUT_FINAL, HELDOUT_FOURTH, TUNING, correction_pool,
+                                     cross_validate, demo_catalog, evaluate)
 from tests.channels.conftest import DATA
 
 
-def test_labelled_set_is_large_varied_and_uses_known_codes():
-    rows = load_examples(DATA / "labelled_reports.jsonl")
-    cat = demo_catalog()
-    assert len(rows) >= 200 and len({r.text for r in rows}) == len(rows)
-    assert set(Counter(r.category for r in rows)) == set(cat.labels())
-    assert min(Counter(r.category for r in rows).values()) >= 10
-    assert {r.urgency for r in rows} == {"low", "normal", "high", "critical"}
-    assert not {r.text for r in rows} & {e.text for e in load_examples(SEED_FILE)}   # held-out really is held out
+@pytest.fixture(scope="module")
+def catalog():
+    return demo_catalog()
+
+
+@pytest.fixture(scope="module")
+def seed_clf(catalog):
+    return ReportClassifier(catalog).fit(load_examples(SEED_FILE))
+
+
+def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalog):
+    heldout = load_examples(HELDOUT)
+    tuning = load_examples(TUNING[0])
+    written = heldout + tuning
+    assert len(heldout) >= 300 and len(written) >= 600
+    per_cat = Counter(r.category for r in written)
+    assert set(per_cat) == set(catalog.labels()) and min(per_cat.values()) >= 30, per_cat
+    assert {r.urgency for r in heldout} == {"low", "normal", "high", "critical"}
+    assert 0.1 <= sum(r.urgency == "critical" for r in heldout) / len(heldout) <= 0.4
+    texts = [r.text for r in written]
+    assert len(set(texts)) == len(texts)
+    # Held out really is held out: not in the seed, the tuning part or the older labelled set.
+    others = {e.text for p in (SEED_FILE, *TUNING) for e in load_examples(p)}
+    assert not {r.text for r in heldout} & others
+    assert not {r.text for r in heldout} & {r.text for r in correction_pool()}
+
+
+@pytest.mark.timeout(240)
+def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
+    r = evaluate(load_examples(HELDOUT), catalog, load_examples(SEED_FILE), correction_pool(), curve=(200,), variants=False,
+                 later=load_examples(HELDOUT_AFTER), final=load_examples(HELDOUT_FINAL), fourth=load_examples(HELDOUT_FOURTH))
+    day1, after = r["day_one"], r["curve"]["200"]
+    assert day1["critical_recall"] >= 0.95, r["missed_critical_day_one"]
+    assert after["critical_recall"] >= 0.95
+    assert day1["raised_to_critical"] <= 0.10 and after["raised_to_critical"] <= 0.10
+    assert day1["handover_first"] >= 0.93
+    assert day1["category"] >= 0.92 and day1["urgency"] >= 0.85, day1
+    assert after["category"] >= 0.92 and after["urgency"] >= 0.85, after
+    # Confidence means what it says: expected calibration error of the top suggestion.
+    assert r["ece_day_one"] <= 0.08 and r["ece_last"] <= 0.08, (r["reliability_day_one"], r["reliability_last"])
+    # The later held-out sets (each written after the previous change was committed) are harder and below the
+    # issue's targets (docs/CHANNELS.md); these floors sit about one report under what was measured, so that
+    # none can get worse unseen.
+    for key, recall, category, urgency in (("later", (0.71, 0.71), (0.77, 0.81), (0.70, 0.74)),
+                                           ("final", (0.77, 0.81), (0.83, 0.85), (0.81, 0.84)),
+                                           ("fourth", (0.90, 0.90), (0.82, 0.84), (0.87, 0.88))):
+        one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
+        for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
+            assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got)
+            assert got["category"] >= cat and got["urgency"] >= urg, (key, got)
 
 
 @pytest.mark.timeout(120)
-def test_accuracy_floor_heldout_and_cross_validated():
-    result = evaluate(load_examples(DATA / "labelled_reports.jsonl"), demo_catalog(), load_examples(SEED_FILE), folds=5)
+def test_older_labelled_set_floors_heldout_and_cross_validated(catalog):
+    result = cross_validate(load_examples(DATA / "labelled_reports.jsonl"), catalog, load_examples(SEED_FILE), folds=5)
     assert result["heldout/rules+model"]["category"] >= 0.78, result
     assert result["cv5/rules+model"]["category"] >= 0.78, result
     assert result["cv5/rules+model"]["urgency"] >= 0.65, result
@@ -30,9 +78,69 @@ def test_accuracy_floor_heldout_and_cross_validated():
     assert result["heldout/rules+model"]["category"] > max(result["heldout/rules"]["category"], result["heldout/model"]["category"])
 
 
-def test_suggestion_has_confidence_alternatives_and_handover():
-    clf = ReportClassifier(demo_catalog()).fit(load_examples(SEED_FILE))
-    s = clf.suggest("楼道里一股很浓的煤气味，怕是漏气了")
+def test_suggestion_has_top_three_with_confidence_reasons_and_handover(seed_clf):
+    s = seed_clf.suggest("楼道里一股很浓的煤气味，怕是漏气了")
     assert s.category == "0304" and s.handover == "119" and s.urgency == "critical"
-    assert 0 < s.confidence <= 1 and s.alternatives and "煤气" in s.matched
-    assert clf.suggest("").category in clf.labels   # empty text still answers (the form refuses it, not the model)
+    assert 0 < s.confidence <= 1 and s.alternatives and "煤气味" in s.matched
+    assert len(s.top) == 3 and s.top[0]["code"] == "0304" and s.top[0]["reasons"]
+    assert sum(t["confidence"] for t in s.top) <= 1.0001 and s.top[0]["confidence"] >= s.top[1]["confidence"]
+    assert s.dangers and s.dangers[0]["sign"] in ("gas", "gas_smell") and s.handovers[0]["line"] == "119"
+    assert seed_clf.suggest("").category in seed_clf.labels   # empty text still answers (the form refuses it)
+
+
+@pytest.mark.parametrize("text, line", [
+    # The four reports of issue #16 that came back low / normal / wrong.
+    ("进楼道就闻到一股臭鸡蛋味，越往上越浓，好像是哪家的管子漏了", "119"),
+    ("修路的把一根黄色的管子挖破了，正往外冒气", "119"),
+    ("胸口疼得厉害，喘不上气", "120"),
+    ("血一直止不住", "120"),
+    ("有个人拿着砍刀在小区里追人", "110"),
+    ("电梯困人了，里面有个老人喊救命", "119"),
+    ("有人掉进河里了，在往下沉", "120"),
+    ("厨房里突然嘭的一声，炸了", "119"),
+    ("我家老人叫不醒了，脸色发青", "120"),
+    ("仓库顶上冒火苗了", "119"),
+])
+def test_any_danger_sign_is_critical_with_its_line_first(seed_clf, text, line):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical", s
+    assert s.handover == line and s.handovers[0]["line"] == line, s.handovers
+    assert s.urgency_reasons   # the words that made it critical are shown
+
+
+@pytest.mark.parametrize("text", [
+    "没有闻到煤气味，就是燃气灶打不着火，想找人修一下",
+    "想问一下燃气费在哪交",
+    "楼下烧烤摊的油烟天天往我家飘",
+    "路灯不亮好几天了",
+])
+def test_negated_or_harmless_mentions_are_not_critical(seed_clf, text):
+    assert seed_clf.suggest(text).urgency != "critical"
+
+
+def test_negation_does_not_hide_another_danger(seed_clf):
+    s = seed_clf.suggest("没有闻到煤气味，但是楼道里全是烟")
+    assert s.urgency == "critical" and s.category == "0301" and s.handover == "119"
+
+
+def test_unsure_between_critical_and_other_puts_critical_first(catalog):
+    clf = ReportClassifier(catalog)
+    probs = np.zeros(len(clf.labels))
+    probs[clf.labels.index("0104")] = 0.45   # pollution (normal) on top …
+    probs[clf.labels.index("0301")] = 0.35   # … fire (critical) close behind
+    probs[clf.labels.index("0102")] = 0.20
+    order = [clf.labels[i] for i in clf._order(probs, [])]
+    assert order[:2] == ["0301", "0104"]
+    probs[clf.labels.index("0104")], probs[clf.labels.index("0301")] = 0.85, 0.05   # sure: no reordering
+    assert [clf.labels[i] for i in clf._order(probs, [])][0] == "0104"
+
+
+def test_a_correction_changes_the_next_suggestion_at_once(catalog):
+    seed = load_examples(SEED_FILE)
+    clf = ReportClassifier(catalog).fit(seed)
+    text = "门卫室旁边那台饮水机一直在嘀嘀响，值班的人心烦"
+    before = clf.suggest(text).category
+    wanted = "0601" if before != "0601" else "0403"
+    clf.learn(seed, [Example(text, wanted, "low")])
+    after = clf.suggest(text)
+    assert after.category == wanted and after.urgency == "low" and after.method == "correction"

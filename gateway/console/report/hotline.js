@@ -31,12 +31,11 @@ $("#suggest").addEventListener("click", async () => {
   try {
     const s = await api("/reports/classify", { method: "POST", json: { text: $("#text").value }, token: hs.token });
     $("#category").value = s.category; $("#urgency").value = s.urgency;
-    const box = $("#suggestion");
-    box.replaceChildren(el("div", {}, `建议：${s.category_name}（置信度 ${(s.confidence * 100).toFixed(0)}%），${s.urgency_label}`),
-      s.alternatives.length ? el("div", { class: "muted" }, "其他可能：" + s.alternatives.map(a => `${a.name} ${(a.confidence * 100).toFixed(0)}%`).join("、")) : null,
-      s.matched.length ? el("div", { class: "muted" }, "关键词：" + s.matched.join("、")) : null,
-      s.handover ? el("div", { class: "warn" }, `需同步移交 ${s.handover}`) : null);
-    box.classList.remove("hidden");
+    renderSuggestion($("#suggestion"), s, (t, i) => {
+      $("#category").value = t.code;
+      if (t.critical && s.dangers && s.dangers.length) $("#urgency").value = "critical";
+      for (const b of $("#suggestion").querySelectorAll("button.pick")) b.classList.toggle("chosen", b.dataset.code === t.code);
+    });
   } catch (e) { showError($("#error"), e); }
 });
 

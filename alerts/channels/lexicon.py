@@ -1,0 +1,158 @@
+"""What people say, as concepts: 臭鸡蛋味/煤气味/一股味 → gas, 喘不上气/叫不醒 → medical, 冒烟/烧起来 → fire.
+
+``data/lexicon.yaml`` lists, per concept, plain words and regular expressions for split phrases, the
+categories it is evidence for, whether it is a danger sign (→ critical, with its emergency line) and
+``with``/``unless`` context words. A match preceded in its clause by a negation (“没有闻到煤气味”) does not
+count. The matches are the classifier's reasons: they are shown to the dispatcher as matched words.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+LEXICON_FILE = Path(__file__).resolve().parent / "data" / "lexicon.yaml"
+_CLAUSE_END = re.compile(r"[，,。.!！?？;；、\n]|但是|但|不过|可是")
+NEGATION_WINDOW = 6   # characters before a match, within its clause, searched for a negation
+
+
+class LexiconError(ValueError):
+    """The lexicon file is wrong; the message names the file and the concept."""
+
+
+class _Concept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    categories: list[str] = Field(default_factory=list)
+    danger: bool = False
+    handover: str | None = None
+    urgency: str | None = None
+    strong: list[str] = Field(default_factory=list)
+    words: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    with_: list[str] = Field(default_factory=list, alias="with")
+    unless: list[str] = Field(default_factory=list)
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    negations: list[str] = Field(default_factory=list)
+    concepts: dict[str, _Concept]
+
+
+@dataclass(frozen=True)
+class Concept:
+    name: str
+    label: str
+    categories: tuple[str, ...]
+    danger: bool
+    handover: str | None
+    urgency: str | None
+    strong: tuple[str, ...]
+    words: tuple[str, ...]
+    patterns: tuple[re.Pattern[str], ...]
+    with_: tuple[str, ...]
+    unless: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One concept found in a report: which words said it (the reason shown to the dispatcher)."""
+
+    concept: str
+    label: str
+    words: tuple[str, ...]
+    danger: bool
+    handover: str | None
+    categories: tuple[str, ...]
+    urgency: str | None
+
+    @property
+    def strength(self) -> float:
+        """Longer and more numerous matched words are stronger evidence."""
+        return sum(len(w) ** 0.5 for w in self.words)
+
+
+@dataclass
+class Lexicon:
+    concepts: dict[str, Concept]
+    negations: tuple[str, ...] = ()
+    words: set[str] = field(default_factory=set)
+
+    def mentions(self, text: str, word: str) -> bool:
+        """``word`` occurs in ``text`` at least once not negated."""
+        i = text.find(word)
+        while i >= 0:
+            if not self._negated(text, i):
+                return True
+            i = text.find(word, i + 1)
+        return False
+
+    def _negated(self, text: str, start: int) -> bool:
+        clause_start = 0
+        for m in _CLAUSE_END.finditer(text, 0, start):
+            clause_start = m.end()
+        before = text[max(clause_start, start - NEGATION_WINDOW):start]
+        # “打不着火” / “没冒烟”: a 不/没 right before the match negates it too.
+        return any(n in before for n in self.negations) or (start > 0 and text[start - 1] in "不没未")
+
+    def _find(self, c: Concept, text: str, weak: bool = True) -> list[str]:
+        found: list[str] = []
+        for w in (c.strong + c.words) if weak else c.strong:
+            i = text.find(w)
+            while i >= 0:
+                if not self._negated(text, i):
+                    found.append(w)
+                    break
+                i = text.find(w, i + 1)
+        for p in c.patterns if weak else ():
+            for m in p.finditer(text):
+                if not self._negated(text, m.start()):
+                    found.append(m.group(0))
+                    break
+        # A word inside a longer matched word is the same evidence: keep the longest.
+        found = sorted(set(found), key=len, reverse=True)
+        return [w for i, w in enumerate(found) if not any(w in longer for longer in found[:i])]
+
+    def hits(self, text: str) -> list[Hit]:
+        """Every concept the text shows, dangers first."""
+        out = []
+        for c in self.concepts.values():
+            # ``unless`` and ``with`` qualify the weak words and patterns; strong words always count.
+            weak = not (c.unless and any(u in text for u in c.unless)) and not (c.with_ and not any(w in text for w in c.with_))
+            words = self._find(c, text, weak)
+            if words:
+                out.append(Hit(c.name, c.label, tuple(words), c.danger, c.handover, c.categories, c.urgency))
+        out.sort(key=lambda h: (not h.danger, -h.strength))
+        return out
+
+
+def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
+    try:
+        parsed = _File.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+    except yaml.YAMLError as exc:
+        raise LexiconError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise LexiconError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    concepts: dict[str, Concept] = {}
+    for name, c in parsed.concepts.items():
+        try:
+            patterns = tuple(re.compile(p) for p in c.patterns)
+        except re.error as exc:
+            raise LexiconError(f"{path}: concept {name}: bad pattern: {exc}") from None
+        concepts[name] = Concept(name, c.label, tuple(c.categories), c.danger, c.handover, c.urgency,
+                                 tuple(w for w in c.strong if w), tuple(w for w in c.words if w), patterns, tuple(c.with_), tuple(c.unless))
+    words = {w for c in concepts.values() for w in c.strong + c.words if len(w) > 1}
+    return Lexicon(concepts, tuple(sorted(parsed.negations, key=len, reverse=True)), words)
+
+
+@lru_cache(maxsize=1)
+def default_lexicon() -> Lexicon:
+    return load_lexicon(LEXICON_FILE)
