@@ -1,0 +1,35 @@
+/* Strings of the monitoring-room pages (map, video wall, alarm pop-up, big screen, 研判), merged into window.I18N. */
+"use strict";
+Object.assign(window.I18N.zh, {
+  map_blank: "无底图", map_devices: "住户与传感器", "device_state.alarm": "报警中", "device_state.online": "在线",
+  "device_state.offline": "离线", "device_state.unknown": "未知", "status.escalated": "已升级",
+  videowall: "视频墙", layout: "画面", group: "分组", "group.all": "全部摄像机", "group.grid": "按网格", "group.community": "按社区",
+  "group.street": "按街道", "group.saved": "已保存分组", save_group: "保存当前为分组", group_name: "分组名称",
+  tile_empty: "空", tile_connecting: "连接中…", tile_failed: "无法打开", tile_no_frame: "暂无画面", close: "关闭",
+  enlarge: "放大", alert_on_camera: "告警",
+  alarm_popup: "紧急报警", alarm_ack: "确认接警", alarm_acked: "已确认接警", alarm_household: "住户", alarm_nearest: "附近摄像机",
+  alarm_open_ticket: "打开案卷", alarm_sound_on: "开启提示音", alarm_location: "报警位置",
+  bigscreen: "大屏", bs_title: "综治指挥大屏", bs_open: "在办案件", bs_today: "今日新增", bs_closed_today: "今日结案",
+  bs_by_status: "按状态", bs_by_category: "按类别", bs_trend: "今日趋势(每小时)", bs_top_grids: "案件最多网格",
+  bs_reconnecting: "重连中…", bs_live: "实时", fullscreen: "全屏",
+  analysis: "研判预警", hotspots: "热点", wow: "周环比", repeat_addresses: "重复地址", early_warning: "预警",
+  window_days: "统计天数", this_week: "本周", last_week: "上周", change: "变化", count: "数量", baseline: "基线",
+  margin: "阈值", run_warning: "运行预警规则", supervision_filed: "已生成督办案卷", place: "地点", heat: "热力图",
+});
+Object.assign(window.I18N.en, {
+  map_blank: "No base map", map_devices: "Households & sensors", "device_state.alarm": "alarm", "device_state.online": "online",
+  "device_state.offline": "offline", "device_state.unknown": "unknown", "status.escalated": "escalated",
+  videowall: "Video wall", layout: "Layout", group: "Group", "group.all": "All cameras", "group.grid": "By grid",
+  "group.community": "By community", "group.street": "By street", "group.saved": "Saved groups", save_group: "Save as group",
+  group_name: "Group name", tile_empty: "empty", tile_connecting: "connecting…", tile_failed: "cannot open", tile_no_frame: "no picture yet",
+  close: "Close", enlarge: "Enlarge", alert_on_camera: "alert",
+  alarm_popup: "Emergency alarm", alarm_ack: "Acknowledge", alarm_acked: "Acknowledged", alarm_household: "Household",
+  alarm_nearest: "Nearest cameras", alarm_open_ticket: "Open ticket", alarm_sound_on: "Enable sound", alarm_location: "Where",
+  bigscreen: "Big screen", bs_title: "Command centre", bs_open: "Open cases", bs_today: "New today", bs_closed_today: "Closed today",
+  bs_by_status: "By status", bs_by_category: "By category", bs_trend: "Today (per hour)", bs_top_grids: "Top grids",
+  bs_reconnecting: "reconnecting…", bs_live: "live", fullscreen: "Full screen",
+  analysis: "Analysis & warning", hotspots: "Hotspots", wow: "Week over week", repeat_addresses: "Repeat addresses",
+  early_warning: "Early warning", window_days: "Days", this_week: "This week", last_week: "Last week", change: "Change",
+  count: "Count", baseline: "Baseline", margin: "Margin", run_warning: "Run the warning rule", supervision_filed: "Supervision ticket filed",
+  place: "Place", heat: "Heat",
+});
