@@ -134,8 +134,9 @@ def test_operator_to_worker_flow(server: dict, browser: Any) -> None:
 
     # the map draws the grid polygons and the ticket as a dot
     page.goto(f"{base}/#/map")
-    page.wait_for_selector(f"circle.ticket-dot[data-id='{ticket_id}']")
-    assert page.locator("path.grid.lvl-grid").count() == 16
+    page.wait_for_selector("#map[data-loaded]")
+    assert ticket_id in page.evaluate("gwMapView.ids('tickets')")
+    assert page.locator("#map path.grid.lvl-grid").count() == 16
     _shot(page, "map")
 
     # 3. confirm the event: the ticket is dispatched to the plaza grid

@@ -109,6 +109,7 @@ async function route() {
     main.dataset.seq = String(seq);
   } catch (e) {
     if (seq !== ctx.seq) return;
+    console.error(e);
     main.replaceChildren(h("p", { class: "error" }, e.status === 403 ? t("no_permission") : `${t("error")}: ${e.message}`));
   }
 }

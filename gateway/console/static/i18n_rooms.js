@@ -1,7 +1,7 @@
 /* Strings of the monitoring-room pages (map, video wall, alarm pop-up, big screen, 研判), merged into window.I18N. */
 "use strict";
 Object.assign(window.I18N.zh, {
-  map_blank: "无底图", map_devices: "住户与传感器", "device_state.alarm": "报警中", "device_state.online": "在线",
+  review: "事件复核", map_blank: "无底图", map_devices: "住户与传感器", "device_state.alarm": "报警中", "device_state.online": "在线",
   "device_state.offline": "离线", "device_state.unknown": "未知", "status.escalated": "已升级",
   videowall: "视频墙", layout: "画面", group: "分组", "group.all": "全部摄像机", "group.grid": "按网格", "group.community": "按社区",
   "group.street": "按街道", "group.saved": "已保存分组", save_group: "保存当前为分组", group_name: "分组名称",
@@ -17,7 +17,7 @@ Object.assign(window.I18N.zh, {
   margin: "阈值", run_warning: "运行预警规则", supervision_filed: "已生成督办案卷", place: "地点", heat: "热力图",
 });
 Object.assign(window.I18N.en, {
-  map_blank: "No base map", map_devices: "Households & sensors", "device_state.alarm": "alarm", "device_state.online": "online",
+  review: "Review", map_blank: "No base map", map_devices: "Households & sensors", "device_state.alarm": "alarm", "device_state.online": "online",
   "device_state.offline": "offline", "device_state.unknown": "unknown", "status.escalated": "escalated",
   videowall: "Video wall", layout: "Layout", group: "Group", "group.all": "All cameras", "group.grid": "By grid",
   "group.community": "By community", "group.street": "By street", "group.saved": "Saved groups", save_group: "Save as group",

@@ -17,14 +17,14 @@ function conePoints(cam) {
   return pts;
 }
 
-function dotIcon(cls, colour, data, label) {
+function dotIcon(cls, colour, data, label, anchor = [8, 8]) {
   // an element, not an HTML string: the colour is set through CSSOM, which the CSP (no inline style attributes) allows
   const el = document.createElement("i");
   el.className = cls;
   el.style.background = colour;
   Object.entries(data).forEach(([k, v]) => { el.dataset[k] = v; });
   if (label) el.textContent = label;
-  return L.divIcon({ className: "gw-icon", html: el, iconSize: [16, 16], iconAnchor: [8, 8] });
+  return L.divIcon({ className: "gw-icon", html: el, iconSize: [16, 16], iconAnchor: anchor });
 }
 
 /* A cluster bubble coloured by its most urgent member (red before orange before the rest). */
@@ -42,7 +42,7 @@ function clusterIcon(cluster) {
  * opts: onTicket(tk), onCamera(cam), onDevice(dev), tiles (from layers.tiles), onCrs(crs) when the base map's CRS changes.
  */
 function gwMap(box, opts = {}) {
-  const map = L.map(box, { zoomControl: true, attributionControl: true, preferCanvas: false, worldCopyJump: false });
+  const map = L.map(box, { zoomControl: true, attributionControl: true, maxZoom: 19, minZoom: 3, zoomSnap: 0.25 });
   map.attributionControl.setPrefix("Leaflet");
   const groups = {
     grids: L.featureGroup().addTo(map),
@@ -134,7 +134,9 @@ function gwMap(box, opts = {}) {
   function drawTickets(tks) {
     groups.tickets.clearLayers(); byId.tickets.clear();
     for (const tk of tks) {
-      const m = L.marker([tk.lat, tk.lon], { icon: dotIcon("ticket-dot", statusColour(tk.status), { id: tk.id, status: tk.status }), gwUrgent: ["reported", "new", "pending", "dispatched", "escalated"].includes(tk.status), zIndexOffset: 1000 });
+      // a camera's ticket sits where the camera stands: drawn just above-right of the point so both stay clickable
+      const anchor = tk.source_kind === "camera" ? [-2, 18] : [8, 8];
+      const m = L.marker([tk.lat, tk.lon], { icon: dotIcon("ticket-dot", statusColour(tk.status), { id: tk.id, status: tk.status }, "", anchor), gwUrgent: ["reported", "new", "pending", "dispatched", "escalated"].includes(tk.status), zIndexOffset: 1000 });
       m.bindTooltip(`${tk.number} ${escapeHtml(tk.title)} — ${t("status." + tk.status)}`, { className: "gw-tip" });
       m.on("click", () => opts.onTicket && opts.onTicket(tk));
       groups.tickets.addLayer(m);
@@ -176,7 +178,7 @@ Pages.map = async function (ctx) {
   const legend = h("div", { class: "legend" },
     ...["reported", "dispatched", "signed", "handling", "escalated"].map((st) => h("span", {}, h("i", { class: "swatch", style: `background:${statusColour(st)}` }), t("status." + st))),
     ...["alarm", "online", "offline"].map((st) => h("span", {}, h("i", { class: "swatch square", style: `background:${DEVICE_COLOURS[st]}` }), t("device_state." + st))),
-    h("span", {}, h("i", { class: "swatch", style: "background:#00acc1" }), t("cameras")));
+    h("span", {}, h("i", { class: "swatch", style: "background:#00acc1" }), t("camera")));
   const root = h("div", { class: "map-page" }, h("h2", {}, t("map")), legend, box);
   let crs = "WGS84";
   const view = { gw: null };
@@ -195,7 +197,7 @@ Pages.map = async function (ctx) {
     window.gwMapView = view.gw;
   };
   let timer = null;
-  ctx.onLive = () => { clearTimeout(timer); timer = setTimeout(async () => view.gw && view.gw.load(await fetchLayers()), 500); };
+  ctx.onLive = (msg) => { if (msg.type !== "ticket") return; clearTimeout(timer); timer = setTimeout(async () => view.gw && view.gw.load(await fetchLayers()), 500); };
   ctx.cleanup = () => { clearTimeout(timer); if (view.gw) view.gw.map.remove(); window.gwMapView = null; };
   return root;
 };

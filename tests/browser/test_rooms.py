@@ -1,0 +1,192 @@
+"""The monitoring-room pages in a real Chromium against a real server: the Leaflet map, the video wall on real
+clips, the alarm pop-up on a signed press, and the big screen across a gateway restart.
+
+The server is the real runtime + ``create_app`` under uvicorn on a free port: four cameras play real clips, a
+fifth points at a port nobody listens on (its tile must say why it is dark), SQLite in a temp dir, a unique
+Redis prefix. Screenshots go to docs/screenshots/ when GRIDWATCH_UPDATE_SCREENSHOTS=1, else tests/artifacts/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "gateway"))
+from gw_support import FOOTAGE, PLAZA, REDIS_URL, build_test_runtime, drop_keys, file_ticket, make_deployment  # noqa: E402
+from ingest.geo import GeoPoint  # noqa: E402
+from tests.support import free_port  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = REPO / "docs" / "screenshots" if os.environ.get("GRIDWATCH_UPDATE_SCREENSHOTS") == "1" else REPO / "tests" / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--autoplay-policy=no-user-gesture-required"]
+LIVE_CAMERAS = ("cam-plaza", "cam-crossing", "cam-garages", "cam-campus")
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium)"),
+    pytest.mark.skipif(not (FOOTAGE / "plaza_pedestrians_720p.avi").exists(), reason="shared footage is absent"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+class Server:
+    """uvicorn serving create_app(runtime) in a thread; stop() and start() again on the same port = a gateway restart."""
+
+    def __init__(self, runtime: Any, port: int):
+        self.runtime, self.port, self.srv, self.thread = runtime, port, None, None
+
+    def start(self) -> None:
+        import uvicorn
+
+        from gateway.app import create_app
+
+        config = uvicorn.Config(create_app(self.runtime), host="127.0.0.1", port=self.port, log_level="warning", ws="websockets")
+        self.srv = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.srv.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.srv.started and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the server's started flag
+        assert self.srv.started, "uvicorn did not start"
+
+    def stop(self) -> None:
+        self.srv.should_exit = True
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    import redis
+
+    from gateway.config import User
+    from tests.support import free_port as closed_port
+
+    tmp = tmp_path_factory.mktemp("rooms")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp / "yolo"))
+    dep = make_deployment(tmp)
+    cams = []
+    for cam in dep.cameras:
+        if cam.id in LIVE_CAMERAS:
+            cam.rules = [r for r in cam.rules if r.kind == "motion"]
+            cam.source.fallback = None  # the real clip or nothing
+            cam.analysis.fps = 2
+            cams.append(cam)
+    broken = dep.cameras[[c.id for c in dep.cameras].index("cam-office")]
+    broken.source.url = f"rtsp://127.0.0.1:{closed_port()}/nothing"
+    broken.source.fallback = None
+    broken.rules = []
+    broken.health.reconnect_max_s = 2
+    dep.ingest.allow_private_sources = True
+    dep.cameras = cams + [broken]
+    dep.detection.model.path = None          # motion-only keeps the CPU for the browser and the encoders
+    dep.detection.motion.cooldown_s = 30
+    dep.gateway.users.append(User(username="operator_my", password="operator123", role="operator", grids=["330199002"],
+                                  display_name="明月街道值班员"))
+    dep.gateway.port = free_port()
+    runtime = build_test_runtime(dep, sources=True)
+    runtime.start()
+    srv = Server(runtime, dep.gateway.port)
+    srv.start()
+    try:
+        yield {"url": f"http://127.0.0.1:{dep.gateway.port}", "runtime": runtime, "server": srv}
+    finally:
+        srv.stop()
+        runtime.stop()
+        client = redis.Redis.from_url(REDIS_URL)
+        drop_keys(client, dep.services.stream_prefix)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _page(browser: Any, errors: list[str], **kw: Any) -> tuple[Any, Any]:
+    ctx = browser.new_context(viewport=kw.pop("viewport", {"width": 1366, "height": 820}), locale="zh-CN", **kw)
+    page = ctx.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: print("console:", m.type, m.text) if m.type in ("error", "warning") else None)
+    return ctx, page
+
+
+def _login(page: Any, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/#/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    page.wait_for_selector("main[data-page]:not([data-page='login'])")
+
+
+def _shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def _fonts_ready(page: Any) -> None:
+    """Wait until the bundled Noto Sans SC has loaded for the Chinese on the page (no system CJK font here)."""
+    page.wait_for_function("() => document.fonts.check('14px \"Noto Sans SC\"', '网格') && document.fonts.status === 'loaded'")
+
+
+def test_map_layers_and_click_through(server: dict, browser: Any) -> None:
+    base, rt = server["url"], server["runtime"]
+    tk = file_ticket(rt, where=GeoPoint(lon=120.1068, lat=30.2772))   # in the plaza grid, apart from the cameras' own dots
+    errors: list[str] = []
+    ctx, page = _page(browser, errors)
+    _login(page, base, "operator", "operator123")
+    page.goto(f"{base}/#/map")
+    try:
+        page.wait_for_selector("#map[data-loaded]", timeout=10000)
+    except Exception:
+        print("DEBUG", page.evaluate("document.getElementById('main').outerHTML.slice(0, 3000)"))
+        raise
+    assert page.locator("#map path.grid.lvl-grid").count() == 16
+    assert page.locator("#map .camera-mark").count() == 5 and page.locator("#map path.camera-cone").count() == 5
+    assert page.locator("#map .camera-mark.down").count() == 1          # the camera nobody serves is drawn as down
+    assert sorted(page.evaluate("gwMapView.ids('devices')")) == ["manhole-0001", "smoke-0001", "stb-0001", "stb-0002", "water-0001"]
+    assert str(tk.ticket_id) in page.evaluate("gwMapView.ids('tickets')")   # the cameras' own motion tickets are there too
+    # the font is the bundled one, fetched from this server (nothing from outside)
+    _fonts_ready(page)
+    _shot(page, "map")
+    # a new ticket arrives live and lands on the map without a reload
+    second = file_ticket(rt, where=PLAZA)
+    page.wait_for_function(f"() => gwMapView.ids('tickets').includes('{second.ticket_id}')", timeout=15_000)
+    # zoomed out the dots cluster; opening the cluster shows the dot, and a click opens the ticket
+    page.evaluate(f"gwMapView.focus('tickets', {tk.ticket_id})")
+    page.locator(f".ticket-dot[data-id='{tk.ticket_id}']").click()
+    page.wait_for_selector("main[data-page='ticket'] table.history")
+    assert tk.number in page.inner_text("main h2")
+    # a camera's marker opens its live view
+    page.goto(f"{base}/#/map")
+    page.wait_for_selector("#map[data-loaded]")
+    page.click("#map .camera-mark[data-id='cam-crossing']")
+    page.wait_for_selector("main[data-page='live']")
+    assert "cam-crossing" in page.inner_text("main h2")
+    page.click("#logout")
+    # a worker of another grid gets their own grid only: one filled polygon, one camera, no plaza tickets
+    _login(page, base, "worker_my4", "worker123")
+    page.goto(f"{base}/#/map")
+    page.wait_for_selector("#map[data-loaded]")
+    assert page.locator("#map path.grid.lvl-grid").count() == 1
+    assert [page.get_attribute("#map .camera-mark", "data-id")] == ["cam-crossing"]
+    mine = {t["id"] for t in rt.cases.list_tickets(grids=["330199002002004"], open_only=True, limit=500).items}
+    shown = {int(i) for i in page.evaluate("gwMapView.ids('tickets')")}
+    assert shown == mine and tk.ticket_id not in shown and second.ticket_id not in shown
+    assert not errors, errors
+    ctx.close()
