@@ -190,3 +190,64 @@ def test_map_layers_and_click_through(server: dict, browser: Any) -> None:
     assert shown == mine and tk.ticket_id not in shown and second.ticket_id not in shown
     assert not errors, errors
     ctx.close()
+
+
+FRAME_HASH = """(sel) => {
+  // a cheap fingerprint of what each tile's <img> shows now, drawn through a canvas (same origin, so readable)
+  return [...document.querySelectorAll(sel)].map((img) => {
+    if (!img.naturalWidth) return null;
+    const c = document.createElement('canvas'); c.width = 32; c.height = 18;
+    const g = c.getContext('2d'); g.drawImage(img, 0, 0, 32, 18);
+    const d = g.getImageData(0, 0, 32, 18).data; let hsh = 0;
+    for (let i = 0; i < d.length; i += 4) hsh = (hsh * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) >>> 0;
+    return hsh;
+  });
+}"""
+
+
+def test_video_wall_plays_four_live_tiles_and_says_why_one_is_dark(server: dict, browser: Any) -> None:
+    base = server["url"]
+    errors: list[str] = []
+    ctx, page = _page(browser, errors)
+    _login(page, base, "operator", "operator123")
+    page.goto(f"{base}/#/videowall")
+    page.wait_for_selector("#vwall")
+    page.click(".layouts button[data-layout='9']")
+    assert page.locator("#vwall .vtile").count() == 9 and page.locator("#vwall .vtile[data-camera]").count() == 5
+    # the dark camera says why in its own tile (from its health), and the four others play
+    why = page.wait_for_selector(".vtile[data-camera='cam-office'][data-failed='1'] .why", timeout=30_000)
+    assert "无法打开" in why.inner_text()
+    live = ",".join(f".vtile[data-camera='{c}'] img.tile-img" for c in LIVE_CAMERAS)
+    page.wait_for_function(f"() => [...document.querySelectorAll(\"{live}\")].every((i) => i.naturalWidth > 0)", timeout=30_000)
+    first = page.evaluate(FRAME_HASH, live)
+    # every one of the four tiles shows a new picture within a few seconds: frames are being decoded
+    page.wait_for_function(f"(first) => ({FRAME_HASH})(\"{live}\").every((h, i) => h !== null && h !== first[i])",
+                           arg=first, timeout=20_000)
+    assert page.locator(".vtile[data-camera='cam-office'][data-failed='1']").count() == 1
+    _fonts_ready(page)
+    _shot(page, "videowall")
+    # groups: by grid gives the plaza grid's single camera
+    page.select_option("#wall-group", "grid:330199001001001")
+    assert page.locator("#vwall .vtile[data-camera]").count() == 1
+    page.select_option("#wall-group", "all")
+    page.click(".layouts button[data-layout='4']")
+    assert page.locator("#vwall .vtile[data-camera]").count() == 4
+    # an alert from a camera flashes its tile
+    server["runtime"].intake.file(_camera_anomaly(server["runtime"], "cam-crossing"))
+    page.wait_for_selector(".vtile[data-camera='cam-crossing'].flash", timeout=15_000)
+    # a click enlarges the tile into the live view with the overlay (WebRTC, frames advancing)
+    page.click(".vtile[data-camera='cam-plaza']")
+    page.wait_for_function("() => { const v = document.querySelector('#vzoom video'); return v && v.videoWidth > 0; }", timeout=45_000)
+    t0 = page.evaluate("document.querySelector('#vzoom video').currentTime")
+    page.wait_for_function(f"() => document.querySelector('#vzoom video').currentTime > {t0} + 1.0", timeout=20_000)
+    page.click("#zoom-close")
+    assert page.locator("#vzoom").count() == 0
+    assert not errors, errors
+    ctx.close()
+
+
+def _camera_anomaly(rt: Any, camera_id: str) -> Any:
+    from gw_support import camera_anomaly
+
+    cam = next(c for c in rt.deployment.cameras if c.id == camera_id)
+    return camera_anomaly(rt, where=cam.pose.position, source_id=camera_id, kind="crowd")

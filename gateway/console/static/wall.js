@@ -126,7 +126,7 @@ Pages.videowall = async function (ctx) {
     const state = h("span", { class: "tile-state" }, t("tile_connecting"));
     const el = h("div", { class: "vtile", dataset: { camera: cam.id }, title: t("enlarge"), onclick: () => enlarge(cam) },
       img, why, h("div", { class: "cap" }, h("b", {}, cam.name), h("span", { class: "meta" }, cam.grid_name || ""), state));
-    img.addEventListener("load", () => { state.textContent = `${TILE_FPS} fps`; el.dataset.playing = "1"; });
+    img.addEventListener("load", () => { if (!el.dataset.failed) state.textContent = `${TILE_FPS} fps`; el.dataset.playing = "1"; });
     img.addEventListener("error", () => showWhy(cam.id, t("tile_failed")));
     mediaUrl(`/cameras/${encodeURIComponent(cam.id)}/mjpeg?fps=${TILE_FPS}&width=${TILE_WIDTH}`).then((u) => { img.src = u; });
     tiles.set(cam.id, { el, img, why, state });
@@ -140,6 +140,7 @@ Pages.videowall = async function (ctx) {
     tile.why.textContent = text || "";
     tile.el.dataset.failed = text ? "1" : "";
     tile.img.hidden = !!text;
+    if (text) tile.state.textContent = "—";
   }
 
   function render() {
