@@ -251,3 +251,58 @@ def _camera_anomaly(rt: Any, camera_id: str) -> Any:
 
     cam = next(c for c in rt.deployment.cameras if c.id == camera_id)
     return camera_anomaly(rt, where=cam.pose.position, source_id=camera_id, kind="crowd")
+
+
+def _signed_press(base: str, device: str, secret: str) -> dict:
+    import uuid
+
+    import httpx
+
+    from ingest.devices import signed_headers
+
+    body = json.dumps({"device": device, "press_id": f"p-{uuid.uuid4().hex[:8]}", "kind": "press", "at": time.time()}).encode()
+    r = httpx.post(f"{base}/api/v1/alarms/press", content=body, headers=signed_headers(device, secret, body), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_alarm_popup_on_a_signed_press_and_its_acknowledgement(server: dict, browser: Any) -> None:
+    base, rt = server["url"], server["runtime"]
+    errors: list[str] = []
+    consoles = {}
+    for user, password, home in (("operator", "operator123", "wall"), ("operator_my", "operator123", "wall"),
+                                 ("worker_qh1", "worker123", "queue")):
+        ctx, page = _page(browser, errors)
+        _login(page, base, user, password)
+        page.wait_for_selector(f"main[data-page='{home}']")
+        page.wait_for_selector("#live-state.dot.on")   # the live socket said hello: from now on nothing is missed
+        consoles[user] = (ctx, page)
+    ack = _signed_press(base, "stb-0001", "demo-stb-0001-secret")     # a household of 清河北社区
+    op = consoles["operator"][1]
+    pop = op.wait_for_selector(f"dialog.alarm-pop[data-number='{ack['case']}']", timeout=15_000)
+    assert "清河北社区 3幢1单元101" in pop.inner_text()                 # the household, from the device registry
+    op.wait_for_function("() => (window.gwAlarmBeeps || 0) >= 2", timeout=10_000)   # the sound repeats until acknowledged
+    op.wait_for_selector("dialog.alarm-pop .leaflet-box[data-loaded]")
+    assert op.locator("dialog.alarm-pop .device-mark[data-id='stb-0001']").count() == 1   # the household on the map
+    op.wait_for_function("() => { const i = [...document.querySelectorAll('dialog.alarm-pop .snaps img')];"
+                         " return i.length >= 2 && i.slice(0, 2).every((x) => x.naturalWidth > 0); }", timeout=20_000)
+    nearest = op.get_attribute("dialog.alarm-pop .snaps figure", "data-camera")
+    assert nearest == "cam-plaza"                                        # 10 m away, the nearest camera comes first
+    assert op.get_attribute("dialog.alarm-pop .snaps figure a.near-live", "href") == "#/live/cam-plaza"
+    _fonts_ready(op)
+    _shot(op, "alarm_popup")
+    op.click("#alarm-ack")
+    op.wait_for_selector("dialog.alarm-pop", state="detached", timeout=10_000)
+    ticket = rt.cases.get_ticket(ack["case"])
+    notes = [h for h in ticket["history"] if h["action"] == "comment"]
+    assert len(notes) == 1 and notes[0]["actor"] == "operator" and "接警确认" in notes[0]["note"]
+    # the other street's operator and the grid's own worker never got a pop-up (one has no such grid, one no event wall)
+    for user in ("operator_my", "worker_qh1"):
+        page = consoles[user][1]
+        assert page.locator("dialog.alarm-pop").count() == 0, user
+        assert page.evaluate("window.gwAlarmBeeps || 0") == 0, user
+    # the worker's socket did carry the ticket (their grid): the pop-up was held back by role, not by luck
+    consoles["worker_qh1"][1].wait_for_function("() => (window.gwLiveCount || 0) > 0", timeout=10_000)
+    for ctx, _ in consoles.values():
+        ctx.close()
+    assert not errors, errors

@@ -48,7 +48,7 @@ async function showAlarm(tk) {
   const household = h("div", { class: "household" }, h("b", {}, t("alarm_location")), " ", tk.address || "");
   const ackBtn = h("button", { class: "primary", id: "alarm-ack", dataset: { id: tk.id } }, t("alarm_ack"));
   const dlg = h("dialog", { class: "alarm-pop", dataset: { id: tk.id, number: tk.number } },
-    h("div", { class: "head" }, "🚨 ", t("alarm_popup"), " · ", tk.title, h("span", { class: "spacer" }), tk.number),
+    h("div", { class: "head" }, h("span", { class: "siren" }), t("alarm_popup"), " · ", tk.title, h("span", { class: "spacer" }), tk.number),
     h("div", { class: "body" },
       h("div", {}, household, h("p", { class: "meta" }, `${tk.grid_code} · ${fmtTime(tk.created_at)}`), mapBox),
       h("div", {}, h("b", {}, t("alarm_nearest")), snaps)),
@@ -78,7 +78,7 @@ async function showAlarm(tk) {
     gw.load(layers);
     gw.map.setView([at.lat, at.lon], 17);
     L.circle([at.lat, at.lon], { radius: 25, className: "alarm-ring", color: "#e53935", weight: 3 }).addTo(gw.map);
-    const near = layers.cameras.map((c) => ({ c, d: distanceM(at, c) })).sort((a, b) => a.d - b.d).slice(0, ALARM_NEAREST);
+    const near = layers.cameras.filter((c) => c.health === "online" || c.health === "starting").map((c) => ({ c, d: distanceM(at, c) })).sort((a, b) => a.d - b.d).slice(0, ALARM_NEAREST);
     for (const { c, d } of near) {
       const img = h("img", { alt: c.name, class: "near-snap" });
       mediaUrl(`/cameras/${encodeURIComponent(c.id)}/snapshot.jpg`).then((u) => { img.src = u; });
