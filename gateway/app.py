@@ -96,7 +96,7 @@ def create_app(runtime: Any) -> FastAPI:
     """The gateway of one GridWatch process, over a runtime built elsewhere (``gateway.runtime``)."""
     from gateway import live, webrtc
     from gateway.api import alarms, auth as auth_api, cameras, devices, grids, reports, system, tickets
-    from gateway.api import acks, map as map_api
+    from gateway.api import acks, analysis as analysis_api, map as map_api
 
     dep = runtime.deployment
     cfg = dep.gateway
@@ -171,7 +171,7 @@ def create_app(runtime: Any) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    for module in (auth_api, grids, tickets, cameras, devices, alarms, system, map_api, acks):
+    for module in (auth_api, grids, tickets, cameras, devices, alarms, system, map_api, acks, analysis_api):
         app.include_router(module.router, prefix=API)
     app.include_router(live.router, prefix=API)
     app.include_router(webrtc.router, prefix=API)
