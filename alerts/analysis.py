@@ -84,8 +84,8 @@ def dashboard(store: Any, grids: Iterable[str] | None, *, now: datetime, tz: str
         "new_today": len(new_today),
         "closed_today": sum(1 for r in rows if r.closed_at is not None and r.closed_at >= today),
         "by_status": [{"status": k, "count": v} for k, v in Counter(r.status for r in open_rows).most_common()],
-        "by_category": [{"code": k, "name": categories.get(k, k), "count": v}
-                        for k, v in Counter(r.category for r in new_today + open_rows if r.status != "merged").most_common()],
+        "by_category": [{"code": k, "name": categories.get(k, k), "count": v}   # open or new today, each case once
+                        for k, v in Counter(r.category for r in {r.id: r for r in new_today + open_rows}.values()).most_common()],
         "trend": [{"hour": h, "count": hours.get(h, 0)} for h in range(0, min(24, now_hour + 1))],
         "top_grids": [{"code": k, "name": names.get(k, k), "count": v} for k, v in by_grid.most_common(top)],
         "dots": [{"id": r.id, "lon": r.lon, "lat": r.lat, "status": r.status} for r in open_rows],

@@ -36,6 +36,7 @@ class AnalysisOut(BaseModel):
     week_over_week: dict[str, Any]
     repeat_addresses: list[dict[str, Any]]
     early_warnings: list[dict[str, Any]] = Field(description="what the rule would file now (nothing is filed by GET)")
+    categories: dict[str, str] = Field(description="category code → name, for the codes above")
 
 
 @router.get("/analysis", response_model=AnalysisOut, responses=errors(401, 403, 422), summary="研判: hotspots, trends, repeats, warnings")
@@ -54,7 +55,7 @@ def overview(days: int = Query(30, ge=1, le=365, description="window of hotspots
         hotspots=analysis.hotspots(rt.cases.store, codes, since=since, min_count=min_count, names=_names(rt)),
         week_over_week=analysis.week_over_week(rt.cases.store, codes, now=now),
         repeat_addresses=analysis.repeat_addresses(rt.cases.store, codes, since=since, min_count=2),
-        early_warnings=[w.to_dict() for w in warnings])
+        early_warnings=[w.to_dict() for w in warnings], categories=_categories(rt))
 
 
 class WarningRunOut(BaseModel):

@@ -91,6 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     dep.cameras = cams + [broken]
     dep.detection.model.path = None          # motion-only keeps the CPU for the browser and the encoders
     dep.detection.motion.cooldown_s = 30
+    dep.alerts.early_warning.categories = ["0201"]   # the cameras' own motion cases (0101) would warn too
     dep.gateway.users.append(User(username="operator_my", password="operator123", role="operator", grids=["330199002"],
                                   display_name="明月街道值班员"))
     dep.gateway.port = free_port()
@@ -306,3 +307,72 @@ def test_alarm_popup_on_a_signed_press_and_its_acknowledgement(server: dict, bro
     for ctx, _ in consoles.values():
         ctx.close()
     assert not errors, errors
+
+
+def test_analysis_page_shows_the_seeded_warning_and_files_its_supervision(server: dict, browser: Any) -> None:
+    from test_analysis_api import PLAZA_GRID, seed_surge
+
+    base, rt = server["url"], server["runtime"]
+    seed_surge(rt)
+    errors: list[str] = []
+    ctx, page = _page(browser, errors)
+    _login(page, base, "supervisor", "supervisor123")
+    page.goto(f"{base}/#/analysis")
+    page.wait_for_selector("main[data-page='analysis']")
+    row = page.wait_for_selector(f"table.warnings tr.warning[data-grid='{PLAZA_GRID}'][data-category='0201']")
+    assert row.inner_text().split("\t")[2:4] == ["6", "2.0"]                       # count and its own baseline
+    assert page.locator("table.warnings tr.warning").count() == 1
+    assert page.locator(f"table.wow-grid tr[data-key='{PLAZA_GRID}']").inner_text().split("\t")[1:3] == ["6", "2"]
+    assert "文一路 3 号 北门" in page.inner_text("table.repeats")
+    page.wait_for_selector("#an-map canvas.leaflet-heatmap-layer")                 # the heat layer is drawn
+    assert page.locator("#an-wow canvas").count() == 1
+    _fonts_ready(page)
+    _shot(page, "analysis")
+    page.click("#an-run")
+    filed = page.wait_for_selector("#an-filed p.filed")
+    ticket_id = int(filed.get_attribute("data-id"))
+    ticket = rt.cases.get_ticket(ticket_id)
+    assert ticket["kind"] == "early_warning" and ticket["supervised"] and ticket["grid_code"] == PLAZA_GRID
+    filed.query_selector("a").click()
+    page.wait_for_selector("main[data-page='ticket'] table.history")
+    assert "督办" in page.inner_text("table.history")
+    assert not errors, errors
+    ctx.close()
+
+
+def test_big_screen_counts_live_and_survives_a_gateway_restart(server: dict, browser: Any) -> None:
+    """Runs last in this module: it stops the gateway and starts a new one on the same port."""
+    base, rt, srv = server["url"], server["runtime"], server["server"]
+    errors: list[str] = []
+    ctx, page = _page(browser, errors, viewport={"width": 1920, "height": 1080})
+    _login(page, base, "operator", "operator123")
+    page.goto(f"{base}/#/bigscreen")
+    page.wait_for_selector("#bigscreen[data-conn='live']")
+    opened = {t["id"] for t in rt.cases.list_tickets(open_only=True, limit=500).items}
+    page.wait_for_function(f"() => document.querySelector('#bs-open').textContent === '{len(opened)}'", timeout=15_000)
+    assert page.locator("#bs-status canvas").count() == 1 and page.locator("#bs-trend canvas").count() == 1   # ECharts drew
+    assert page.locator("header#top").is_hidden()                            # the wall display has no console chrome
+    # a new case raises the count live
+    before = int(page.inner_text("#bs-open"))
+    file_ticket(rt, where=GeoPoint(lon=120.1066, lat=30.2769))
+    page.wait_for_function(f"() => Number(document.querySelector('#bs-open').textContent) > {before}", timeout=15_000)
+    _fonts_ready(page)
+    _shot(page, "bigscreen")
+    # the gateway goes away: the screen says so and keeps its last picture
+    srv.stop()
+    page.wait_for_selector("#bigscreen[data-conn='down']", timeout=30_000)
+    assert page.inner_text("#bs-open") != ""
+    # a case filed while the gateway is down, then the gateway is back: the screen reconnects by itself
+    during = file_ticket(rt, where=GeoPoint(lon=120.1064, lat=30.2767))
+    srv.start()
+    page.wait_for_selector("#bigscreen[data-conn='live']", timeout=30_000)
+    now_open = len({t["id"] for t in rt.cases.list_tickets(open_only=True, limit=500).items})
+    page.wait_for_function(f"() => Number(document.querySelector('#bs-open').textContent) >= {now_open}", timeout=20_000)
+    assert str(during.ticket_id) in page.evaluate("() => { const b = document.querySelector('#bs-map'); return b.dataset.loaded && window.gwBigscreenMap ? gwBigscreenMap.ids('tickets') : []; }")
+    # and live events flow again over the re-opened socket
+    after = int(page.inner_text("#bs-open"))
+    file_ticket(rt, where=GeoPoint(lon=120.1062, lat=30.2765))
+    page.wait_for_function(f"() => Number(document.querySelector('#bs-open').textContent) > {after}", timeout=15_000)
+    page.wait_for_selector("#live-state.dot.on", state="attached")
+    assert not errors, errors
+    ctx.close()
