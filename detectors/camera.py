@@ -227,6 +227,7 @@ class CameraAnalyzer:
             location=self.geo.locate(fx, fy, frame.width, frame.height),
             occurred_at=datetime.fromtimestamp(frame.captured_at, timezone.utc), observed_at=frame.captured_at,
             score=round(float(ev.score), 3), category=rule.cfg.category, title=TITLES.get(ev.kind, ev.kind),
+            tier=rule.cfg.tier,
             details={
                 "track_id": ev.track_id, **ev.details, "rule": rule.name, "frame_seq": frame.seq,
                 "pts": round(frame.pts, 3),
