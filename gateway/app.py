@@ -176,6 +176,8 @@ def create_app(runtime: Any) -> FastAPI:
     app.include_router(live.router, prefix=API)
     app.include_router(webrtc.router, prefix=API)
     app.include_router(reports.router, prefix=API)
+    from gateway.api import review  # the review page and camera timeline (alerts vs activity)
+    app.include_router(review.router, prefix=API)
     reports.mount_pages(app)
     # Where probes and scrapers look by convention; the same handlers as under /api/v1.
     app.add_api_route("/healthz", system.healthz, methods=["GET"], include_in_schema=False)

@@ -46,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp / "yolo"))
     dep = make_deployment(tmp)
     plaza = next(c for c in dep.cameras if c.id == "cam-plaza")
-    plaza.rules = [r for r in plaza.rules if r.kind == "motion"]
+    plaza.rules = [r.model_copy(update={"tier": "alert"}) for r in plaza.rules if r.kind == "motion"]  # motion tickets
     plaza.source.fallback = None  # the real clip or nothing
     plaza.analysis.fps = 5
     dep.cameras = [plaza]
