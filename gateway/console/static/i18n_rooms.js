@@ -32,4 +32,7 @@ Object.assign(window.I18N.en, {
   early_warning: "Early warning", window_days: "Days", this_week: "This week", last_week: "Last week", change: "Change",
   count: "Count", baseline: "Baseline", margin: "Margin", run_warning: "Run the warning rule", supervision_filed: "Supervision ticket filed",
   place: "Place", heat: "Heat",
+  rv_alerts: "Alerts", rv_alert: "alert", rv_activity: "activity", rv_f_tier: "Tier", rv_f_camera: "Camera", rv_f_grid: "Grid",
+  rv_f_kind: "Rule", rv_f_status: "Status", rv_f_since: "From", rv_f_until: "Until", rv_keys: "keys: C confirm · D dismiss · J/K next/previous",
+  rv_seen: "Seen", rv_timeline: "Timeline", rv_dismiss_note: "dismissed in review as a false alarm", rv_handled: "Handled",
 });
