@@ -8,7 +8,7 @@ Pages.analysis = async function (ctx) {
   const gridName = new Map(layers.grids.features.map((f) => [f.properties.code, f.properties.name]));
   const catName = (code) => data.categories[code] || code;
   await chartFontReady(Object.values(data.categories).join(""));
-  const daysSel = h("select", { id: "an-days", onchange: () => { sessionStorage.setItem("gw.analysis.days", daysSel.value); location.reload(); } },
+  const daysSel = h("select", { id: "an-days", onchange: () => { sessionStorage.setItem("gw.analysis.days", daysSel.value); route(); } },
     ...[7, 30, 90].map((d) => h("option", { value: d, selected: d === days }, `${d}`)));
   const filedBox = h("div", { id: "an-filed" });
   const runBtn = h("button", { class: "primary", id: "an-run", onclick: run }, t("run_warning"));
@@ -21,24 +21,27 @@ Pages.analysis = async function (ctx) {
   const warnRows = h("tbody", {}, data.early_warnings.map((w) => h("tr", { class: "warning", dataset: { grid: w.grid_code, category: w.category } },
     h("td", {}, gridName.get(w.grid_code) || w.grid_code), h("td", {}, catName(w.category)), h("td", {}, w.count),
     h("td", {}, w.baseline.toFixed(1)), h("td", {}, w.threshold.toFixed(1)))));
+  const hotspotTable = h("table", { class: "hotspots" },
+    h("thead", {}, h("tr", {}, h("th", {}, t("place")), h("th", {}, t("grid")), h("th", {}, t("count")))),
+    h("tbody", {}, data.hotspots.places.slice(0, 10).map((p) => h("tr", { class: "hotspot", dataset: { grid: p.grid_code } },
+      h("td", {}, p.address || `${p.lon.toFixed(5)}, ${p.lat.toFixed(5)}`), h("td", {}, gridName.get(p.grid_code) || p.grid_code), h("td", {}, p.count)))));
+  const warnTable = h("table", { class: "warnings" },
+    h("thead", {}, h("tr", {}, h("th", {}, t("grid")), h("th", {}, t("category")), h("th", {}, t("count")), h("th", {}, t("baseline")), h("th", {}, t("margin")))),
+    warnRows);
+  const repeatTable = h("table", { class: "repeats" },
+    h("thead", {}, h("tr", {}, h("th", {}, t("address")), h("th", {}, t("count")), h("th", {}, t("tickets")))),
+    h("tbody", {}, data.repeat_addresses.map((r) => h("tr", { class: "repeat" }, h("td", {}, r.address), h("td", {}, r.count),
+      h("td", {}, r.ticket_ids.slice(-5).map((id) => h("a", { href: `#/ticket/${id}`, class: "small" }, ` #${id}`)))))));
   const root = h("div", { class: "analysis" },
     h("h2", {}, t("analysis"), " ", h("label", { class: "inline" }, t("window_days"), daysSel)),
     h("div", { class: "cols" },
-      h("section", {}, h("h3", {}, t("hotspots"), " · ", t("heat")), mapBox,
-        h("table", { class: "hotspots" }, h("thead", {}, h("tr", {}, h("th", {}, t("place")), h("th", {}, t("grid")), h("th", {}, t("count")))),
-          h("tbody", {}, data.hotspots.places.slice(0, 10).map((p) => h("tr", { class: "hotspot", dataset: { grid: p.grid_code } },
-            h("td", {}, p.address || `${p.lon.toFixed(5)}, ${p.lat.toFixed(5)}`), h("td", {}, gridName.get(p.grid_code) || p.grid_code), h("td", {}, p.count)))))),
+      h("section", {}, h("h3", {}, t("hotspots"), " · ", t("heat")), mapBox, hotspotTable),
       h("section", {},
-        h("h3", {}, t("early_warning")), h("table", { class: "warnings" },
-          h("thead", {}, h("tr", {}, h("th", {}, t("grid")), h("th", {}, t("category")), h("th", {}, t("count")), h("th", {}, t("baseline")), h("th", {}, t("margin")))), warnRows),
-        h("div", { class: "buttons" }, runBtn), filedBox,
+        h("h3", {}, t("early_warning")), warnTable, h("div", { class: "buttons" }, runBtn), filedBox,
         h("h3", {}, t("wow")), wowChart,
         h("table", { class: "wow-cat" }, wowHead(t("category")), h("tbody", {}, wowRows(data.week_over_week.by_category, catName))),
         h("table", { class: "wow-grid" }, wowHead(t("grid")), h("tbody", {}, wowRows(data.week_over_week.by_grid, (k) => gridName.get(k) || k))),
-        h("h3", {}, t("repeat_addresses")),
-        h("table", { class: "repeats" }, h("thead", {}, h("tr", {}, h("th", {}, t("address")), h("th", {}, t("count")), h("th", {}, t("tickets")))),
-          h("tbody", {}, data.repeat_addresses.map((r) => h("tr", { class: "repeat" }, h("td", {}, r.address), h("td", {}, r.count),
-            h("td", {}, ...r.ticket_ids.slice(-5).map((id) => h("a", { href: `#/ticket/${id}`, class: "small" }, ` #${id}`)))))))));
+        h("h3", {}, t("repeat_addresses")), repeatTable)));
 
   async function run() {
     runBtn.disabled = true;
