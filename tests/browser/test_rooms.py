@@ -322,7 +322,8 @@ def test_analysis_page_shows_the_seeded_warning_and_files_its_supervision(server
     row = page.wait_for_selector(f"table.warnings tr.warning[data-grid='{PLAZA_GRID}'][data-category='0201']")
     assert row.inner_text().split("\t")[2:4] == ["6", "2.0"]                       # count and its own baseline
     assert page.locator("table.warnings tr.warning").count() == 1
-    assert page.locator(f"table.wow-grid tr[data-key='{PLAZA_GRID}']").inner_text().split("\t")[1:3] == ["6", "2"]
+    # parking, both grids: 6 + 2 in the last 7 days, 2 + 2 in the 7 before
+    assert page.locator("table.wow-cat tr[data-key='0201']").inner_text().split("\t")[1:3] == ["8", "4"]
     assert "文一路 3 号 北门" in page.inner_text("table.repeats")
     page.wait_for_selector("#an-map canvas.leaflet-heatmap-layer")                 # the heat layer is drawn
     assert page.locator("#an-wow canvas").count() == 1

@@ -23,13 +23,13 @@ function chartBase(extra) {
     textStyle: { fontFamily: CHART_FONT },
     tooltip: { trigger: "item", renderMode: "richText" },
     grid: { left: 8, right: 16, top: 16, bottom: 8, containLabel: true },
-    animationDuration: 300,
+    animation: false,   // a wall display redraws every few seconds; growing bars would only flicker
   }, extra);
 }
 
 function barOption(rows, { colour = "#4fc3f7", horizontal = true } = {}) {
   const labels = rows.map((r) => r.label), values = rows.map((r) => r.value);
-  const cat = { type: "category", data: horizontal ? [...labels].reverse() : labels, axisLabel: { color: "#b0bec5" } };
+  const cat = { type: "category", data: horizontal ? [...labels].reverse() : labels, axisLabel: { color: "#b0bec5", fontFamily: CHART_FONT } };
   const val = { type: "value", minInterval: 1, axisLabel: { color: "#78909c" }, splitLine: { lineStyle: { color: "#263445" } } };
   return chartBase({
     tooltip: { trigger: "axis", renderMode: "richText" },

@@ -15,6 +15,9 @@ Object.assign(window.I18N.zh, {
   analysis: "研判预警", hotspots: "热点", wow: "周环比", repeat_addresses: "重复地址", early_warning: "预警",
   window_days: "统计天数", this_week: "本周", last_week: "上周", change: "变化", count: "数量", baseline: "基线",
   margin: "阈值", run_warning: "运行预警规则", supervision_filed: "已生成督办案卷", place: "地点", heat: "热力图",
+  rv_alerts: "告警", rv_alert: "告警", rv_activity: "活动", rv_f_tier: "层级", rv_f_camera: "摄像机", rv_f_grid: "网格",
+  rv_f_kind: "规则", rv_f_status: "状态", rv_f_since: "从", rv_f_until: "到", rv_keys: "快捷键 C 确认 · D 误报 · J/K 上下条",
+  rv_seen: "已阅", rv_timeline: "时间线", rv_dismiss_note: "复核判定为误报", rv_handled: "已处理",
 });
 Object.assign(window.I18N.en, {
   review: "Review", map_blank: "No base map", map_devices: "Households & sensors", "device_state.alarm": "alarm", "device_state.online": "online",

@@ -91,9 +91,9 @@ Pages.review = async function (ctx) {
       it.tier === "activity" ? h("button", { id: "rv-seen", onclick: () => act("confirm") }, t("rv_seen"), " (C)") : null,
       it.camera_id ? h("a", { class: "button", href: `#/live/${encodeURIComponent(it.camera_id)}` }, t("live_view")) : null,
       it.ticket ? h("a", { class: "button", href: `#/ticket/${it.id.split(":")[1]}` }, t("open"), " (↵)") : null);
-    detail.replaceChildren(h("h3", {}, t("kind." + it.kind, it.kind), " · ", it.title), cause,
+    detail.replaceChildren(...[h("h3", {}, t("kind." + it.kind, it.kind), " · ", it.title), cause,
       h("div", { class: "rv-media" }, snap, clip), buttons,
-      it.camera_id ? h("div", { class: "rv-timeline" }, h("b", {}, t("rv_timeline")), " ", tlLabel, ticks, slider) : null);
+      it.camera_id ? h("div", { class: "rv-timeline" }, h("b", {}, t("rv_timeline")), " ", tlLabel, ticks, slider) : null].filter(Boolean));
     const show = async (x) => {
       const [s, c] = await Promise.all([media(x.snapshot_url), media(x.clip_url)]);
       if (s) { snap.src = s; snap.hidden = false; } else { snap.removeAttribute("src"); snap.hidden = true; }
