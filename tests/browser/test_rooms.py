@@ -64,6 +64,26 @@ class Server:
         assert not self.thread.is_alive(), "uvicorn did not stop"
 
 
+def make_tiles(folder: Path) -> Path:
+    """An offline tile folder over the demo district (z 12–17): grey squares with their z/x/y written on them."""
+    import math
+
+    import cv2
+    import numpy as np
+
+    for z in range(12, 18):
+        n = 2 ** z
+        x0, x1 = int((120.09 + 180) / 360 * n), int((120.15 + 180) / 360 * n)
+        ty = lambda lat: int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)  # noqa: E731
+        for x in range(x0, x1 + 1):
+            for y in range(ty(30.29), ty(30.24) + 1):
+                img = np.full((256, 256, 3), 40 + (x + y) % 2 * 12, np.uint8)
+                cv2.putText(img, f"{z}/{x}/{y}", (10, 128), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (140, 140, 140), 1)
+                (folder / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(folder / str(z) / str(x) / f"{y}.png"), img)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import redis
@@ -91,6 +111,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     dep.cameras = cams + [broken]
     dep.detection.model.path = None          # motion-only keeps the CPU for the browser and the encoders
     dep.detection.motion.cooldown_s = 30
+    from gateway.config import TileSource
+
+    tiles = make_tiles(tmp / "tiles")
+    dep.gateway.map_tiles = [TileSource(name="plain", dir=str(tiles), crs="WGS84", attribution="test tiles"),
+                             TileSource(name="gcj", dir=str(tiles), crs="GCJ02", attribution="test tiles (GCJ-02)")]
     dep.alerts.early_warning.categories = ["0201"]   # the cameras' own motion cases (0101) would warn too
     dep.gateway.users.append(User(username="operator_my", password="operator123", role="operator", grids=["330199002"],
                                   display_name="明月街道值班员"))
@@ -123,7 +148,6 @@ def _page(browser: Any, errors: list[str], **kw: Any) -> tuple[Any, Any]:
     ctx = browser.new_context(viewport=kw.pop("viewport", {"width": 1366, "height": 820}), locale="zh-CN", **kw)
     page = ctx.new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: print("console:", m.type, m.text) if m.type in ("error", "warning") else None)
     return ctx, page
 
 
@@ -152,19 +176,36 @@ def test_map_layers_and_click_through(server: dict, browser: Any) -> None:
     ctx, page = _page(browser, errors)
     _login(page, base, "operator", "operator123")
     page.goto(f"{base}/#/map")
-    try:
-        page.wait_for_selector("#map[data-loaded]", timeout=10000)
-    except Exception:
-        print("DEBUG", page.evaluate("document.getElementById('main').outerHTML.slice(0, 3000)"))
-        raise
+    page.wait_for_selector("#map[data-loaded]")
     assert page.locator("#map path.grid.lvl-grid").count() == 16
     assert page.locator("#map .camera-mark").count() == 5 and page.locator("#map path.camera-cone").count() == 5
     assert page.locator("#map .camera-mark.down").count() == 1          # the camera nobody serves is drawn as down
     assert sorted(page.evaluate("gwMapView.ids('devices')")) == ["manhole-0001", "smoke-0001", "stb-0001", "stb-0002", "water-0001"]
     assert str(tk.ticket_id) in page.evaluate("gwMapView.ids('tickets')")   # the cameras' own motion tickets are there too
+    # the deployment's first base map is the offline folder, served by the gateway behind a media token
+    page.wait_for_function("() => { const t = [...document.querySelectorAll('#map img.leaflet-tile')];"
+                           " return t.length > 0 && t.every((i) => i.complete) && t.some((i) => i.naturalWidth === 256); }")
+    assert "/api/v1/map/tiles/plain/" in page.get_attribute("#map img.leaflet-tile", "src")
+    assert page.get_attribute("#map", "data-crs") == "WGS84"
     # the font is the bundled one, fetched from this server (nothing from outside)
     _fonts_ready(page)
     _shot(page, "map")
+    # a GCJ-02 base map: the layers come again, offset to match it
+    page.hover("#map .leaflet-control-layers")
+    page.click("#map .leaflet-control-layers-base label:has-text('gcj') input")
+    page.wait_for_selector("#map[data-crs='GCJ02']")
+    from ingest.geo import wgs84_to_gcj02
+    lon, lat = wgs84_to_gcj02(120.105, 30.276)
+    page.wait_for_function("([lon, lat]) => { const m = document.querySelector(\"#map .camera-mark[data-id='cam-plaza']\");"
+                           " if (!m) return false; const p = gwMapView.map.latLngToContainerPoint([lat, lon]);"
+                           " const r = m.getBoundingClientRect(), b = document.getElementById('map').getBoundingClientRect();"
+                           " return Math.abs(r.left + r.width / 2 - b.left - p.x) < 3 && Math.abs(r.top + r.height / 2 - b.top - p.y) < 3; }",
+                           arg=[lon, lat])
+    loads = int(page.get_attribute("#map", "data-loaded"))
+    page.click("#map .leaflet-control-layers-base label:has-text('plain') input")
+    page.wait_for_selector("#map[data-crs='WGS84']")
+    page.wait_for_function(f"() => Number(document.getElementById('map').dataset.loaded) > {loads}")
+    page.mouse.move(5, 400)   # the layer switcher folds away
     # a new ticket arrives live and lands on the map without a reload
     second = file_ticket(rt, where=PLAZA)
     page.wait_for_function(f"() => gwMapView.ids('tickets').includes('{second.ticket_id}')", timeout=15_000)

@@ -52,8 +52,10 @@ function gwMap(box, opts = {}) {
   };
   let heat = null, control = null, fitted = false, current = { crs: "WGS84" };
   const byId = { tickets: new Map(), cameras: new Map(), devices: new Map() };
-  let mt = "";
-  const refreshToken = () => mediaToken().then((tok) => { mt = tok; }).catch(() => {});
+  let mt = (JSON.parse(sessionStorage.getItem("gw.media") || "null") || {}).token || "";
+  const offline = [];
+  // offline tiles are behind a media token (?mt=); a fresh one redraws them
+  const refreshToken = () => mediaToken().then((tok) => { const was = mt; mt = tok; if (!was) offline.forEach((l) => l.redraw()); }).catch(() => {});
 
   function baseLayers(tiles) {
     const bases = { [t("map_blank")]: L.layerGroup() };
@@ -61,6 +63,7 @@ function gwMap(box, opts = {}) {
       const url = src.offline ? src.url + "?mt={mt}" : src.url;
       const layer = L.tileLayer(url, { maxZoom: src.max_zoom, attribution: src.attribution, mt: () => mt, className: `tiles-${src.name}` });
       layer.gwCrs = src.crs;
+      if (src.offline) offline.push(layer);
       bases[src.name] = layer;
     }
     return bases;
@@ -70,7 +73,7 @@ function gwMap(box, opts = {}) {
     if (control) return;
     const bases = baseLayers(tiles);
     const names = Object.keys(bases);
-    const first = names.length > 1 ? bases[names[1]] : bases[names[0]];
+    const first = names.length > 1 ? bases[names[1]] : bases[names[0]];   // the deployment's first base map, else blank
     first.addTo(map);
     current.crs = first.gwCrs || "WGS84";
     control = L.control.layers(bases, {
@@ -78,7 +81,8 @@ function gwMap(box, opts = {}) {
     }, { collapsed: true }).addTo(map);
     map.on("baselayerchange", (ev) => {
       const crs = ev.layer.gwCrs || "WGS84";
-      if (crs !== current.crs) { current.crs = crs; opts.onCrs && opts.onCrs(crs); }
+      if (crs !== current.crs) { current.crs = crs; refetch(crs).then(load).catch(() => {}); }
+      opts.onCrs && opts.onCrs(crs);
     });
     if (tiles && tiles.some((s) => s.offline)) { refreshToken(); setInterval(refreshToken, 60_000); }
   }
@@ -144,8 +148,13 @@ function gwMap(box, opts = {}) {
     }
   }
 
+  /* Layers in another CRS than the base map's are fetched again in the right one (GCJ-02 tiles, WGS-84 store). */
+  const refetch = opts.refetch || ((crs) => api(`/map/layers?crs=${crs}`));
+
   function load(layers) {
     setupTiles(layers.tiles);
+    if ((layers.crs || "WGS84") !== current.crs) { refetch(current.crs).then(load).catch(() => {}); return; }
+    box.dataset.crs = current.crs;
     drawGrids(layers.grids); drawCameras(layers.cameras); drawDevices(layers.devices); drawTickets(layers.tickets);
     if (!fitted && groups.grids.getLayers().length) { map.fitBounds(groups.grids.getBounds(), { padding: [10, 10] }); fitted = true; }
     box.dataset.loaded = String(Number(box.dataset.loaded || 0) + 1);
@@ -180,20 +189,16 @@ Pages.map = async function (ctx) {
     ...["alarm", "online", "offline"].map((st) => h("span", {}, h("i", { class: "swatch square", style: `background:${DEVICE_COLOURS[st]}` }), t("device_state." + st))),
     h("span", {}, h("i", { class: "swatch", style: "background:#00acc1" }), t("camera")));
   const root = h("div", { class: "map-page" }, h("h2", {}, t("map")), legend, box);
-  let crs = "WGS84";
   const view = { gw: null };
-  const fetchLayers = () => api(`/map/layers?crs=${crs}`);
+  const fetchLayers = () => api(`/map/layers?crs=${view.gw ? view.gw.crs() : "WGS84"}`);
   const first = await fetchLayers();
   ctx.mount = () => {
     view.gw = gwMap(box, {
       onTicket: (tk) => { location.hash = `#/ticket/${tk.id}`; },
       onCamera: (cam) => { location.hash = `#/live/${encodeURIComponent(cam.id)}`; },
       onDevice: (d) => { if (d.open_ticket) location.hash = `#/ticket/${d.open_ticket}`; },
-      onCrs: async (c) => { crs = c; view.gw.load(await fetchLayers()); },
     });
-    crs = "WGS84";
     view.gw.load(first);
-    if (view.gw.crs() !== crs) { crs = view.gw.crs(); fetchLayers().then((l) => view.gw.load(l)); }
     window.gwMapView = view.gw;
   };
   let timer = null;
