@@ -189,7 +189,7 @@ def test_map_layers_and_click_through(server: dict, browser: Any) -> None:
     assert page.get_attribute("#map", "data-crs") == "WGS84"
     # the font is the bundled one, fetched from this server (nothing from outside)
     _fonts_ready(page)
-    _shot(page, "map")
+    _shot(page, "map_tiles")
     # a GCJ-02 base map: the layers come again, offset to match it
     page.hover("#map .leaflet-control-layers")
     page.click("#map .leaflet-control-layers-base label:has-text('gcj') input")
