@@ -277,6 +277,16 @@ def test_video_wall_plays_four_live_tiles_and_says_why_one_is_dark(server: dict,
     # an alert from a camera flashes its tile
     server["runtime"].intake.file(_camera_anomaly(server["runtime"], "cam-crossing"))
     page.wait_for_selector(".vtile[data-camera='cam-crossing'].flash", timeout=15_000)
+    assert page.locator(".vtile[data-alerts]").count() == 1      # the cameras' motion is activity: no other tile flashed
+    # WebRTC in the tiles of a 4-tile layout: all four videos decode and advance
+    page.check("#wall-webrtc")
+    page.wait_for_function("() => { const v = [...document.querySelectorAll('#vwall .vtile video')];"
+                           " return v.length === 4 && v.every((x) => x.videoWidth > 0); }", timeout=60_000)
+    t0s = page.eval_on_selector_all("#vwall .vtile video", "vs => vs.map((v) => v.currentTime)")
+    page.wait_for_function("(t0) => [...document.querySelectorAll('#vwall .vtile video')].every((v, i) => v.currentTime > t0[i] + 1)",
+                           arg=t0s, timeout=30_000)
+    page.uncheck("#wall-webrtc")
+    page.wait_for_function("() => document.querySelectorAll('#vwall .vtile video').length === 0")
     # a click enlarges the tile into the live view with the overlay (WebRTC, frames advancing)
     page.click(".vtile[data-camera='cam-plaza']")
     page.wait_for_function("() => { const v = document.querySelector('#vzoom video'); return v && v.videoWidth > 0; }", timeout=45_000)

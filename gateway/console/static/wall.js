@@ -1,10 +1,11 @@
 /* Video wall: 1/4/9/16 tiles of live cameras, grouped by grid, community, street or a saved group.
-   Tiles play a low-rate, scaled-down MJPEG sub-stream (cheap for 16 at once); a click enlarges a tile into the
+   Tiles play a low-rate, scaled-down MJPEG sub-stream (cheap for 16 at once), or WebRTC in 1- and 4-tile layouts
+   when "WebRTC" is ticked (MJPEG when WebRTC fails); a click enlarges a tile into the
    full live view (WebRTC with the detection overlay, MJPEG when WebRTC fails). A camera that cannot be opened says
    why in its own tile, from its health; the others keep playing. A tile flashes when its camera raises an alert. */
 "use strict";
 
-const TILE_FPS = 2, TILE_WIDTH = 480, HEALTH_EVERY_MS = 3000;
+const TILE_FPS = 2, TILE_WIDTH = 480, HEALTH_EVERY_MS = 3000, WEBRTC_TILES_MAX = 4;
 const SAVED_GROUPS_KEY = "gw.wall.groups";
 
 function savedGroups() {
@@ -79,12 +80,15 @@ Pages.videowall = async function (ctx) {
   const layoutBtns = h("span", { class: "layouts buttons" }, ...[1, 4, 9, 16].map((n) =>
     h("button", { dataset: { layout: n }, class: n === layout ? "active" : "", onclick: () => setLayout(n) }, `${n}`)));
   const pager = h("span", { class: "meta", id: "wall-page" });
+  const rtc = h("input", { type: "checkbox", id: "wall-webrtc", checked: localStorage.getItem("gw.wall.webrtc") === "1",
+    onchange: () => { localStorage.setItem("gw.wall.webrtc", rtc.checked ? "1" : "0"); render(); } });
   const root = h("div", { class: "videowall" },
     h("div", { class: "vwall-bar" }, h("h2", {}, t("videowall")), h("span", { class: "meta" }, t("layout")), layoutBtns,
       h("span", { class: "meta" }, t("group")), groupSel,
       h("button", { onclick: () => { page = Math.max(0, page - 1); render(); } }, "‹"), pager,
       h("button", { onclick: () => { page += 1; render(); } }, "›"),
-      h("button", { id: "save-group", onclick: saveGroup }, t("save_group"))),
+      h("button", { id: "save-group", onclick: saveGroup }, t("save_group")),
+      h("label", { class: "inline", title: t("webrtc_tiles_hint") }, rtc, t("webrtc_tiles"))),
     wall);
 
   function setLayout(n) {
@@ -116,7 +120,7 @@ Pages.videowall = async function (ctx) {
   }
 
   function stopTiles() {
-    for (const tile of tiles.values()) tile.img.removeAttribute("src");  // closes the MJPEG connection
+    for (const tile of tiles.values()) { tile.img.removeAttribute("src"); if (tile.stop) tile.stop(); }  // closes MJPEG / WebRTC
     tiles.clear();
   }
 
@@ -128,8 +132,17 @@ Pages.videowall = async function (ctx) {
       img, why, h("div", { class: "cap" }, h("b", {}, cam.name), h("span", { class: "meta" }, cam.grid_name || ""), state));
     img.addEventListener("load", () => { if (!el.dataset.failed) state.textContent = `${TILE_FPS} fps`; el.dataset.playing = "1"; });
     img.addEventListener("error", () => showWhy(cam.id, t("tile_failed")));
-    mediaUrl(`/cameras/${encodeURIComponent(cam.id)}/mjpeg?fps=${TILE_FPS}&width=${TILE_WIDTH}`).then((u) => { img.src = u; });
-    tiles.set(cam.id, { el, img, why, state });
+    const tile = { el, img, why, state, stop: null };
+    if (rtc.checked && layout <= WEBRTC_TILES_MAX) {
+      // WebRTC in the tile (full rate, lowest latency) for small layouts; MJPEG when it cannot connect
+      const box = h("div", { class: "tile-live" });
+      el.prepend(box);
+      img.hidden = true;
+      tile.stop = openLive(box, cam.id, state);
+    } else {
+      mediaUrl(`/cameras/${encodeURIComponent(cam.id)}/mjpeg?fps=${TILE_FPS}&width=${TILE_WIDTH}`).then((u) => { img.src = u; });
+    }
+    tiles.set(cam.id, tile);
     return el;
   }
 
@@ -194,7 +207,8 @@ Pages.videowall = async function (ctx) {
   const onKey = (ev) => { if (ev.key === "Escape") closeZoom(); };
   document.addEventListener("keydown", onKey);
   ctx.onLive = (msg) => {
-    if (msg.type === "anomaly" && msg.anomaly.source === "camera") flash(msg.anomaly.source_id);
+    // alerts flash their tile; activity (motion and other rules recorded without a ticket) does not
+    if (msg.type === "anomaly" && msg.anomaly.source === "camera" && msg.anomaly.tier !== "activity") flash(msg.anomaly.source_id);
     else if (msg.type === "ticket" && msg.event.ticket && msg.event.ticket.source && msg.event.ticket.source.kind === "camera"
       && msg.event.type === "ticket.created") flash(msg.event.ticket.source.id);
   };
