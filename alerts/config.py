@@ -57,6 +57,18 @@ class WebhookConfig(_Strict):
     timeout_s: float = Field(5.0, gt=0)
 
 
+class EarlyWarningConfig(_Strict):
+    """研判 early warning: a grid's count of a category in the window against its own baseline (alerts.analysis).
+
+    The rule runs on POST /api/v1/analysis/early-warning (the 研判 page's button, or a scheduler calling it)."""
+
+    window_days: int = Field(7, ge=1, le=90, description="the window counted, ending now")
+    baseline_windows: int = Field(4, ge=1, le=52, description="windows before it whose mean is the baseline")
+    margin: float = Field(0.5, ge=0, le=100, description="warn when count > baseline × (1 + margin)")
+    min_count: int = Field(3, ge=1, description="never warn below this many cases in the window")
+    categories: list[str] = Field(default_factory=list, description="category codes watched; empty: all")
+
+
 class AlertsConfig(_Strict):
     default_category: str = "0101"
     escalation_chain: list[Literal["grid", "community", "street", "district"]] = ["grid", "community", "street", "district"]
@@ -74,3 +86,4 @@ class AlertsConfig(_Strict):
     sla_scan_interval_s: float = Field(5.0, gt=0)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     mqtt_topic_prefix: str = "gridwatch/tickets"
+    early_warning: EarlyWarningConfig = EarlyWarningConfig()

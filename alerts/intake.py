@@ -39,7 +39,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from alerts import lifecycle
+from alerts import activity, lifecycle
 from alerts.config import AlertsConfig, CategoryConfig
 from alerts.events import Effects, ensure_group, entries_key, publish
 from alerts.grids import Grid, GridIndex
@@ -324,6 +324,8 @@ class Intake:
         if a.state == "cleared":
             return _done(self._clear(s, a, now, ctx))
         cat = self.policy.classify(a)
+        if a.tier == "activity":  # recorded for the camera's review timeline, never a ticket
+            return _done(activity.record(s, a, self.grids, cat.code, now, self.stats))
         point = a.location.wgs84()
         occurred = a.occurred_at if a.occurred_at.tzinfo else a.occurred_at.replace(tzinfo=timezone.utc)
         if a.source == "camera" and self._suppressed(s, a, now):

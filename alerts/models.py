@@ -196,3 +196,29 @@ class Suppression(Base):
     hits: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_suppressions_match", "source_id", "kind"),)
+
+
+class Activity(Base):
+    """An anomaly of a rule whose tier is ``activity`` (motion alone, by default): recorded for the camera's
+    review timeline with its evidence and cause, never a ticket. ``anomaly_id`` is unique, so a re-delivered
+    anomaly is recorded once."""
+
+    __tablename__ = "activity"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    anomaly_id: Mapped[str] = mapped_column(String(64), unique=True)
+    source_kind: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[str] = mapped_column(String(100))
+    zone: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(8))
+    grid_code: Mapped[str | None] = mapped_column(String(15), index=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float, default=1.0)
+    title: Mapped[str | None] = mapped_column(String(300))
+    evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    received_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_activity_camera_time", "source_id", "occurred_at"),)

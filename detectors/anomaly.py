@@ -59,6 +59,8 @@ class Anomaly(BaseModel):
     title: str | None = None
     evidence: list[Evidence] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
+    tier: Literal["alert", "activity"] = Field(
+        "alert", description="alert: intake files a ticket; activity: intake only records it (camera timeline)")
 
     def to_stream(self) -> dict[str, str]:
         return {"anomaly": self.model_dump_json()}

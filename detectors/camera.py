@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from detectors.anomaly import Anomaly
+from detectors.cause import describe
 from detectors.config import CameraAnalytics, DetectionConfig
 from detectors.detection import nms_merge
 from detectors.evidence import EvidenceRecorder
@@ -227,6 +228,7 @@ class CameraAnalyzer:
             location=self.geo.locate(fx, fy, frame.width, frame.height),
             occurred_at=datetime.fromtimestamp(frame.captured_at, timezone.utc), observed_at=frame.captured_at,
             score=round(float(ev.score), 3), category=rule.cfg.category, title=TITLES.get(ev.kind, ev.kind),
+            tier=rule.cfg.tier,
             details={
                 "track_id": ev.track_id, **ev.details, "rule": rule.name, "frame_seq": frame.seq,
                 "pts": round(frame.pts, 3),
@@ -236,9 +238,12 @@ class CameraAnalyzer:
                 "geolocated": "homography" if (self.geo.has_homography and ev.foot is not None) else "camera",
             },
         )
+        anomaly.details["cause"] = cause = describe(ev, anomaly.score)
+        anomaly.details.setdefault("description", cause["text"])  # the ticket says which object and why
         if self.evidence is not None:
             try:
-                anomaly.evidence = self.evidence.capture(anomaly.id, frame.image, frame.captured_at, ev.boxes)
+                anomaly.evidence = self.evidence.capture(anomaly.id, frame.image, frame.captured_at, ev.boxes,
+                                                         self.zones.outline(ev.zone))
             except Exception:
                 log.exception("camera %s: evidence for %s failed", self.camera_id, ev.kind)
         return anomaly

@@ -3,9 +3,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Point = tuple[float, float]
+Tier = Literal["alert", "activity"]
+
+# What a rule's anomaly becomes when the rule does not say: motion alone is only activity (recorded for the
+# camera's timeline, never a ticket); every incident-like rule is an alert a person should look at.
+DEFAULT_TIERS: dict[str, Tier] = {"motion": "activity"}
+
+
+def default_tier(kind: str) -> Tier:
+    """The review tier of a rule kind whose configuration names none."""
+    return DEFAULT_TIERS.get(kind, "alert")
 
 
 class _Strict(BaseModel):
@@ -134,6 +144,15 @@ class RuleConfig(_Strict):
         "auto decides from the person boxes' median height/width")
     hold_s: float = Field(5.0, ge=0, description="crowd: a member hidden inside the group still counts this long")
     min_frames: int = Field(2, ge=1, description="fall: the lying shape must be seen in this many detections")
+    tier: Tier | None = Field(
+        None, description="alert: the anomaly becomes a ticket (the wall, the duty queue); activity: it is only "
+        "recorded for the camera's review timeline with its evidence. Default: activity for motion, alert otherwise")
+
+    @model_validator(mode="after")
+    def _resolve_tier(self) -> "RuleConfig":
+        if self.tier is None:
+            self.tier = default_tier(self.kind)
+        return self
 
 
 class CameraAnalytics(_Strict):

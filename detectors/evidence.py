@@ -45,7 +45,7 @@ class _Clip:
 class _Stills:
     """Snapshot + frame JPEGs of one anomaly, written by the writer thread."""
 
-    items: list[tuple[Path, np.ndarray, list]]  # (absolute path, image, boxes to draw — empty for the raw frame)
+    items: list[tuple[Path, np.ndarray, list, list | None]]  # (absolute path, image, boxes, zone — none for the raw frame)
     quality: int
     owner: "EvidenceRecorder | None" = None
 
@@ -57,12 +57,23 @@ def _scaled(image: np.ndarray, max_width: int) -> np.ndarray:
     return cv2.resize(image, (max_width, int(round(h * max_width / w))) , interpolation=cv2.INTER_AREA)
 
 
-def annotate(image: np.ndarray, boxes: list[tuple[tuple[float, float, float, float], str]]) -> np.ndarray:
+def annotate(image: np.ndarray, boxes: list[tuple[tuple[float, float, float, float], str]],
+             zone: list[tuple[float, float]] | None = None) -> np.ndarray:
+    """The snapshot an operator judges: the rule's zone (yellow outline, normalised points) and its boxes — the
+    first box, the object that triggered the rule, in thick red; the others (e.g. a crowd's members) thinner."""
     out = image.copy()
-    for (x1, y1, x2, y2), label in boxes:
+    h, w = out.shape[:2]
+    thick = max(2, round(w / 320))
+    if zone:
+        pts = np.array([[round(x * w), round(y * h)] for x, y in zone], np.int32).reshape(-1, 1, 2)
+        cv2.polylines(out, [pts], True, (0, 215, 255), thick, cv2.LINE_AA)
+    scale = max(0.5, w / 1280)
+    for i, ((x1, y1, x2, y2), label) in enumerate(boxes):
         p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
-        cv2.rectangle(out, p1, p2, (0, 0, 255), 2)
-        cv2.putText(out, label, (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1, cv2.LINE_AA)
+        colour = (0, 0, 255) if i == 0 else (0, 165, 255)
+        cv2.rectangle(out, p1, p2, colour, thick if i == 0 else max(1, thick // 2))
+        cv2.putText(out, label, (p1[0], max(14, p1[1] - 5)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+                    max(1, thick // 2), cv2.LINE_AA)
     return out
 
 
@@ -225,10 +236,10 @@ class ClipWriter:
 
     def _write_stills(self, job: _Stills) -> None:
         q = [int(cv2.IMWRITE_JPEG_QUALITY), job.quality]
-        for path, image, boxes in job.items:
+        for path, image, boxes, zone in job.items:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                ok = cv2.imwrite(str(path), annotate(image, boxes) if boxes else image, q)
+                ok = cv2.imwrite(str(path), annotate(image, boxes, zone) if boxes or zone else image, q)
             except (OSError, cv2.error) as exc:
                 log.error("evidence %s not written: %s", path, exc)
                 ok = False
@@ -318,7 +329,8 @@ class EvidenceRecorder:
                 self._open = None
 
     def capture(self, anomaly_id: str, image: np.ndarray, now: float,
-                boxes: list[tuple[tuple[float, float, float, float], str]]) -> list[Evidence]:
+                boxes: list[tuple[tuple[float, float, float, float], str]],
+                zone: list[tuple[float, float]] | None = None) -> list[Evidence]:
         """Name the snapshot, frame and clip and queue them for the writer; returns the Evidence list at once.
 
         The files appear shortly after (the writer thread); one that cannot be written (disk full) is logged and
@@ -329,8 +341,8 @@ class EvidenceRecorder:
         day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d")
         rel = Path(self.camera_id) / day
         snap, raw = rel / f"{anomaly_id}-snapshot.jpg", rel / f"{anomaly_id}-frame.jpg"
-        self.writer.put_stills(_Stills([(self.root / snap, image, list(boxes)),
-                                        (self.root / raw, image, [])], self.cfg.jpeg_quality, self))
+        self.writer.put_stills(_Stills([(self.root / snap, image, list(boxes), zone),
+                                        (self.root / raw, image, [], None)], self.cfg.jpeg_quality, self))
         evidence = [Evidence(kind="snapshot", path=snap.as_posix()), Evidence(kind="frame", path=raw.as_posix())]
         clip = self._clip_for(anomaly_id, rel, now)
         if clip is not None:

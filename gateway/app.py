@@ -80,9 +80,11 @@ class _TooLarge(Exception):
     pass
 
 
-def _csp(tile_url: str | None) -> str:
+def _csp(*tile_urls: str | None) -> str:
     img = "'self' data: blob:"
-    if tile_url:
+    for tile_url in tile_urls:
+        if not tile_url:
+            continue
         parts = urlsplit(tile_url.replace("{s}", "a"))
         if parts.scheme and parts.netloc:
             img += f" {parts.scheme}://{parts.netloc.replace('a.', '*.', 1) if '{s}' in tile_url else parts.netloc}"
@@ -94,6 +96,7 @@ def create_app(runtime: Any) -> FastAPI:
     """The gateway of one GridWatch process, over a runtime built elsewhere (``gateway.runtime``)."""
     from gateway import live, webrtc
     from gateway.api import alarms, auth as auth_api, cameras, devices, grids, profiles, reports, system, tickets
+    from gateway.api import acks, analysis as analysis_api, map as map_api
 
     dep = runtime.deployment
     cfg = dep.gateway
@@ -126,7 +129,7 @@ def create_app(runtime: Any) -> FastAPI:
     app.state.login_limit = TokenBucket(cfg.login_per_minute)
     app.state.alarm_limit = TokenBucket(cfg.alarm_per_minute)
     app.state.webrtc = webrtc.LiveViews(runtime)
-    csp = _csp(cfg.tile_url)
+    csp = _csp(cfg.tile_url, *(t.url for t in cfg.map_tiles))
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Any:
@@ -168,17 +171,20 @@ def create_app(runtime: Any) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    for module in (auth_api, grids, tickets, cameras, devices, profiles, alarms, system):
+    for module in (auth_api, grids, tickets, cameras, devices, profiles, alarms, system, map_api, acks, analysis_api):
         app.include_router(module.router, prefix=API)
     app.include_router(live.router, prefix=API)
     app.include_router(webrtc.router, prefix=API)
     app.include_router(reports.router, prefix=API)
+    from gateway.api import review  # the review page and camera timeline (alerts vs activity)
+    app.include_router(review.router, prefix=API)
     reports.mount_pages(app)
     # Where probes and scrapers look by convention; the same handlers as under /api/v1.
     app.add_api_route("/healthz", system.healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", system.metrics, methods=["GET"], include_in_schema=False)
 
     app.mount("/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="static")
+    app.mount("/vendor", StaticFiles(directory=CONSOLE_DIR / "vendor"), name="vendor")  # Leaflet, ECharts, the CJK font
 
     @app.get("/", include_in_schema=False)
     def console() -> FileResponse:

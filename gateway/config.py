@@ -48,6 +48,23 @@ class User(_Strict):
     api_key_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the X-API-Key")
 
 
+class TileSource(_Strict):
+    """One base map for the console's map: an online XYZ URL or an offline folder of {z}/{x}/{y} tiles."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="shown in the map's layer switcher; names the offline folder's URL")
+    url: str | None = Field(None, description="XYZ template, e.g. https://{s}.tile.example/{z}/{x}/{y}.png (the host is added to the CSP)")
+    dir: str | None = Field(None, description="offline tiles {dir}/{z}/{x}/{y}.png|jpg|webp, relative to the deployment file")
+    crs: Literal["WGS84", "GCJ02"] = Field("WGS84", description="GCJ02 for Chinese providers (AMap, Tencent, …): the map draws every layer offset to match")
+    attribution: str = ""
+    max_zoom: int = Field(18, ge=1, le=22)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "TileSource":
+        if (self.url is None) == (self.dir is None):
+            raise ValueError("give exactly one of url (online tiles) or dir (an offline tile folder)")
+        return self
+
+
 class GatewayConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -56,7 +73,8 @@ class GatewayConfig(_Strict):
     secret_key: str | None = Field(None, description="JWT signing key; generated per run directory when absent")
     users: list[User] = Field(default_factory=list)
     language: Literal["zh", "en"] = "zh"
-    tile_url: str | None = None
+    tile_url: str | None = Field(None, description="one online WGS-84 base map (older form of map_tiles)")
+    map_tiles: list[TileSource] = Field(default_factory=list, description="base maps of the console's map; none: grids on a blank background")
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="cost of the password hashes made at start-up")
     max_body_bytes: int = Field(8_388_608, gt=0, description="largest request body accepted (413 above); reports carry photos")
     login_per_minute: float = Field(10, gt=0, description="login attempts per client address per minute (burst = same)")

@@ -56,6 +56,11 @@ class Zones:
                 raise ValueError(f"zone {name!r}: polygon is not valid ({shapely.is_valid_reason(poly)})")
         self.lines = {ln.name: ln for ln in analytics.lines}
 
+    def outline(self, zone: str | None) -> list[tuple[float, float]] | None:
+        """The zone's polygon (normalised points) for drawing on evidence; None for the whole picture."""
+        poly = self.polygons.get(zone) if zone is not None else None
+        return None if poly is None else [(float(x), float(y)) for x, y in poly.exterior.coords[:-1]]
+
     def contains(self, zone: str | None, x: float, y: float, w: int, h: int) -> bool:
         if zone is None:
             return True

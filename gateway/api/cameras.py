@@ -14,7 +14,7 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any, AsyncIterator
 
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -280,6 +280,8 @@ def snapshot(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Principal
     200: {"content": {"multipart/x-mixed-replace; boundary=frame": {}}, "description": "MJPEG stream"},
     **errors(401, 403, 404, 422, 503)}, summary="Live view fallback: MJPEG at 5 fps (boxes drawn) for 10 minutes")
 async def mjpeg(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
+                fps: float = Query(MJPEG_FPS, gt=0, le=MJPEG_FPS, description="lower for video-wall tiles"),
+                width: int | None = Query(None, ge=160, le=1920, description="scale frames down to this width (tiles)"),
                 principal: Principal = Depends(require_media("cameras:read")), rt: Any = Depends(runtime)) -> StreamingResponse:
     from gateway.webrtc import jpeg, render
 
@@ -287,13 +289,21 @@ async def mjpeg(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
     if rt.cameras is None:
         raise unavailable("video ingest")
 
+    def picture() -> bytes:
+        import cv2
+
+        img = render(rt, camera_id)
+        if width and img.shape[1] > width:  # a tile's sub-stream: fewer pixels to encode, send and decode
+            img = cv2.resize(img, (width, max(2, round(img.shape[0] * width / img.shape[1] / 2) * 2)), interpolation=cv2.INTER_AREA)
+        return jpeg(img)
+
     async def frames() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         end = loop.time() + MJPEG_MAX_S
         while loop.time() < end and not await request.is_disconnected():
-            data = await asyncio.to_thread(lambda: jpeg(render(rt, camera_id)))
+            data = await asyncio.to_thread(picture)
             yield b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n"
-            await asyncio.sleep(1.0 / MJPEG_FPS)
+            await asyncio.sleep(1.0 / fps)
 
     return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

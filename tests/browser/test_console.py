@@ -46,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp / "yolo"))
     dep = make_deployment(tmp)
     plaza = next(c for c in dep.cameras if c.id == "cam-plaza")
-    plaza.rules = [r for r in plaza.rules if r.kind == "motion"]
+    plaza.rules = [r.model_copy(update={"tier": "alert"}) for r in plaza.rules if r.kind == "motion"]  # motion tickets
     plaza.source.fallback = None  # the real clip or nothing
     plaza.analysis.fps = 5
     dep.cameras = [plaza]
@@ -134,8 +134,9 @@ def test_operator_to_worker_flow(server: dict, browser: Any) -> None:
 
     # the map draws the grid polygons and the ticket as a dot
     page.goto(f"{base}/#/map")
-    page.wait_for_selector(f"circle.ticket-dot[data-id='{ticket_id}']")
-    assert page.locator("path.grid.lvl-grid").count() == 16
+    page.wait_for_selector("#map[data-loaded]")
+    assert ticket_id in page.evaluate("gwMapView.ids('tickets')")
+    assert page.locator("#map path.grid.lvl-grid").count() == 16
     _shot(page, "map")
 
     # 3. confirm the event: the ticket is dispatched to the plaza grid

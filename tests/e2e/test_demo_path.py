@@ -27,6 +27,8 @@ def test_real_clip_becomes_a_ticket_on_its_grid_queue(tmp_path, stream_prefix, r
     dep.services.run_dir = str(tmp_path)
     dep.ingest.mqtt.client_id = f"{stream_prefix}-ingest"
     dep.cameras = [c for c in dep.cameras if c.id == "cam-plaza"]
+    dep.cameras[0].rules = [r.model_copy(update={"tier": "alert"}) if r.kind == "motion" else r
+                            for r in dep.cameras[0].rules]  # motion is activity by default; this camera files it
     dep.detection.model.path = "/nonexistent/model.onnx"  # the run must go on, motion-only, and say so
 
     dep.alerts.mqtt_topic_prefix = f"{stream_prefix}/tickets"

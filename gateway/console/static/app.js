@@ -3,8 +3,11 @@
 const ctx = { me: null, settings: { language: "zh", tile_url: null, name: "GridWatch" }, ws: null, page: null };
 
 const NAV = [
-  ["wall", "wall"], ["map", "tickets:read"], ["queue", "queue"], ["cameras", "cameras:read"], ["kpi", "kpis"],
+  ["wall", "wall"], ["videowall", "cameras:read"], ["review", "wall"], ["map", "tickets:read"], ["queue", "queue"],
+  ["cameras", "cameras:read"], ["kpi", "kpis"], ["analysis", "kpis"], ["bigscreen", "tickets:read"],
 ];
+/* Listeners that hear every live message whatever the page (the alarm pop-up); each gets (msg, ctx). */
+const LIVE_HOOKS = [];
 
 function homeFor(me) {
   if (me.role === "grid_worker" || me.role === "grid_leader") return "#/queue";
@@ -58,6 +61,7 @@ function connectLive() {
     const msg = JSON.parse(ev.data);
     if (msg.type === "hello") { dot.className = "dot on"; return; }
     window.gwLiveCount = (window.gwLiveCount || 0) + 1;
+    for (const hook of LIVE_HOOKS) try { hook(msg, ctx); } catch (e) { console.error(e); }
     if (ctx.page && ctx.page.onLive) try { ctx.page.onLive(msg); } catch (e) { console.error(e); }
   };
   ws.onclose = async (ev) => {
@@ -95,15 +99,17 @@ async function route() {
   delete main.dataset.page;
   try {
     // each page gets its own context (onLive, cleanup) so a page that finishes loading late cannot hijack them
-    const pctx = { me: ctx.me, settings: ctx.settings, onLive: null, cleanup: null };
+    const pctx = { me: ctx.me, settings: ctx.settings, onLive: null, cleanup: null, mount: null };
     const node = await fn(pctx, arg && decodeURIComponent(arg));
     if (seq !== ctx.seq) { if (pctx.cleanup) pctx.cleanup(); return; }
     ctx.page = pctx;
     main.replaceChildren(node);
+    if (pctx.mount) pctx.mount();  // pages that measure themselves (maps, charts) start once they are in the document
     main.dataset.page = page;
     main.dataset.seq = String(seq);
   } catch (e) {
     if (seq !== ctx.seq) return;
+    console.error(e);
     main.replaceChildren(h("p", { class: "error" }, e.status === 403 ? t("no_permission") : `${t("error")}: ${e.message}`));
   }
 }

@@ -1,4 +1,4 @@
-/* Console pages: event wall, map, ticket detail, duty queue, KPIs, live view. Each returns a DOM node. */
+/* Console pages: event wall, ticket detail, duty queue, KPIs, live view. Each returns a DOM node. */
 "use strict";
 const Pages = {};
 
@@ -54,18 +54,6 @@ Pages.wall = async function (ctx) {
     timer = setTimeout(() => load().catch(() => {}), 300);
   };
   return root;
-};
-
-Pages.map = async function (ctx) {
-  const [grids, page] = await Promise.all([api("/grids"), api("/tickets?limit=500&open=true")]);
-  const box = h("div", { class: "map-box" });
-  const legend = h("div", { class: "legend" }, ...[...new Set(page.items.map((x) => x.status))].map((st) =>
-    h("span", {}, h("i", { class: "swatch", style: `background:${statusColour(st)}` }), t("status." + st))));
-  const draw = (items) => box.replaceChildren(drawMap(grids, items, { tileUrl: ctx.settings.tile_url, onTicket: (tk) => { location.hash = `#/ticket/${tk.id}`; } }));
-  draw(page.items);
-  let timer = null;
-  ctx.onLive = () => { clearTimeout(timer); timer = setTimeout(async () => draw((await api("/tickets?limit=500&open=true")).items), 500); };
-  return h("div", {}, h("h2", {}, t("map")), legend, box);
 };
 
 function fieldRow(label, value) { return h("tr", {}, h("th", {}, label), h("td", {}, value ?? "")); }
