@@ -99,6 +99,7 @@ class MqttIngest:
         on_alarms: OnAlarms | None = None,
         alarm_batch_max: int = 64,
         alarm_batch_wait_s: float = 0.002,
+        filters: list[str] | None = None,
     ) -> None:
         """``on_alarms`` (files a list of presses in one transaction, one result per press) is preferred;
         ``on_alarm`` (one press per call) is the fallback when it is not given."""
@@ -119,6 +120,7 @@ class MqttIngest:
         self._conn = parse_mqtt_url(mqtt_url)
         self.client_id = cfg.client_id + (f"-{client_suffix}" if client_suffix else "")
         self._prefix = cfg.topic_prefix
+        self._filters = filters  # a devices partition's own topics (topics.partition_filters); default: every device
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._connected = threading.Event()
@@ -202,7 +204,8 @@ class MqttIngest:
             return
         self._connected.set()
         options = SubscribeOptions(qos=self.cfg.qos)
-        client.subscribe([(f, options) for f in subscription_filters(self._prefix, self.cfg.shared_group)])
+        filters = self._filters if self._filters is not None else subscription_filters(self._prefix, self.cfg.shared_group)
+        client.subscribe([(f, options) for f in filters])
         log.info("MQTT ingest %s connected (session present: %s)", self.client_id, getattr(flags, "session_present", None))
 
     def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:

@@ -46,8 +46,10 @@ def build_test_runtime(dep: Deployment, *, sources: bool = False) -> Any:
 
 
 def drop_keys(client: redis.Redis, prefix: str) -> None:
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        client.delete(key)
+    """The test's keys: streams under ``prefix:`` and the hash-tagged camera/role state under ``{prefix}:``."""
+    for pattern in (f"{prefix}:*", "\\{" + prefix + "\\}:*"):
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
 
 
 def login(client: Any, username: str, password: str) -> dict:
