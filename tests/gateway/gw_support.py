@@ -39,10 +39,22 @@ def make_deployment(tmp: Path, **gateway: Any) -> Deployment:
     return dep
 
 
-def build_test_runtime(dep: Deployment, *, sources: bool = False) -> Any:
-    from gateway.runtime import build_runtime
+def build_test_runtime(dep: Deployment, *, sources: bool = False, roles: Any = None) -> Any:
+    from gateway.runtime import ROLES, build_runtime
 
-    return build_runtime(dep, sources=sources)
+    return build_runtime(dep, sources=sources, roles=roles or ROLES)
+
+
+def start_role_process(dep: Deployment, role: str) -> Any:
+    """One role in a process of its own (multiprocessing spawn), as the supervisor runs it; ``terminate()`` stops it."""
+    import multiprocessing
+
+    from gateway.runtime import serve
+
+    proc = multiprocessing.get_context("spawn").Process(target=serve, args=(dep, (role,)), kwargs={"services": False},
+                                                        name=f"gridwatch-{role}", daemon=True)
+    proc.start()
+    return proc
 
 
 def drop_keys(client: redis.Redis, prefix: str) -> None:

@@ -136,10 +136,11 @@ class Gridwatch:
     def kill_all(self) -> None:
         """Cleanup after a failed test: the supervisor's session, whatever is left of it."""
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the supervisor's session: it and any child left
         except ProcessLookupError:
             pass
-        self.proc.wait(timeout=10)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
         if not self._log.closed:
             self._log.close()
 

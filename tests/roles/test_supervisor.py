@@ -139,8 +139,7 @@ def test_roles_are_processes_restarted_after_sigkill_under_load_losing_nothing(t
         stop.set()
         if box is not None:
             box.close()
-        if gw.proc.poll() is None:
-            gw.kill_all()
+        gw.kill_all()
         _drop(client, stream_prefix)
 
 
@@ -155,6 +154,5 @@ def test_sigkill_of_the_supervisor_takes_its_roles_with_it(tmp_path, stream_pref
         gw.proc.wait(10)
         wait_for(lambda: not any(alive(p) for p in kids.values()), 20, what="the orphaned roles to exit")
     finally:
-        if gw.proc.poll() is None:
-            gw.kill_all()
+        gw.kill_all()
         _drop(client, stream_prefix)
