@@ -12,9 +12,9 @@ key                              value                                          
 ``{p}:camera:{id}:jpeg``         the newest picture, JPEG (no boxes)                     TTL 15 s
 ``{p}:camera:{id}:overlay``      JSON: analysis size + tracked boxes                     TTL 15 s
 ``{p}:camera:{id}:watch``        "1" while someone looks at the live view                TTL 10 s
-``{p}:video:stats:{worker}``     JSON: the engine's counters and model status           TTL 15 s
+``{p}:video:engines``            hash worker → JSON: engine counters, model status       entries > 15 s old ignored
 ``{p}:video:cameras``            hash id → camera JSON ("" = removed) made via the API   until restart
-``{p}:video:control``            stream of {op, camera_id}: a change to apply now        capped
+``{p}:video:control``            stream of {op, id}: a change to apply now               capped
 ===============================  =====================================================  ==============
 
 The JPEG is refreshed about once a second, and up to ``WATCH_FPS`` while a watch key exists.
@@ -27,12 +27,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import redis
+
+from ingest.changes import ConfigChanges, apply_overrides
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ STATUS_EVERY_S = 2.0
 IDLE_FPS = 1.0
 WATCH_FPS = 10.0
 JPEG_QUALITY = 80
-CONTROL_MAXLEN = 10_000
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,9 @@ class CameraKeys:
     def watch(self, camera_id: str) -> str:
         return f"{self.tag}:camera:{camera_id}:watch"
 
-    def stats(self, worker: str) -> str:
-        return f"{self.tag}:video:stats:{worker}"
-
     @property
-    def stats_pattern(self) -> str:
-        return f"{self.tag}:video:stats:*"
+    def engines(self) -> str:
+        return f"{self.tag}:video:engines"
 
     @property
     def cameras(self) -> str:
@@ -127,12 +125,21 @@ class CameraStatePublisher:
             pipe.set(self.keys.status(cid), json.dumps(doc, default=str), ex=STATUS_TTL_S)
         stats = {**self.engine.stats(), "model_status": self.engine.model_status, "cameras": sorted(rows),
                  "worker": self.worker, "host": self.host, "published_at": at}
-        pipe.set(self.keys.stats(self.worker), json.dumps(stats, default=str), ex=STATUS_TTL_S)
+        pipe.hset(self.keys.engines, self.worker, json.dumps(stats, default=str))
+        pipe.expire(self.keys.engines, 4 * STATUS_TTL_S)
         ids = list(rows)
         for cid in ids:
             pipe.exists(self.keys.watch(cid))
         results = pipe.execute()
+        self._prune_engines(at)
         self._watched = {cid for cid, seen in zip(ids, results[-len(ids):] if ids else []) if seen}
+
+    def _prune_engines(self, now: float) -> None:
+        """Entries of engines that stopped publishing (a killed worker's pid) go after a minute."""
+        stale = [k for k, v in self.client.hgetall(self.keys.engines).items()
+                 if now - float(json.loads(v).get("published_at", 0)) > 4 * STATUS_TTL_S]
+        if stale:
+            self.client.hdel(self.keys.engines, *stale)
 
     def publish_pictures(self, now: float) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -157,6 +164,13 @@ class CameraStatePublisher:
         if n:
             pipe.execute()
             self.published_jpegs += n
+
+    def retire(self) -> None:
+        """This engine stops: its entry goes (its cameras' keys expire on their own)."""
+        try:
+            self.client.hdel(self.keys.engines, self.worker)
+        except redis.RedisError:
+            pass
 
     def forget(self, camera_id: str) -> None:
         """A removed camera's keys go at once (the console must not show a ghost for 15 s)."""
@@ -210,68 +224,17 @@ class CameraStateReader:
     def engines(self) -> list[dict[str, Any]]:
         """The counters each live video engine published (one per video role process)."""
         try:
-            keys = sorted(self.client.scan_iter(match=self.keys.stats_pattern, count=100))
-            raw = self.client.mget(keys) if keys else []
+            raw = self.client.hgetall(self.keys.engines)
         except redis.RedisError:
             return []
-        return [json.loads(v) for v in raw if v]
+        now = time.time()
+        rows = [json.loads(v) for _, v in sorted(raw.items())]
+        return [r for r in rows if now - float(r.get("published_at", 0)) <= STATUS_TTL_S]
 
 
-class CameraControl:
-    """Camera changes made through the API, for video roles anywhere: a hash (survives a role restart)
-    plus a stream entry (applied at once by the running role)."""
+class CameraControl(ConfigChanges):
+    """Camera changes made through the API, for video roles anywhere: ``{p}:video:cameras`` + ``{p}:video:control``."""
 
     def __init__(self, client: redis.Redis, keys: CameraKeys):
-        self.client, self.keys = client, keys
-
-    def put(self, camera: dict[str, Any], *, new: bool) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.cameras, camera["id"], json.dumps(camera))
-        pipe.xadd(self.keys.control, {"op": "add" if new else "update", "camera_id": camera["id"]},
-                  maxlen=CONTROL_MAXLEN, approximate=True)
-        pipe.execute()
-
-    def remove(self, camera_id: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.cameras, camera_id, "")
-        pipe.xadd(self.keys.control, {"op": "remove", "camera_id": camera_id}, maxlen=CONTROL_MAXLEN, approximate=True)
-        pipe.execute()
-
-    def overrides(self) -> dict[str, dict[str, Any] | None]:
-        """id → camera JSON, or None for a camera removed through the API."""
-        raw = self.client.hgetall(self.keys.cameras)
-        return {k.decode() if isinstance(k, bytes) else k: (json.loads(v) if v else None) for k, v in raw.items()}
-
-    def last_id(self) -> str:
-        last = self.client.xrevrange(self.keys.control, count=1)
-        return (last[0][0].decode() if isinstance(last[0][0], bytes) else last[0][0]) if last else "0-0"
-
-    def follow(self, after: str, block_ms: int = 1000) -> tuple[str, list[tuple[str, str]]]:
-        """Changes after entry ``after``: (new last id, [(op, camera_id)])."""
-        got = self.client.xread({self.keys.control: after}, block=block_ms, count=100)
-        changes: list[tuple[str, str]] = []
-        for _, entries in got or []:
-            for entry_id, fields in entries:
-                after = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in fields.items()}
-                changes.append((f.get("op", ""), f.get("camera_id", "")))
-        return after, changes
-
-    def clear(self) -> None:
-        """Forget API-made changes: the deployment file is the truth again (``gridwatch run`` starting afresh)."""
-        self.client.delete(self.keys.cameras, self.keys.control)
-
-
-def apply_overrides(cameras: list[Any], overrides: dict[str, dict[str, Any] | None],
-                    load: Callable[[dict[str, Any]], Any]) -> list[Any]:
-    """The deployment's cameras with the API's additions, replacements and removals applied, in order."""
-    out = {c.id: c for c in cameras}
-    for cid, doc in overrides.items():
-        if doc is None:
-            out.pop(cid, None)
-        else:
-            try:
-                out[cid] = load(doc)
-            except Exception as exc:  # a bad entry costs that camera, never the role
-                log.error("camera %s from the API's changes ignored: %s", cid, exc)
-    return list(out.values())
+        super().__init__(client, keys.cameras, keys.control)
+        self.keys = keys

@@ -86,7 +86,7 @@ class VideoRole:
     # -- changes from the API -----------------------------------------------------------------------------
     def apply(self, op: str, camera_id: str) -> None:
         """Bring one camera to what the control hash says now (the hash is the truth; the op only wakes us)."""
-        doc = self.control.overrides().get(camera_id, None)
+        doc = self.control.get(camera_id)
         removed = op == "remove" or doc is None
         try:
             if removed:
@@ -131,6 +131,7 @@ class VideoRole:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        self.publisher.retire()
         self.engine.stop()
 
     def status(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class Runtime:
         from detectors.camera_state import CameraControl, CameraKeys, CameraStateReader
         from detectors.snapshots import NearbySnapshots
         from ingest.devices import DeviceRegistry, PressLedger, RedisNonceStore
+        from ingest.devices.role import device_changes
 
         dep = self.deployment = deployment
         self.role_names: tuple[str, ...] = parse_roles(list(roles))
@@ -71,6 +72,8 @@ class Runtime:
         self.camera_state = CameraStateReader(self.redis, self.camera_keys)
         self.camera_control = CameraControl(self.redis, self.camera_keys)
         self.snapshots_near = NearbySnapshots(self.camera_state, self._camera_poses, self.evidence_dir)
+        self.device_changes = device_changes(self.redis, dep.services.stream_prefix)
+        self._take_api_changes()
         self.devices = DeviceRegistry(dep.devices)
         self.nonces = RedisNonceStore(self.redis, self.keys.prefix)
         self.press_ledger = PressLedger(self.redis, self.keys.prefix, dep.ingest.mqtt.press_dedup_s)
@@ -84,6 +87,19 @@ class Runtime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
+
+    def _take_api_changes(self) -> None:
+        """Cameras and devices changed through the API (by this process before a restart, or another API process)."""
+        from detectors.camera_state import apply_overrides
+        from gateway.config import Camera
+        from ingest.devices.role import with_device_changes
+
+        dep = self.deployment
+        try:
+            dep.cameras = apply_overrides(list(dep.cameras), self.camera_control.overrides(), Camera.model_validate)
+            dep.devices = with_device_changes(list(dep.devices), self.device_changes)
+        except redis.RedisError as exc:  # Redis away at start: the deployment file alone, as before
+            log.warning("camera/device changes made through the API not read: %s", exc)
 
     # -- building the roles --------------------------------------------------------------------
     def _build_alerts(self) -> None:
@@ -111,8 +127,6 @@ class Runtime:
         if "sla" in self.role_names:
             self.roles["sla"] = sla_role(self.escalator)
         if "notify" in self.role_names:
-            from alerts.notify import Notifier
-
             # Ticket events go to webhooks and, where this process talks to the broker, to MQTT
             # ({alerts.mqtt_topic_prefix}/{grid}/{event}, …/users/{user}): workers' apps subscribe to their grids.
             self.events_mqtt = _mqtt_publisher(dep.services.mqtt_url, f"{dep.ingest.mqtt.client_id}-events") if self.sources else None
@@ -137,7 +151,9 @@ class Runtime:
                            file_alarms=self._file_alarms, on_reading=self.sensor_rules.on_reading,
                            on_status=self.sensor_rules.on_status, tick=self.sensor_rules.tick, on_reject=self._reject,
                            nonce_store=self.nonces, ledger=self.press_ledger, partition=partition or Partition(),
-                           sources=self.sources)
+                           sources=self.sources,
+                           # with the API in this process the registry is the API's own; elsewhere follow its changes
+                           changes=None if "api" in self.role_names else self.device_changes)
         self.roles["devices"] = role
         return role
 

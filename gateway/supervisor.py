@@ -195,6 +195,7 @@ def supervise(deployment: Any, config: Path, roles: tuple[str, ...], *, port: in
     """``gridwatch run`` without ``--child``: services up, shared state prepared once, each role a child."""
     from detectors.camera_state import CameraControl, CameraKeys
     from gateway.services import ensure_services
+    from ingest.devices.role import device_changes
 
     services = ensure_services(deployment.services.redis_url, deployment.services.mqtt_url, deployment.run_dir,
                                autostart=deployment.services.autostart)
@@ -202,7 +203,9 @@ def supervise(deployment: Any, config: Path, roles: tuple[str, ...], *, port: in
         _prepare_store(deployment)
         client = redis.Redis.from_url(deployment.services.redis_url)
         keys = CameraKeys(deployment.services.stream_prefix)
-        CameraControl(client, keys).clear()  # camera changes made through the API last until gridwatch restarts
+        # camera and device changes made through the API last until gridwatch restarts (as in one process)
+        CameraControl(client, keys).clear()
+        device_changes(client, deployment.services.stream_prefix).clear()
         children = []
         for role in roles:
             if role == "devices" and devices_processes > 1:

@@ -173,6 +173,15 @@ class MqttIngest:
             self.stop()
             raise ConnectionError(f"MQTT broker {self._conn['host']}:{self._conn['port']} did not accept the subscription within {wait_s} s")
 
+    def add_filters(self, filters: list[str]) -> None:
+        """Subscribe to more topics now and after every reconnect (a devices partition's newly added device)."""
+        if self._filters is None:
+            return  # already subscribed to every device
+        new = [f for f in filters if f not in self._filters]
+        self._filters = self._filters + new
+        if new and self._client is not None and self.connected:
+            self._client.subscribe([(f, SubscribeOptions(qos=self.cfg.qos)) for f in new])
+
     def stop(self) -> None:
         """Finish alarms in hand, then disconnect; unacknowledged messages stay with the broker's session."""
         client = self._client

@@ -18,8 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
+from ingest.changes import ConfigChanges, apply_overrides
 from ingest.devices.mqtt_ingest import MqttIngest
-from ingest.devices.topics import partition_filters
+from ingest.devices.topics import UPLINK, device_topic, partition_filters, partition_of
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,19 @@ class Partition:
         return f"{self.index}/{self.count}"
 
 
+def device_changes(client: redis.Redis, prefix: str) -> ConfigChanges:
+    """Devices added, replaced or removed through the API: ``{prefix}:devices:changes`` + ``{prefix}:devices:control``."""
+    tag = "{" + prefix + "}"
+    return ConfigChanges(client, f"{tag}:devices:changes", f"{tag}:devices:control")
+
+
+def with_device_changes(devices: list[Any], changes: ConfigChanges) -> list[Any]:
+    """The deployment's devices with the API's changes (a restarted API or devices process sees them again)."""
+    from ingest.config import DeviceConfig
+
+    return apply_overrides(devices, changes.overrides(), DeviceConfig.model_validate)
+
+
 class DevicesRole:
     """Runs MQTT ingest (one partition of the devices) and the sensor-rule clock."""
 
@@ -54,8 +70,11 @@ class DevicesRole:
     def __init__(self, mqtt_url: str, cfg: Any, registry: Any, *, file_alarms: Callable[[list[Any]], list[Any]],
                  on_reading: Callable[..., None], on_status: Callable[..., None], tick: Callable[[float], None],
                  on_reject: Callable[[str, str, bytes], None], nonce_store: Any, ledger: Any,
-                 partition: Partition = Partition(), sources: bool = True):
+                 partition: Partition = Partition(), sources: bool = True, changes: ConfigChanges | None = None):
+        """``changes``: follow the API's device changes into ``registry`` (where the API runs in another process)."""
         self.registry = registry
+        self.changes = changes
+        self._topic_prefix = cfg.topic_prefix
         self.partition = partition
         self.file_alarms = file_alarms
         self._tick = tick
@@ -70,7 +89,8 @@ class DevicesRole:
                                    client_suffix=f"p{partition.index}of{partition.count}" if partition.count > 1 else None,
                                    filters=filters)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._after = "0-0"
 
     def _file_alarm(self, press: Any) -> str:
         result = self.file_alarms([press])[0]
@@ -78,13 +98,46 @@ class DevicesRole:
             raise result
         return result
 
+    def apply(self, op: str, device_id: str) -> None:
+        """Bring one device to what the API's change hash says now."""
+        from ingest.config import DeviceConfig
+
+        doc = self.changes.get(device_id) if self.changes is not None else None
+        try:
+            if op == "remove" or doc is None:
+                self.registry.remove(device_id)
+                log.info("device %s removed", device_id)
+                return
+            self.registry.upsert(DeviceConfig.model_validate(doc))
+            if self.mqtt is not None and self.partition.count > 1 and partition_of(device_id, self.partition.count) == self.partition.index:
+                self.mqtt.add_filters([device_topic(self._topic_prefix, device_id, ch) for ch in UPLINK])
+            log.info("device %s %s", device_id, op)
+        except Exception as exc:  # one bad change must not stop ingest
+            log.error("device change %s %s not applied: %s", op, device_id, exc)
+
+    def _follow(self, stop: threading.Event) -> None:
+        after = self._after
+        while not stop.is_set():
+            try:
+                after, changes = self.changes.follow(after, block_ms=1000)
+            except redis.RedisError as exc:
+                log.warning("device changes not read: %s", exc)
+                stop.wait(1.0)
+                continue
+            for op, device_id in changes:
+                self.apply(op, device_id)
+
     def _ticks(self, stop: threading.Event) -> None:
         while not stop.wait(1.0):
             self._tick(time.time())
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._ticks, args=(self._stop,), name="sensor-ticks", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._ticks, args=(self._stop,), name="sensor-ticks", daemon=True)]
+        if self.changes is not None:
+            self._after = self.changes.last_id()
+            self._threads.append(threading.Thread(target=self._follow, args=(self._stop,), name="device-changes", daemon=True))
+        for thread in self._threads:
+            thread.start()
         if self.mqtt is not None:
             self.mqtt.start()
             log.info("devices role: partition %s, MQTT client %s", self.partition, self.mqtt.client_id)
@@ -93,8 +146,8 @@ class DevicesRole:
         self._stop.set()
         if self.mqtt is not None:
             self.mqtt.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def status(self) -> dict[str, Any]:
         return {"partition": str(self.partition), "mqtt": self.mqtt.stats() if self.mqtt else None}
