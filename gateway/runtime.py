@@ -153,9 +153,15 @@ class Runtime:
                            nonce_store=self.nonces, ledger=self.press_ledger, partition=partition or Partition(),
                            sources=self.sources,
                            # with the API in this process the registry is the API's own; elsewhere follow its changes
-                           changes=None if "api" in self.role_names else self.device_changes)
+                           changes=None if "api" in self.role_names else self.device_changes,
+                           loops=self._press_filer_loops())
         self.roles["devices"] = role
         return role
+
+    def _press_filer_loops(self) -> list[tuple[str, Any]]:
+        """Where the durable press stream's filer consumer (#15) joins the devices role: ``[(name, fn(stop))]``
+        calling ``self._file_alarms``. None yet: MQTT presses are filed by ``MqttIngest`` in this role already."""
+        return []
 
     @property
     def mqtt(self) -> Any:

@@ -70,8 +70,12 @@ class DevicesRole:
     def __init__(self, mqtt_url: str, cfg: Any, registry: Any, *, file_alarms: Callable[[list[Any]], list[Any]],
                  on_reading: Callable[..., None], on_status: Callable[..., None], tick: Callable[[float], None],
                  on_reject: Callable[[str, str, bytes], None], nonce_store: Any, ledger: Any,
-                 partition: Partition = Partition(), sources: bool = True, changes: ConfigChanges | None = None):
-        """``changes``: follow the API's device changes into ``registry`` (where the API runs in another process)."""
+                 partition: Partition = Partition(), sources: bool = True, changes: ConfigChanges | None = None,
+                 loops: list[tuple[str, Callable[[threading.Event], None]]] = ()):
+        """``changes``: follow the API's device changes into ``registry`` (where the API runs in another process).
+        ``loops``: more ``fn(stop_event)`` loops of this role — the seam for the durable press stream's filer
+        consumer (verified press → stream → ``file_alarms`` → ack), which then runs in this process too."""
+        self._loops = list(loops)
         self.registry = registry
         self.changes = changes
         self._topic_prefix = cfg.topic_prefix
@@ -136,6 +140,7 @@ class DevicesRole:
         if self.changes is not None:
             self._after = self.changes.last_id()
             self._threads.append(threading.Thread(target=self._follow, args=(self._stop,), name="device-changes", daemon=True))
+        self._threads += [threading.Thread(target=fn, args=(self._stop,), name=name, daemon=True) for name, fn in self._loops]
         for thread in self._threads:
             thread.start()
         if self.mqtt is not None:
