@@ -60,12 +60,25 @@ def _health(client: Any, cid: str) -> dict:
 def test_camera_changes_cross_to_the_video_process_and_survive_its_restart(split):
     client, procs = split["client"], split["procs"]
     assert client.post("/api/v1/cameras", headers=KEY, json=CAMERA).status_code == 201
-    health = wait_for(lambda: (h := _health(client, "cam-added"))["state"] == "online" and h, 30, interval=0.2,
-                      what="the video process attaching the camera added through the API")
-    assert health["detail"]["worker"].endswith(f"-{procs[0].pid}") and health["fps"] > 0
+    health = wait_for(lambda: (h := _health(client, "cam-added"))["state"] == "online" and (h["fps"] or 0) > 0 and h, 30,
+                      interval=0.2, what="the video process attaching the camera added through the API, decoding")
+    assert health["detail"]["worker"].endswith(f"-{procs[0].pid}")
     snap = wait_for(lambda: (r := client.get("/api/v1/cameras/cam-added/snapshot.jpg", headers=KEY)).status_code == 200 and r,
                     10, interval=0.2, what="a snapshot")
     assert snap.content[:2] == b"\xff\xd8" and len(snap.content) > 10_000
+
+    # A live viewer's watch key raises the picture rate from ~1 fps to up to 10: 8 new pictures within 3 s.
+    rt = split["rt"]
+    seen: set[float] = set()
+
+    def pictures() -> bool:
+        rt.camera_state.watch("cam-added")
+        at = rt.camera_state.overlay("cam-added").get("captured_at")
+        if at is not None:
+            seen.add(at)
+        return len(seen) >= 8
+
+    wait_for(pictures, 3.0, interval=0.05, what="pictures at the live rate while watched")
 
     # A change of analysis reaches the role: the camera is re-configured, not dropped.
     wait_for(lambda: (_health(client, "cam-added").get("detail", {}).get("process_fps") or 0) > 3.5, 20, interval=0.3,
