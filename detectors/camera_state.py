@@ -31,7 +31,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import redis
 
 from ingest.changes import ConfigChanges, apply_overrides
@@ -142,6 +141,8 @@ class CameraStatePublisher:
             self.client.hdel(self.keys.engines, *stale)
 
     def publish_pictures(self, now: float) -> None:
+        import cv2  # only the video role encodes; readers (API, filer) need no OpenCV
+
         pipe = self.client.pipeline(transaction=False)
         n = 0
         for cid, row in list(self._rows.items()):
