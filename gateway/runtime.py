@@ -144,7 +144,7 @@ class Runtime:
 
     def _build_devices(self, partition: Any) -> Any:
         from detectors.sensor_rules import SensorRuleEngine
-        from ingest.devices.role import DevicesRole, Partition
+        from ingest.devices.role import DevicesRole, IngestBoard, Partition
 
         self.sensor_rules = SensorRuleEngine(self.devices, publish=self.publish)
         role = DevicesRole(self.deployment.services.mqtt_url, self.deployment.ingest.mqtt, self.devices,
@@ -154,7 +154,7 @@ class Runtime:
                            sources=self.sources,
                            # with the API in this process the registry is the API's own; elsewhere follow its changes
                            changes=None if "api" in self.role_names else self.device_changes,
-                           loops=self._press_filer_loops())
+                           loops=self._press_filer_loops(), board=IngestBoard(self.redis, self.keys.prefix))
         self.roles["devices"] = role
         return role
 
@@ -253,6 +253,7 @@ class Runtime:
 
     def status(self) -> dict:
         from gateway.supervisor import RoleBoard
+        from ingest.devices.role import IngestBoard
 
         model = self.model_status
         engines = self.camera_state.engines()
@@ -265,6 +266,7 @@ class Runtime:
             "pipeline": engines[0] if engines else {},
             "video_engines": engines,
             "mqtt": self.mqtt.stats() if self.mqtt else None,
+            "mqtt_ingest": IngestBoard(self.redis, self.keys.prefix).read(),  # every devices process, by client id
             "roles": RoleBoard(self.redis, self.camera_keys.tag).read(),
             "process_roles": list(self.role_names),
         }

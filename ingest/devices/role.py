@@ -62,6 +62,36 @@ def with_device_changes(devices: list[Any], changes: ConfigChanges) -> list[Any]
     return apply_overrides(devices, changes.overrides(), DeviceConfig.model_validate)
 
 
+STATS_EVERY_S = 5.0
+STATS_STALE_S = 20.0
+
+
+class IngestBoard:
+    """Each devices process's MQTT ingest counters in Redis (``{prefix}:devices:ingest``, field = client id),
+    so ``/api/v1/status`` shows them wherever the API runs."""
+
+    def __init__(self, client: redis.Redis, prefix: str):
+        self.client, self.key = client, "{" + prefix + "}:devices:ingest"
+
+    def write(self, stats: dict[str, Any]) -> None:
+        import json
+
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.key, stats["client_id"], json.dumps({**stats, "published_at": time.time()}, default=str))
+        pipe.expire(self.key, int(4 * STATS_STALE_S))
+        pipe.execute()
+
+    def read(self) -> dict[str, Any]:
+        import json
+
+        try:
+            raw = self.client.hgetall(self.key)
+        except redis.RedisError:
+            return {}
+        rows = {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
+        return {k: v for k, v in rows.items() if time.time() - float(v.get("published_at", 0)) <= STATS_STALE_S}
+
+
 class DevicesRole:
     """Runs MQTT ingest (one partition of the devices) and the sensor-rule clock."""
 
@@ -71,11 +101,12 @@ class DevicesRole:
                  on_reading: Callable[..., None], on_status: Callable[..., None], tick: Callable[[float], None],
                  on_reject: Callable[[str, str, bytes], None], nonce_store: Any, ledger: Any,
                  partition: Partition = Partition(), sources: bool = True, changes: ConfigChanges | None = None,
-                 loops: list[tuple[str, Callable[[threading.Event], None]]] = ()):
+                 loops: list[tuple[str, Callable[[threading.Event], None]]] = (), board: IngestBoard | None = None):
         """``changes``: follow the API's device changes into ``registry`` (where the API runs in another process).
         ``loops``: more ``fn(stop_event)`` loops of this role — the seam for the durable press stream's filer
         consumer (verified press → stream → ``file_alarms`` → ack), which then runs in this process too."""
         self._loops = list(loops)
+        self.board = board
         self.registry = registry
         self.changes = changes
         self._topic_prefix = cfg.topic_prefix
@@ -132,8 +163,16 @@ class DevicesRole:
                 self.apply(op, device_id)
 
     def _ticks(self, stop: threading.Event) -> None:
+        """The sensor rules' clock (offline, stuck readings) every second; the ingest counters every 5 s."""
+        next_stats = 0.0
         while not stop.wait(1.0):
             self._tick(time.time())
+            if self.board is not None and self.mqtt is not None and time.monotonic() >= next_stats:
+                next_stats = time.monotonic() + STATS_EVERY_S
+                try:
+                    self.board.write({**self.mqtt.stats(), "partition": str(self.partition)})
+                except redis.RedisError as exc:
+                    log.debug("ingest counters not published: %s", exc)
 
     def start(self) -> None:
         self._threads = [threading.Thread(target=self._ticks, args=(self._stop,), name="sensor-ticks", daemon=True)]

@@ -26,8 +26,9 @@ from tests.support import free_port, wait_for
 ROLES = ("api", "intake", "sla", "notify", "devices", "video")
 
 
-def demo_copy(tmp: Path, prefix: str, *, extra_smoke: int = 0) -> tuple[Path, str]:
-    """The demo file for this test; returns (path, MQTT topic prefix)."""
+def demo_copy(tmp: Path, prefix: str, *, extra_smoke: int = 0, claim_idle_s: float | None = None) -> tuple[Path, str]:
+    """The demo file for this test; returns (path, MQTT topic prefix). ``claim_idle_s``: how soon a restarted
+    intake takes over the entries its killed predecessor left pending (the demo's default is 30 s)."""
     topic_prefix = f"gwtest/{prefix}/v1"
     text = DEMO.read_text(encoding="utf-8")
     for old, new in {
@@ -39,6 +40,8 @@ def demo_copy(tmp: Path, prefix: str, *, extra_smoke: int = 0) -> tuple[Path, st
     }.items():
         assert old in text, old
         text = text.replace(old, new)
+    if claim_idle_s is not None:
+        text = text.replace("alerts:\n", f"alerts:\n  intake_claim_idle_s: {claim_idle_s}\n", 1)
     extra = "".join(f"  - {{id: smoke-t{i:02d}, type: smoke, address: 测试烟感 {i}, location: {{lon: 120.1051, lat: 30.2551}}, "
                     f"secret: test-smoke-{i:02d}-secret}}\n" for i in range(extra_smoke))
     text = text.replace("\ngateway:\n", "\n" + extra + "\ngateway:\n", 1) if extra else text
