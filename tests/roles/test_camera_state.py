@@ -67,6 +67,13 @@ def test_camera_changes_cross_to_the_video_process_and_survive_its_restart(split
                     10, interval=0.2, what="a snapshot")
     assert snap.content[:2] == b"\xff\xd8" and len(snap.content) > 10_000
 
+    # An alarm filed in a process without cameras gets the nearby camera's picture from Redis, saved as evidence.
+    from ingest.geo import GeoPoint
+
+    [[evidence]] = split["rt"].snapshots_near([GeoPoint(lon=120.1052, lat=30.2761)])
+    saved = split["rt"].evidence_dir / evidence.path
+    assert evidence.path.startswith("snapshots/") and "cam-added" in evidence.path and saved.read_bytes()[:2] == b"\xff\xd8"
+
     # A live viewer's watch key raises the picture rate from ~1 fps to up to 10: 8 new pictures within 3 s.
     rt = split["rt"]
     seen: set[float] = set()
