@@ -23,19 +23,46 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway.runtime import serve
+    from gateway.runtime import parse_roles, serve
 
     try:
         dep = load_deployment(args.config)
+        roles = parse_roles(args.roles)
+        partition = None
+        if args.devices_partition:
+            from ingest.devices.role import Partition
+
+            partition = Partition.parse(args.devices_partition)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    except ValueError as exc:
+        print(f"gridwatch run: {exc}", file=sys.stderr)
+        return 2
     if args.port:
         dep.gateway.port = args.port
     if args.host:
         dep.gateway.host = args.host
-    return serve(dep)
+    if args.child or args.one_process or len(roles) == 1:
+        if args.child:
+            _title(f"gridwatch-{'+'.join(roles)}" + (f"-{partition.index}of{partition.count}" if partition else ""))
+        return serve(dep, roles, video_workers=args.video_workers, devices_partition=partition, services=not args.child)
+    from gateway.supervisor import supervise
+
+    _title("gridwatch-supervisor")
+    return supervise(dep, Path(args.config or DEMO_CONFIG).resolve(), roles, port=args.port, host=args.host,
+                     video_workers=args.video_workers, devices_processes=args.devices_processes, verbose=args.verbose)
+
+
+def _title(name: str) -> None:
+    """Name the process for ps/top (``setproctitle`` when installed; the argv names the role anyway)."""
+    try:
+        import setproctitle  # type: ignore[import-not-found]
+
+        setproctitle.setproctitle(name)
+    except ImportError:
+        pass
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -73,10 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run every role in one process (the demo district when no --config)")
+    run = sub.add_parser("run", help="run GridWatch's roles: a supervisor with each role a child process, or one role here "
+                                      "(the demo district when no --config)")
     run.add_argument("--config", type=Path, default=None, help=f"deployment file (default: {DEMO_CONFIG})")
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--host", default=None)
+    run.add_argument("--roles", default=None, metavar="LIST",
+                     help="comma-separated subset of api,intake,sla,notify,devices,video (default: all). One role runs in this "
+                          "process; several run as supervised child processes")
+    run.add_argument("--one-process", action="store_true", help="run the roles in this one process (no supervisor)")
+    run.add_argument("--video-workers", type=int, default=None, metavar="N",
+                     help="video analysis worker processes with shared-memory frames and one detector process (0: all cameras "
+                          "in the video role's own process; default: one per core)")
+    run.add_argument("--devices-processes", type=int, default=1, metavar="N",
+                     help="supervisor: run N devices processes, each ingesting its partition of the devices")
+    run.add_argument("--devices-partition", default=None, metavar="I/N",
+                     help="this devices process ingests partition I of N (devices split by a hash of their id)")
+    run.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # started by the supervisor
     run.set_defaults(func=_run)
 
     check = sub.add_parser("check", help="validate a deployment file; lists file:line: field: problem")

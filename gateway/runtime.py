@@ -1,11 +1,13 @@
-"""One GridWatch process: every role of the flow wired together, started and stopped as one.
+"""Composes GridWatch's roles — api, intake, sla, notify, devices, video — for one process.
 
-``Runtime`` only composes; each part keeps its own logic:
-camera → ``ingest.video.CameraManager`` → ``detectors.VideoPipeline`` → Anomaly → Redis stream →
-``alerts.Intake`` → Ticket (SQL) + the grid's duty queue; MQTT → ``ingest.devices.MqttIngest`` →
-``detectors.sensor_rules`` → Anomaly; one-key alarms are filed synchronously so the box gets its
-case number at once. The same parts can run as separate processes: each reads only the deployment
-file and the Redis streams.
+Each role is built by its own package and keeps its own logic:
+``alerts.roles`` (intake, SLA, notify, the alarm filer), ``ingest.devices.role`` (MQTT ingest of one
+partition of the devices, sensor-rule ticks, alarm filing in that process), ``detectors.video_role``
+(a ``VideoEngine`` over the cameras, camera state published to Redis) and ``gateway.app`` (the API).
+``Runtime(deployment, roles=...)`` builds the parts the given roles need and nothing else; with every
+role it is the embedded all-in-one process the unit tests use, the same code path the supervisor's
+children run one role at a time (``gateway.supervisor``). Roles only meet in Redis, the SQL store and
+the broker, so any of them can move to another process or host.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,78 +31,202 @@ from ingest.geo import GeoPoint
 
 log = logging.getLogger("gridwatch")
 
+ROLES: tuple[str, ...] = ("api", "intake", "sla", "notify", "devices", "video")
+ALERT_ROLES = {"api", "intake", "sla", "notify", "devices"}  # the roles that read or write tickets
+
+
+def parse_roles(text: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``"api,video"`` → ("api", "video") in the canonical order; a clear error naming an unknown role."""
+    if text is None:
+        return ROLES
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    unknown = [n for n in names if n not in ROLES]
+    if unknown or not names:
+        raise ValueError(f"--roles: unknown role(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(ROLES)}")
+    return tuple(r for r in ROLES if r in names)
+
 
 class Runtime:
-    """Everything one GridWatch process holds. The web app reads it; it never builds parts itself."""
+    """The parts one GridWatch process holds for its roles. The web app reads it; it never builds parts itself."""
 
-    def __init__(self, deployment: Deployment, *, sources: bool = True, consumer: str | None = None):
-        from alerts.channels.build import build_channels
-        from alerts.notify import Notifier
-        from alerts.sla import Escalator
-        from alerts.store import open_store
-        from detectors.video import VideoPipeline
+    def __init__(self, deployment: Deployment, *, sources: bool = True, consumer: str | None = None,
+                 roles: Iterable[str] = ROLES, video_workers: int | None = None, devices_partition: Any = None):
+        from detectors.camera_state import CameraControl, CameraKeys, CameraStateReader
+        from detectors.snapshots import NearbySnapshots
         from detectors.device_profiles import ProfileBook
-        from detectors.sensor_rules import SensorRuleEngine
-        from ingest.devices import DeviceRegistry, PressFiler, PressLedger, PressQueue, RedisNonceStore
+        from ingest.devices import DeviceRegistry, PressLedger, PressQueue, RedisNonceStore
+        from ingest.devices.role import device_changes, profile_changes
 
         dep = self.deployment = deployment
+        self.role_names: tuple[str, ...] = parse_roles(list(roles))
+        self.sources = sources
         self.keys = StreamKeys(dep.services.stream_prefix)
+        self.camera_keys = CameraKeys(dep.services.stream_prefix)
         self.grids: GridIndex = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
         dep.run_dir.mkdir(parents=True, exist_ok=True)
         self.evidence_dir: Path = dep.run_dir / "evidence"
         self.evidence_dir.mkdir(parents=True, exist_ok=True)
         self.redis = redis.Redis.from_url(dep.services.redis_url)
         self.outbox = AnomalyOutbox(self.redis, self.keys)
+        self.consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
+        # Cameras as the API sees them, wherever they are decoded: state read from Redis, changes sent there.
+        self.camera_state = CameraStateReader(self.redis, self.camera_keys)
+        self.camera_control = CameraControl(self.redis, self.camera_keys)
+        self.snapshots_near = NearbySnapshots(self.camera_state, self._camera_poses, self.evidence_dir)
+        self.device_changes = device_changes(self.redis, dep.services.stream_prefix)
+        self.profile_changes = profile_changes(self.redis, dep.services.stream_prefix)
+        self._take_api_changes()
+        self.profiles = ProfileBook(dep.device_profiles)  # device profiles: editable at run time (API)
+        self._take_profile_changes()
+        self.devices = DeviceRegistry(dep.devices)
+        self.nonces = RedisNonceStore(self.redis, self.keys.prefix)
+        self.press_ledger = PressLedger(self.redis, self.keys.prefix, dep.ingest.mqtt.press_dedup_s)
+        # Presses are queued durably (Redis stream) before anything else; the devices role's filer files them.
+        # The two sides only share Redis, so an API process queues what a devices process files.
+        mq = dep.ingest.mqtt
+        self.press_queue = PressQueue(self.redis, self.keys.prefix, dedup_s=mq.press_dedup_s, wait_s=mq.press_ack_wait_s)
+        self.press_filer = None
+        self.store = self.channels = self.intake = self.cases = self.escalator = self.notifier = self.filer = None
+        self.events_mqtt = None
+        self.roles: dict[str, Any] = {}
+        if ALERT_ROLES & set(self.role_names):
+            self._build_alerts()
+        self.video = self._build_video(video_workers) if "video" in self.role_names else None
+        self.devices_role = self._build_devices(devices_partition) if "devices" in self.role_names else None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.started_at = time.time()
+
+    def _take_api_changes(self) -> None:
+        """Cameras and devices changed through the API (by this process before a restart, or another API process)."""
+        from detectors.camera_state import apply_overrides
+        from gateway.config import Camera
+        from ingest.devices.role import with_device_changes
+
+        dep = self.deployment
+        try:
+            dep.cameras = apply_overrides(list(dep.cameras), self.camera_control.overrides(), Camera.model_validate)
+            dep.devices = with_device_changes(list(dep.devices), self.device_changes)
+        except redis.RedisError as exc:  # Redis away at start: the deployment file alone, as before
+            log.warning("camera/device changes made through the API not read: %s", exc)
+
+    def _take_profile_changes(self) -> None:
+        """Device profiles edited through the API (in this process before a restart, or in another API process)."""
+        from detectors.device_profiles import DeviceProfile
+
+        try:
+            overrides = self.profile_changes.overrides()
+        except redis.RedisError as exc:
+            log.warning("device profiles changed through the API not read: %s", exc)
+            return
+        for name, doc in overrides.items():
+            if doc is not None:
+                self._apply_profile(name, doc, DeviceProfile)
+
+    def _apply_profile(self, name: str, doc: dict, model: Any) -> None:
+        try:
+            self.profiles.put(name, model.model_validate({k: v for k, v in doc.items() if k != "id"}))
+        except Exception as exc:  # a bad entry costs that profile's change, never the role
+            log.error("device profile %s from the API's changes ignored: %s", name, exc)
+
+    def _follow_profiles(self, stop: threading.Event) -> None:
+        """The devices role in a process without the API: apply the API's profile edits as they are made."""
+        from detectors.device_profiles import DeviceProfile
+
+        after = self.profile_changes.last_id()
+        while not stop.is_set():
+            try:
+                after, changes = self.profile_changes.follow(after, block_ms=1000)
+                for _, name in changes:
+                    doc = self.profile_changes.get(name)
+                    if doc is not None:
+                        self._apply_profile(name, doc, DeviceProfile)
+            except redis.RedisError as exc:
+                log.warning("device profile changes not read: %s", exc)
+                stop.wait(1.0)
+
+    # -- building the roles --------------------------------------------------------------------
+    def _build_alerts(self) -> None:
+        from alerts.channels.build import build_channels
+        from alerts.notify import Notifier
+        from alerts.roles import AlarmFiler, intake_role, notify_role, sla_role
+        from alerts.sla import Escalator
+        from alerts.store import open_store
+
+        dep = self.deployment
         self.store = open_store(dep.sql_url)
         self.store.sync_grids(self.grids)
-        consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
         # The human channels add local report categories (with keywords) to the deployment's; every
         # part that files or times tickets must see the same set, so it is computed once, here.
         # The channels build the intake and case service over that set; the whole process shares them.
         self.channels = build_channels(dep, store=self.store, grids=self.grids, redis_client=self.redis, keys=self.keys,
-                                       evidence_dir=self.evidence_dir, secret=load_secret(dep), consumer=consumer)
-        alerts_cfg = self.alerts_cfg = self.channels.alerts_cfg
+                                       evidence_dir=self.evidence_dir, secret=load_secret(dep), consumer=self.consumer)
+        self.alerts_cfg = self.channels.alerts_cfg
         self.intake = self.channels.service.intake
         self.cases = self.channels.service.cases
-        self.escalator = Escalator(self.store, self.grids, alerts_cfg, self.redis, self.keys)
-        # Ticket events go to webhooks and, where this process talks to the broker, to MQTT
-        # ({alerts.mqtt_topic_prefix}/{grid}/{event}, …/users/{user}): workers' apps subscribe to their grids.
-        self.events_mqtt = _mqtt_publisher(dep.services.mqtt_url, f"{dep.ingest.mqtt.client_id}-events") if sources else None
-        self.notifier = Notifier(alerts_cfg, self.redis, self.keys, consumer=consumer, mqtt=self.events_mqtt)
+        self.filer = AlarmFiler(self.intake, self.cases, self.devices.get, self.snapshots_near)
+        if "devices" in self.role_names:
+            from ingest.devices import PressFiler
 
-        self.pipeline = VideoPipeline(dep.detection, dep.base_dir, self.evidence_dir, publish=self.publish)
-        self.cameras = None
-        if sources:
-            from ingest.video import CameraManager
+            mq = dep.ingest.mqtt
+            self.press_filer = PressFiler(self.redis, self.keys.prefix, self._file_alarms, consumer=self.consumer,
+                                          lease_s=mq.press_lease_s, dedup_s=mq.press_dedup_s, on_dead=self._reject)
+        self.escalator = Escalator(self.store, self.grids, self.alerts_cfg, self.redis, self.keys)
+        if "intake" in self.role_names:
+            self.roles["intake"] = intake_role(self.intake)
+        if "sla" in self.role_names:
+            self.roles["sla"] = sla_role(self.escalator)
+        if "notify" in self.role_names:
+            # Ticket events go to webhooks and, where this process talks to the broker, to MQTT
+            # ({alerts.mqtt_topic_prefix}/{grid}/{event}, …/users/{user}): workers' apps subscribe to their grids.
+            self.events_mqtt = _mqtt_publisher(dep.services.mqtt_url, f"{dep.ingest.mqtt.client_id}-events") if self.sources else None
+            self.notifier = Notifier(self.alerts_cfg, self.redis, self.keys, consumer=self.consumer, mqtt=self.events_mqtt)
+            self.roles["notify"] = notify_role(self.notifier, self.channels.notifier, on_stop=self._close_events_mqtt)
 
-            self.cameras = CameraManager(dep.ingest, dep.base_dir, sink=self.pipeline.submit, on_health=self._on_camera_health)
-        for cam in dep.cameras:
-            self.pipeline.configure_camera(cam.id, cam.pose, cam)
+    def _build_video(self, workers: int | None) -> Any:
+        from alerts.publishing import OutboxFactory
+        from detectors.video_role import VideoRole
+        from gateway.config import Camera
 
-        self.devices = DeviceRegistry(dep.devices)
-        self.nonces = RedisNonceStore(self.redis, self.keys.prefix)
-        self.press_ledger = PressLedger(self.redis, self.keys.prefix, dep.ingest.mqtt.press_dedup_s)
-        # Presses are queued durably (Redis stream) before anything else; the filer files them. The two
-        # sides only share Redis, so the filer may run in another process (the devices role).
-        mq = dep.ingest.mqtt
-        self.press_queue = PressQueue(self.redis, self.keys.prefix, dedup_s=mq.press_dedup_s, wait_s=mq.press_ack_wait_s)
-        self.press_filer: PressFiler | None = PressFiler(self.redis, self.keys.prefix, self._file_alarms, consumer=consumer,
-                                                         lease_s=mq.press_lease_s, dedup_s=mq.press_dedup_s,
-                                                         on_dead=self._reject)
-        self.profiles = ProfileBook(dep.device_profiles)  # device profiles: editable at run time (API)
+        role = VideoRole(self.deployment, self.redis, self.camera_keys, publish=self.publish, evidence_dir=self.evidence_dir,
+                         load_camera=Camera.model_validate, workers=workers, sources=self.sources,
+                         publish_factory=OutboxFactory.of(self.deployment))
+        self.roles["video"] = role
+        return role
+
+    def _build_devices(self, partition: Any) -> Any:
+        from detectors.sensor_rules import SensorRuleEngine
+        from ingest.devices.role import DevicesRole, IngestBoard, Partition
+
         self.sensor_rules = SensorRuleEngine(self.devices, publish=self.publish, profiles=self.profiles)
-        self.mqtt = None
-        if sources:
-            from ingest.devices import MqttIngest
+        role = DevicesRole(self.deployment.services.mqtt_url, self.deployment.ingest.mqtt, self.devices,
+                           file_alarms=self._file_alarms, on_reading=self.sensor_rules.on_reading,
+                           on_status=self.sensor_rules.on_status, tick=self.sensor_rules.tick, on_reject=self._reject,
+                           nonce_store=self.nonces, ledger=self.press_ledger, partition=partition or Partition(),
+                           sources=self.sources,
+                           # with the API in this process the registry is the API's own; elsewhere follow its changes
+                           changes=None if "api" in self.role_names else self.device_changes,
+                           alarm_sink=self.press_queue, loops=self._devices_loops(),
+                           board=IngestBoard(self.redis, self.keys.prefix))
+        self.roles["devices"] = role
+        return role
 
-            self.mqtt = MqttIngest(dep.services.mqtt_url, dep.ingest.mqtt, self.devices, on_reading=self.sensor_rules.on_reading,
-                                   on_alarm=self._file_alarm, on_alarms=self._file_alarms, on_reject=self._reject,
-                                   on_status=self.sensor_rules.on_status,
-                                   nonce_store=self.nonces,
-                                   ledger=self.press_ledger, alarm_sink=self.press_queue)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.started_at = time.time()
+    def _devices_loops(self) -> list[tuple[str, Any]]:
+        """The devices role's own loops beside MQTT ingest: the press filer, and (without the API here) profile edits."""
+        loops: list[tuple[str, Any]] = [("press-filer", self._run_press_filer)]
+        if "api" not in self.role_names:
+            loops.append(("profile-changes", self._follow_profiles))
+        return loops
+
+    def _run_press_filer(self, stop: threading.Event) -> None:
+        self.press_filer.start()
+        stop.wait()
+        self.press_filer.stop()
+
+    @property
+    def mqtt(self) -> Any:
+        """The devices role's MQTT ingest in this process (None where it does not run here)."""
+        return self.devices_role.mqtt if self.devices_role is not None else None
 
     # -- the flow ------------------------------------------------------------------------------
     def publish(self, anomaly: Anomaly) -> None:
@@ -109,76 +235,32 @@ class Runtime:
     def _reject(self, source: str, reason: str, payload: bytes) -> None:
         dead_letter(self.redis, self.keys, source, reason, payload)
 
-    def _on_camera_health(self, event: Any) -> None:
-        from detectors.video import health_anomaly
-
-        cam = self.camera_config(event.camera_id)
-        if cam is None:
-            return
-        anomaly = health_anomaly(event.camera_id, cam.pose, event.kind, event.reason, event.at)
-        if anomaly is not None:
-            self.publish(anomaly)
-
     def camera_config(self, camera_id: str):
         return next((c for c in self.deployment.cameras if c.id == camera_id), None)
 
-    def snapshots_near(self, points: list[GeoPoint], limit: int = 3) -> list[list[Evidence]]:
-        """For each point, snapshots taken now by the cameras best placed to see it (facing it, then nearest).
-
-        A burst of presses from one estate sees the same few cameras: each camera is photographed
-        once per call and its snapshot shared by every point it serves.
-        """
-        from detectors.nearby import cameras_seeing, write_snapshot
-
-        if self.cameras is None:
-            return [[] for _ in points]
-        poses = [(c.id, c.pose) for c in self.deployment.cameras]
-        chosen = [cameras_seeing(poses, point, limit=limit) for point in points]
-        taken: dict[str, Evidence] = {}
-        for camera_id in dict.fromkeys(cid for ids in chosen for cid in ids):
-            frame = self.cameras.latest(camera_id)
-            if frame is None:
-                continue
-            try:
-                taken[camera_id] = write_snapshot(frame, self.evidence_dir)
-            except (OSError, ValueError) as exc:  # a full disk costs the picture, never the alarm
-                log.error("snapshot of %s for an alarm not written: %s", camera_id, exc)
-        return [[taken[cid] for cid in ids if cid in taken] for ids in chosen]
-
-    def _file_alarms(self, presses: list[Any]) -> list[str | BaseException]:
-        """File verified presses in one transaction; each gets its case number (the box's acknowledgement)."""
-        from detectors.sensor_rules import alarm_anomaly
-
-        numbers: list[str | BaseException | None] = [None] * len(presses)
-        new = [i for i, p in enumerate(presses) if not (p.kind == "cancel" and p.case)]
-        for i in set(range(len(presses))) - set(new):
-            numbers[i] = self._cancel_alarm(presses[i])
-        devices = [self.devices.get(presses[i].device_id) for i in new]
-        snapshots = self.snapshots_near([d.location for d in devices])
-        anomalies = [alarm_anomaly(presses[i], d, snaps) for i, d, snaps in zip(new, devices, snapshots)]
-        for i, ref in zip(new, self.intake.file_many(anomalies, return_exceptions=True)):
-            numbers[i] = ref if isinstance(ref, BaseException) else ref.number
-        return numbers
-
-    def _file_alarm(self, press: Any) -> str:
-        result = self._file_alarms([press])[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _cancel_alarm(self, press: Any) -> str:
-        """误按: the resident cancels; the case is voided with the reason, unless someone already acted on it."""
-        from alerts.lifecycle import TransitionError
+    def _camera_poses(self) -> list[tuple[str, Any]]:
+        """Every camera's pose, the API's changes included (they may have been made in another process)."""
+        from detectors.camera_state import apply_overrides
+        from gateway.config import Camera
 
         try:
-            self.cases.transition(press.case, "void", f"device:{press.device_id}", note=f"误按 (resident cancelled): {press.reason or ''}".strip(),
-                                  role="system")
-        except TransitionError as exc:
-            log.info("cancel of %s by %s not applied: %s", press.case, press.device_id, exc)
-        return press.case
+            cams = apply_overrides(list(self.deployment.cameras), self.camera_control.overrides(), Camera.model_validate)
+        except redis.RedisError:
+            cams = list(self.deployment.cameras)
+        return [(c.id, c.pose) for c in cams]
+
+    def _file_alarms(self, presses: list[Any]) -> list[str | BaseException]:
+        """File verified presses in one transaction (``alerts.roles.AlarmFiler``); the devices role runs this."""
+        return self.filer.file_alarms(presses)
+
+    def _file_alarm(self, press: Any) -> str:
+        return self.filer.file_alarm(press)
 
     def press_alarm(self, device_id: str, body: bytes, headers: Mapping[str, str]):
-        """The HTTPS one-key alarm: verify the box's signature, queue it durably, answer its case number."""
+        """The HTTPS one-key alarm: verify the box's signature, queue it durably, answer its case number.
+
+        The devices role's filer (in this process or another) files it; the answer waits for its case number.
+        """
         from ingest.devices import handle_press
 
         if self.press_filer is not None:
@@ -193,26 +275,12 @@ class Runtime:
         self._threads.append(thread)
 
     def start(self) -> None:
-        self._loop("intake", self.intake.run_forever, self._stop)
-        self._loop("escalation", self.escalator.run_forever, self._stop)
-        self._loop("notify", self.notifier.run_forever, self._stop)
-        self._loop("notify-reporters", self.channels.notifier.run_forever, self._stop)
-        self._loop("sensor-ticks", self._tick_sensors, self._stop)
         self._loop("outbox", self._flush_outbox, self._stop)
-        if self.press_filer is not None:
-            self.press_filer.start()
         self.press_queue.start()
-        self.pipeline.start()
-        if self.cameras is not None:
-            self.cameras.start([c for c in self.deployment.cameras if c.enabled])
-        if self.mqtt is not None:
-            self.mqtt.start()
-        log.info("GridWatch running: %d cameras, %d devices, %d grids; detector: %s", len(self.deployment.cameras),
-                 len(self.deployment.devices), len(self.grids.level("grid")), self.pipeline.model_status)
-
-    def _tick_sensors(self, stop: threading.Event) -> None:
-        while not stop.wait(1.0):
-            self.sensor_rules.tick(time.time())
+        for role in self.roles.values():
+            role.start()
+        log.info("GridWatch roles %s running: %d cameras, %d devices, %d grids", ",".join(self.role_names),
+                 len(self.deployment.cameras), len(self.deployment.devices), len(self.grids.level("grid")))
 
     def _flush_outbox(self, stop: threading.Event) -> None:
         while not stop.wait(0.5):
@@ -220,32 +288,52 @@ class Runtime:
                 self.outbox.flush()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self.mqtt is not None:
-            self.mqtt.stop()
+        for role in reversed(list(self.roles.values())):
+            try:
+                role.stop()
+            except Exception:  # stop the others regardless
+                log.exception("stopping role %s failed", role.name)
         if self.press_filer is not None:
             self.press_filer.stop()
         self.press_queue.stop()
-        if self.cameras is not None:
-            self.cameras.stop()
-        self.pipeline.stop()
+        if len(self.outbox):
+            self.outbox.flush()
+        self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        self.redis.close()
+
+    def _close_events_mqtt(self) -> None:
         if self.events_mqtt is not None:
             self.events_mqtt.disconnect()
             self.events_mqtt.loop_stop()
-        self.redis.close()
+
+    @property
+    def model_status(self) -> str:
+        """The detector's state: this process's video role, else what the video roles published."""
+        if self.video is not None:
+            return self.video.engine.model_status
+        engines = self.camera_state.engines()
+        return engines[0].get("model_status", "unknown") if engines else "unknown: no video role has reported"
 
     def status(self) -> dict:
-        model = self.pipeline.model_status
+        from gateway.supervisor import RoleBoard
+        from ingest.devices.role import IngestBoard
+
+        model = self.model_status
+        engines = self.camera_state.engines()
         return {
             "name": self.deployment.name,
             "uptime_s": round(time.time() - self.started_at, 1),
             "detector": model,
             "motion_only": model.startswith("motion-only"),
-            "cameras": {cid: s.to_dict() for cid, s in (self.cameras.status().items() if self.cameras else [])},
-            "pipeline": self.pipeline.stats(),
+            "cameras": self.camera_state.status([c.id for c in self.deployment.cameras]),
+            "pipeline": engines[0] if engines else {},
+            "video_engines": engines,
             "mqtt": self.mqtt.stats() if self.mqtt else None,
+            "mqtt_ingest": IngestBoard(self.redis, self.keys.prefix).read(),  # every devices process, by client id
+            "roles": RoleBoard(self.redis, self.camera_keys.tag).read(),
+            "process_roles": list(self.role_names),
         }
 
 
@@ -266,27 +354,41 @@ def _mqtt_publisher(url: str, client_id: str):
     return client
 
 
-def build_runtime(deployment: Deployment, *, sources: bool = True) -> Runtime:
-    return Runtime(deployment, sources=sources)
+def build_runtime(deployment: Deployment, *, sources: bool = True, roles: Iterable[str] = ROLES,
+                  video_workers: int | None = None, devices_partition: Any = None) -> Runtime:
+    return Runtime(deployment, sources=sources, roles=roles, video_workers=video_workers, devices_partition=devices_partition)
 
 
-def serve(deployment: Deployment) -> int:
-    """``gridwatch run``: services up, every role started, the web app served until Ctrl-C."""
-    import uvicorn
+def serve(deployment: Deployment, roles: Iterable[str] = ROLES, *, video_workers: int | None = None,
+          devices_partition: Any = None, services: bool = True) -> int:
+    """One process running ``roles`` until Ctrl-C / SIGTERM; with ``api`` among them, the web app under uvicorn."""
+    import signal
 
-    from gateway.app import create_app
-
-    services: LocalServices = ensure_services(deployment.services.redis_url, deployment.services.mqtt_url,
-                                              deployment.run_dir, autostart=deployment.services.autostart)
-    runtime = build_runtime(deployment)
+    local: LocalServices | None = None
+    if services:
+        local = ensure_services(deployment.services.redis_url, deployment.services.mqtt_url,
+                                deployment.run_dir, autostart=deployment.services.autostart)
+    runtime = build_runtime(deployment, roles=roles, video_workers=video_workers, devices_partition=devices_partition)
     try:
         runtime.start()
-        if runtime.pipeline.model_status.startswith("motion-only"):
-            log.warning("!!! DETECTOR MODEL NOT LOADED — running motion-only: %s", runtime.pipeline.model_status)
-        host, port = deployment.gateway.host, deployment.gateway.port
-        print(f"GridWatch console: http://{host}:{port}/  (API: http://{host}:{port}/api/v1, docs: /docs)", flush=True)
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+        if runtime.video is not None and runtime.model_status.startswith("motion-only"):
+            log.warning("!!! DETECTOR MODEL NOT LOADED — running motion-only: %s", runtime.model_status)
+        if "api" in runtime.role_names:
+            import uvicorn
+
+            from gateway.app import create_app
+
+            host, port = deployment.gateway.host, deployment.gateway.port
+            print(f"GridWatch console: http://{host}:{port}/  (API: http://{host}:{port}/api/v1, docs: /docs)", flush=True)
+            uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+        else:
+            done = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: done.set())
+            while not done.wait(1.0):
+                pass
     finally:
         runtime.stop()
-        services.stop()
+        if local is not None:
+            local.stop()
     return 0

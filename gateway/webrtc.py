@@ -1,8 +1,9 @@
 """Camera live view: WebRTC (aiortc) with the detection boxes drawn in, and the frames the MJPEG fallback sends.
 
-The server answers a browser's SDP offer with a send-only video track built from the newest decoded
-frame of the camera (``runtime.cameras.latest(id)``), so a live view costs one encoder per viewer and
-never touches the decoder. There are no STUN/TURN servers by default: the console and the gateway are
+The server answers a browser's SDP offer with a send-only video track built from the newest picture
+the camera's video role put in Redis (``detectors.camera_state``: JPEG + overlay boxes, up to 10 fps
+while a viewer's watch key exists), so a live view works wherever the camera is decoded, costs one
+encoder per viewer and never touches the decoder. There are no STUN/TURN servers by default: the console and the gateway are
 on the same network in a command centre (host candidates suffice).
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import fractions
 import logging
 import time
+from functools import partial
 from typing import Any, Iterable
 
 import cv2
@@ -44,31 +46,27 @@ def _box_of(det: Any) -> tuple[tuple[float, float, float, float], str, float] | 
 
 
 def detections_for(runtime: Any, camera_id: str) -> list[Any]:
-    """The objects the pipeline tracks on this camera now, boxes normalised to 0..1 (so any frame size fits)."""
-    pipe = getattr(runtime, "pipeline", None)
-    fn = getattr(pipe, "latest_detections", None)
+    """The objects the video role tracks on this camera now, boxes normalised to 0..1 (so any frame size fits)."""
     try:
-        if callable(fn):
-            return list(fn(camera_id) or [])
-        return _tracked_objects(runtime, pipe, camera_id)
+        overlay = runtime.camera_state.overlay(camera_id)
+        size = overlay.get("size")
+        if not size or not overlay.get("boxes"):
+            return []
+        w, h = float(size[0]), float(size[1])
+        return [{"xyxy": (b["box"][0] / w, b["box"][1] / h, b["box"][2] / w, b["box"][3] / h), "label": b["label"],
+                 "score": b["score"], "track_id": b.get("track_id")} for b in overlay["boxes"]]
     except Exception:  # drawing boxes is a nicety; the picture must still go out
         log.debug("no detections for %s", camera_id, exc_info=True)
         return []
 
 
-def _tracked_objects(runtime: Any, pipe: Any, camera_id: str) -> list[dict]:
-    # Until VideoPipeline offers latest_detections(camera_id): the analyzer's tracker, in analysis-frame pixels.
-    slot = getattr(pipe, "_cameras", {}).get(camera_id)
-    tracker = getattr(getattr(slot, "analyzer", None), "tracker", None)
-    if tracker is None or not tracker.objects:
-        return []
-    status = runtime.cameras.status().get(camera_id)
-    size = getattr(status, "analysis_size", None)
-    if not size:
-        return []
-    w, h = float(size[0]), float(size[1])
-    return [{"xyxy": (o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h), "label": o.label, "score": o.score,
-             "track_id": o.id} for o in list(tracker.objects.values())]
+def latest_image(runtime: Any, camera_id: str) -> np.ndarray | None:
+    """The camera's newest picture from Redis, decoded; None when its video role has published none."""
+    data = runtime.camera_state.jpeg(camera_id)
+    if not data:
+        return None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return image if image is not None and image.size else None
 
 
 def draw(image: np.ndarray, detections: Iterable[Any], scale: float = 1.0) -> np.ndarray:
@@ -97,13 +95,16 @@ def _no_signal(width: int = 640, height: int = 360) -> np.ndarray:
     return img
 
 
-def render(runtime: Any, camera_id: str) -> np.ndarray:
-    """The newest frame of a camera with boxes, scaled to at most MAX_WIDTH; a 'no signal' card when none."""
-    cams = getattr(runtime, "cameras", None)
-    frame = cams.latest(camera_id) if cams is not None else None
-    if frame is None:
+def render(runtime: Any, camera_id: str, *, watch: bool = False) -> np.ndarray:
+    """The newest frame of a camera with boxes, scaled to at most MAX_WIDTH; a 'no signal' card when none.
+
+    ``watch`` (live views) asks the camera's video role for pictures at the live rate.
+    """
+    if watch:
+        runtime.camera_state.watch(camera_id)
+    img = latest_image(runtime, camera_id)
+    if img is None:
         return _no_signal()
-    img = frame.image
     scale = 1.0
     if img.shape[1] > MAX_WIDTH:
         scale = MAX_WIDTH / img.shape[1]
@@ -154,7 +155,7 @@ def _camera_track_class() -> type:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            image = await asyncio.to_thread(render, self.runtime, self.camera_id)
+            image = await asyncio.to_thread(partial(render, self.runtime, self.camera_id, watch=True))
             frame = VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts = int(self._n * 90000 / VIEW_FPS)
             frame.time_base = fractions.Fraction(1, 90000)

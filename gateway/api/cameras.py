@@ -1,7 +1,9 @@
 """Cameras: list with health, add / replace / remove, probe a URL first, snapshot and MJPEG live view.
 
-The video work is ``ingest.video``'s (CameraManager, probe, the SSRF guard, credential redaction) and the
-analytics configuration is the pipeline's; this router validates, authorises, audits and hands over.
+The video work is the video role's, in whatever process or host runs it: this router reads camera state
+from Redis (``detectors.camera_state``: status, latest JPEG, overlay boxes) and hands camera changes over
+through ``CameraControl`` (a hash + a control stream the video role follows). It validates, authorises
+and audits; probing and the SSRF guard are ``ingest.video``'s.
 Source URLs are always answered redacted (``rtsp://admin:***@…``). Changes made here live until the
 process restarts unless the deployment file is updated too (see docs/OPERATORS.md).
 """
@@ -18,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query,
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.deps import errors, forbidden, require, require_media, runtime, unavailable
+from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.auth import Principal
 from gateway.config import Camera
 
@@ -87,18 +89,23 @@ def _redact(url: str | None) -> str | None:
         return "<redacted>"
 
 
-def _health(rt: Any, camera_id: str) -> CameraHealth:
-    if rt.cameras is None:
-        return CameraHealth(state="not running")
-    status = rt.cameras.status().get(camera_id)
-    if status is None:
-        return CameraHealth(state="not attached")
-    raw = status.to_dict()
+def _health_of(raw: dict[str, Any] | None) -> CameraHealth:
+    if raw is None:
+        return CameraHealth(state="not reported", detail={"reason": "no video role has published this camera's state"})
     detail = {k: v for k, v in raw.items() if k != "state" and "url" not in k}
-    return CameraHealth(state=raw["state"], fps=raw["camera_fps"], detail=detail)
+    return CameraHealth(state=raw.get("state", "unknown"), fps=raw.get("camera_fps"), detail=detail)
 
 
-def camera_out(rt: Any, cam: Camera) -> CameraOut:
+def _healths(rt: Any, camera_ids: list[str]) -> dict[str, CameraHealth]:
+    found = rt.camera_state.status(camera_ids)
+    return {cid: _health_of(found.get(cid)) for cid in camera_ids}
+
+
+def _health(rt: Any, camera_id: str) -> CameraHealth:
+    return _healths(rt, [camera_id])[camera_id]
+
+
+def camera_out(rt: Any, cam: Camera, health: CameraHealth | None = None) -> CameraOut:
     data = cam.model_dump(mode="json")
     src = data["source"]
     for key in ("url", "fallback", "substream_url"):
@@ -106,7 +113,7 @@ def camera_out(rt: Any, cam: Camera) -> CameraOut:
             src[key] = _redact(src[key])
     grid = rt.grids.route(cam.pose.position)
     data["grid_code"] = grid.code if grid else None
-    data["health"] = _health(rt, cam.id)
+    data["health"] = health if health is not None else _health(rt, cam.id)
     return CameraOut.model_validate(data)
 
 
@@ -154,28 +161,27 @@ def _check_place(rt: Any, cam: Camera) -> None:
 
 
 def _apply(rt: Any, cam: Camera, *, new: bool) -> None:
-    """Hand the camera to the pipeline and the manager; the deployment's list is what the API reads back."""
-    from ingest.video.errors import SourceError
+    """Hand the camera to the video role (wherever it runs); the deployment's list is what the API reads back."""
+    import redis
 
-    rt.pipeline.configure_camera(cam.id, cam.pose, cam)
-    mgr = rt.cameras  # None where this process reads no sources
-    if mgr is not None:
-        try:
-            (mgr.add if new else mgr.update)(cam)
-        except SourceError as exc:
-            raise HTTPException(422, f"source: {exc.reason}") from None
+    try:
+        rt.camera_control.put(cam.model_dump(mode="json"), new=new)
+    except redis.RedisError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "camera changes cannot be handed over: Redis does not answer") from exc
 
 
 @router.get("/cameras", response_model=CameraList, responses=errors(401, 403),
             summary="Cameras the caller may see, with health")
 def list_cameras(principal: Principal = Depends(require("cameras:read")), rt: Any = Depends(runtime)) -> CameraList:
-    return CameraList(items=[camera_out(rt, c) for c in _visible_list(rt, principal)])
+    cams = _visible_list(rt, principal)
+    health = _healths(rt, [c.id for c in cams])
+    return CameraList(items=[camera_out(rt, c, health[c.id]) for c in cams])
 
 
 @router.get("/cameras/status", response_model=StatusOut, responses=errors(401, 403),
             summary="Health of every visible camera (state, fps, skipped fps, last frame …)")
 def cameras_status(principal: Principal = Depends(require("cameras:read")), rt: Any = Depends(runtime)) -> StatusOut:
-    return StatusOut(cameras={c.id: _health(rt, c.id) for c in _visible_list(rt, principal)})
+    return StatusOut(cameras=_healths(rt, [c.id for c in _visible_list(rt, principal)]))
 
 
 @router.post("/cameras/probe", response_model=ProbeOut, responses=errors(401, 403, 413, 422, 503),
@@ -185,11 +191,8 @@ async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:w
     from ingest.video.errors import SourceError
 
     ingest = rt.deployment.ingest
-    if rt.cameras is not None:  # the manager probes with the deployment's footage folder and source policy
-        call = partial(rt.cameras.probe, body.url, timeout_s=body.timeout_s)
-    else:
-        call = partial(probe_url, body.url, allow_private=ingest.source_policy(), timeout_s=body.timeout_s,
-                       base_dir=rt.deployment.base_dir, footage_dir=rt.deployment.resolve(ingest.footage_dir))
+    call = partial(probe_url, body.url, allow_private=ingest.source_policy(), timeout_s=body.timeout_s,
+                   base_dir=rt.deployment.base_dir, footage_dir=rt.deployment.resolve(ingest.footage_dir))
     try:
         result = await asyncio.wait_for(asyncio.to_thread(call), body.timeout_s + 5)
     except SourceError as exc:
@@ -245,17 +248,15 @@ def replace_camera(cam: Camera, request: Request, camera_id: str = PathParam(pat
 @router.delete("/cameras/{camera_id}", status_code=204, responses=errors(401, 403, 404, 422), summary="Detach a camera")
 def delete_camera(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
                   principal: Principal = Depends(require("cameras:write")), rt: Any = Depends(runtime)) -> Response:
-    from ingest.video.errors import SourceError
+    import redis
 
     old = _find(rt, camera_id)
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
-    if rt.cameras is not None:
-        try:
-            rt.cameras.remove(camera_id)
-        except (SourceError, KeyError):
-            pass  # not attached (it never started): nothing to detach
-    rt.pipeline.remove_camera(camera_id)
+    try:
+        rt.camera_control.remove(camera_id)
+    except redis.RedisError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "camera changes cannot be handed over: Redis does not answer") from exc
     rt.deployment.cameras.remove(old)
     request.app.state.audit.record(principal.username, "camera.remove", f"camera:{camera_id}")
     return Response(status_code=204)
@@ -269,9 +270,7 @@ def snapshot(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Principal
     from gateway.webrtc import jpeg, render
 
     visible_camera(rt, principal, camera_id)
-    if rt.cameras is None:
-        raise unavailable("video ingest")
-    if rt.cameras.latest(camera_id) is None:
+    if not rt.camera_state.jpeg(camera_id):
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no frame from this camera yet")
     return Response(jpeg(render(rt, camera_id), 85), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
@@ -286,13 +285,11 @@ async def mjpeg(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
     from gateway.webrtc import jpeg, render
 
     visible_camera(rt, principal, camera_id)
-    if rt.cameras is None:
-        raise unavailable("video ingest")
 
     def picture() -> bytes:
         import cv2
 
-        img = render(rt, camera_id)
+        img = render(rt, camera_id, watch=True)  # a viewer: the video role sends pictures at the live rate
         if width and img.shape[1] > width:  # a tile's sub-stream: fewer pixels to encode, send and decode
             img = cv2.resize(img, (width, max(2, round(img.shape[0] * width / img.shape[1] / 2) * 2)), interpolation=cv2.INTER_AREA)
         return jpeg(img)

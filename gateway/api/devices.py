@@ -83,6 +83,7 @@ def add_device(dev: DeviceConfig, request: Request, principal: Principal = Depen
         raise HTTPException(status.HTTP_409_CONFLICT, f"device {dev.id!r} exists")
     _check_place(rt, dev)
     rt.devices.upsert(dev)
+    rt.device_changes.put(dev.model_dump(mode="json"), new=True)  # to the devices role, wherever it runs
     rt.deployment.devices.append(dev)
     request.app.state.audit.record(principal.username, "device.add", f"device:{dev.id}")
     return device_out(rt, dev)
@@ -101,6 +102,7 @@ def replace_device(dev: DeviceConfig, request: Request, device_id: str = PathPar
         dev = dev.model_copy(update={"secret": old.secret})
     _check_place(rt, dev)
     rt.devices.upsert(dev)  # the id cannot change (checked above); live state survives
+    rt.device_changes.put(dev.model_dump(mode="json"), new=False)
     rt.deployment.devices[rt.deployment.devices.index(old)] = dev
     request.app.state.audit.record(principal.username, "device.update", f"device:{dev.id}")
     return device_out(rt, dev)
@@ -113,6 +115,7 @@ def delete_device(request: Request, device_id: str = PathParam(pattern=DEVICE_ID
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
     rt.devices.remove(device_id)
+    rt.device_changes.remove(device_id)
     rt.deployment.devices.remove(old)
     request.app.state.audit.record(principal.username, "device.remove", f"device:{device_id}")
     return Response(status_code=204)

@@ -140,16 +140,16 @@ def _unit(rt: Any, grid_code: str | None, level: str) -> Any:
     return next((g for g in rt.grids.ancestors(grid_code) if g.level == level), None)
 
 
-def _health(rt: Any, camera_id: str) -> str:
-    if rt.cameras is None:
-        return "not running"
-    st = rt.cameras.status().get(camera_id)
-    return st.to_dict()["state"] if st is not None else "not attached"
+def _health(statuses: dict[str, dict], camera_id: str) -> str:
+    """The camera's state as its video role last reported it (any process, any host)."""
+    st = statuses.get(camera_id)
+    return st.get("state", "unknown") if st is not None else "not reported"
 
 
 def camera_markers(rt: Any, principal: Principal, project: Callable) -> list[CameraMarker]:
     """Cameras standing in the caller's grids, with the grid, community and street they belong to."""
     out = []
+    statuses = rt.camera_state.status([c.id for c in rt.deployment.cameras])
     for cam in rt.deployment.cameras:
         pos = cam.pose.position.wgs84()
         grid = rt.grids.route(cam.pose.position)
@@ -163,7 +163,7 @@ def camera_markers(rt: Any, principal: Principal, project: Callable) -> list[Cam
             range_m=max(40.0, min(250.0, cam.pose.height_m * 12)), grid_code=code, grid_name=grid.name if grid else None,
             community=community.code if community else None, community_name=community.name if community else None,
             street=street.code if street else None, street_name=street.name if street else None,
-            health=_health(rt, cam.id)))
+            health=_health(statuses, cam.id)))
     return out
 
 

@@ -45,5 +45,7 @@ def put_profile(profile: DeviceProfile, request: Request, name: str = PathParam(
                 principal: Principal = Depends(require("devices:write")), rt: Any = Depends(runtime)) -> DeviceProfile:
     rt.profiles.put(name, profile)
     rt.deployment.device_profiles[name] = profile
+    # to the devices role wherever it runs (and kept for restarts)
+    rt.profile_changes.put({"id": name, **profile.model_dump(mode="json")}, new=False)
     request.app.state.audit.record(principal.username, "device_profile.put", f"device_profile:{name}")
     return profile

@@ -29,6 +29,8 @@ class StatusOut(BaseModel):
     services: dict[str, Any] = Field(default_factory=dict)
     cameras: Any = None
     queues: dict[str, Any] = Field(default_factory=dict)
+    roles: dict[str, Any] = Field(default_factory=dict, description="role processes as their supervisors report them: "
+                                  "state, pid, host, restarts, last exit code")
 
 
 class SettingsOut(BaseModel):

@@ -100,6 +100,7 @@ class MqttIngest:
         alarm_batch_max: int = 64,
         alarm_batch_wait_s: float = 0.002,
         alarm_sink: Any = None,
+        filters: list[str] | None = None,
     ) -> None:
         """``alarm_sink`` (an object with ``submit(press, on_ack)``, owned by the caller: the runtime's durable
         :class:`~ingest.devices.press_queue.PressQueue`) is preferred; else ``on_alarms`` (files a list of
@@ -123,6 +124,7 @@ class MqttIngest:
         self._conn = parse_mqtt_url(mqtt_url)
         self.client_id = cfg.client_id + (f"-{client_suffix}" if client_suffix else "")
         self._prefix = cfg.topic_prefix
+        self._filters = filters  # a devices partition's own topics (topics.partition_filters); default: every device
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._connected = threading.Event()
@@ -175,6 +177,15 @@ class MqttIngest:
             self.stop()
             raise ConnectionError(f"MQTT broker {self._conn['host']}:{self._conn['port']} did not accept the subscription within {wait_s} s")
 
+    def add_filters(self, filters: list[str]) -> None:
+        """Subscribe to more topics now and after every reconnect (a devices partition's newly added device)."""
+        if self._filters is None:
+            return  # already subscribed to every device
+        new = [f for f in filters if f not in self._filters]
+        self._filters = self._filters + new
+        if new and self._client is not None and self.connected:
+            self._client.subscribe([(f, SubscribeOptions(qos=self.cfg.qos)) for f in new])
+
     def stop(self) -> None:
         """Finish alarms in hand, then disconnect; unacknowledged messages stay with the broker's session."""
         client = self._client
@@ -206,7 +217,8 @@ class MqttIngest:
             return
         self._connected.set()
         options = SubscribeOptions(qos=self.cfg.qos)
-        client.subscribe([(f, options) for f in subscription_filters(self._prefix, self.cfg.shared_group)])
+        filters = self._filters if self._filters is not None else subscription_filters(self._prefix, self.cfg.shared_group)
+        client.subscribe([(f, options) for f in filters])
         log.info("MQTT ingest %s connected (session present: %s)", self.client_id, getattr(flags, "session_present", None))
 
     def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:

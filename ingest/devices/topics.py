@@ -45,3 +45,23 @@ def subscription_filters(prefix: str, shared_group: str | None) -> list[str]:
     if shared_group:
         filters = [f"$share/{shared_group}/{f}" for f in filters]
     return filters
+
+
+def partition_of(device_id: str, count: int) -> int:
+    """The devices partition (0 … count-1) that ingests this device: CRC-32 of its id, the same in every process."""
+    import zlib
+
+    return zlib.crc32(device_id.encode("utf-8")) % count
+
+
+def partition_filters(prefix: str, device_ids: list[str], index: int, count: int) -> list[str]:
+    """Topic filters of partition ``index`` of ``count``: each of its devices' uplink topics, named one by one.
+
+    Disjoint plain subscriptions instead of ``$share``: each partition's persistent session keeps its
+    own subscriptions and queued QoS 1 messages across a Mosquitto restart, which shared ones lose.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"partition {index}/{count}: need 0 <= index < count")
+    if count == 1:
+        return subscription_filters(prefix, None)
+    return [device_topic(prefix, d, channel) for d in sorted(device_ids) if partition_of(d, count) == index for channel in UPLINK]

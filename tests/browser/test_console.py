@@ -1,7 +1,8 @@
 """The web console in a real Chromium against a real server: real clip → motion → live event → WebRTC → ticket → sign.
 
-The server is what ``gridwatch run`` starts (runtime + ``create_app`` under uvicorn), on a free port, with one
-camera playing the real plaza clip, a unique Redis prefix and SQLite in a temp dir. Screenshots of each main
+The server is what ``gridwatch run`` starts: the video role in a process of its own holding the one camera
+(the real plaza clip), the other roles with ``create_app`` under uvicorn in the test's process, so the live
+event, snapshot, WebRTC and MJPEG views all cross from the video process through Redis; a free port, a unique Redis prefix and SQLite in a temp dir. Screenshots of each main
 page go to tests/artifacts/screenshots/ (docs/screenshots/ only with GRIDWATCH_UPDATE_SCREENSHOTS=1).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
-from gw_support import FOOTAGE, REDIS_URL, build_test_runtime, drop_keys, make_deployment  # noqa: E402
+from gw_support import FOOTAGE, REDIS_URL, build_test_runtime, drop_keys, make_deployment, start_role_process  # noqa: E402
 from tests.support import free_port, screenshot_dir  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,7 +54,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     dep.detection.model.path = None          # motion-only keeps two CPU cores free for the browser and encoder
     dep.detection.motion.cooldown_s = 5
     dep.gateway.port = free_port()
-    runtime = build_test_runtime(dep, sources=True)
+    from gateway.runtime import ROLES
+
+    video = start_role_process(dep, "video")
+    runtime = build_test_runtime(dep, sources=True, roles=[r for r in ROLES if r != "video"])
     runtime.start()
     app = create_app(runtime)
     config = uvicorn.Config(app, host="127.0.0.1", port=dep.gateway.port, log_level="warning", ws="websockets")
@@ -65,11 +69,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         time.sleep(0.05)  # polling the server's started flag
     assert srv.started, "uvicorn did not start"
     try:
-        yield {"url": f"http://127.0.0.1:{dep.gateway.port}", "runtime": runtime}
+        yield {"url": f"http://127.0.0.1:{dep.gateway.port}", "runtime": runtime, "video": video}
     finally:
         srv.should_exit = True
         thread.join(15)
         runtime.stop()
+        video.terminate()
+        video.join(20)
         client = redis.Redis.from_url(REDIS_URL)
         drop_keys(client, dep.services.stream_prefix)
         client.close()
@@ -117,6 +123,10 @@ def test_operator_to_worker_flow(server: dict, browser: Any) -> None:
     page.wait_for_function("() => { const i = document.querySelector('article.card img.thumb'); return i && i.naturalWidth > 0; }",
                            timeout=20_000)
     _shot(page, "wall")
+
+    # the camera is decoded in the video process, not this one: its status names that process
+    cams = server["runtime"].status()["cameras"]
+    assert server["runtime"].video is None and cams["cam-plaza"]["worker"].endswith(f"-{server['video'].pid}")
 
     # 2. the live view decodes frames over WebRTC: the <video> has a size and its time advances
     page.goto(f"{base}/#/live/cam-plaza")

@@ -39,15 +39,29 @@ def make_deployment(tmp: Path, **gateway: Any) -> Deployment:
     return dep
 
 
-def build_test_runtime(dep: Deployment, *, sources: bool = False) -> Any:
-    from gateway.runtime import build_runtime
+def build_test_runtime(dep: Deployment, *, sources: bool = False, roles: Any = None) -> Any:
+    from gateway.runtime import ROLES, build_runtime
 
-    return build_runtime(dep, sources=sources)
+    return build_runtime(dep, sources=sources, roles=roles or ROLES)
+
+
+def start_role_process(dep: Deployment, role: str) -> Any:
+    """One role in a process of its own (multiprocessing spawn), as the supervisor runs it; ``terminate()`` stops it."""
+    import multiprocessing
+
+    from gateway.runtime import serve
+
+    proc = multiprocessing.get_context("spawn").Process(target=serve, args=(dep, (role,)), kwargs={"services": False},
+                                                        name=f"gridwatch-{role}", daemon=True)
+    proc.start()
+    return proc
 
 
 def drop_keys(client: redis.Redis, prefix: str) -> None:
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        client.delete(key)
+    """The test's keys: streams under ``prefix:`` and the hash-tagged camera/role state under ``{prefix}:``."""
+    for pattern in (f"{prefix}:*", "\\{" + prefix + "\\}:*"):
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
 
 
 def login(client: Any, username: str, password: str) -> dict:
