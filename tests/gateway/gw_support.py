@@ -46,13 +46,16 @@ def build_test_runtime(dep: Deployment, *, sources: bool = False, roles: Any = N
 
 
 def start_role_process(dep: Deployment, role: str) -> Any:
-    """One role in a process of its own (multiprocessing spawn), as the supervisor runs it; ``terminate()`` stops it."""
+    """One role in a process of its own (multiprocessing spawn), as the supervisor runs it; ``terminate()`` stops it.
+
+    Not daemonic: the video role starts worker processes of its own.
+    """
     import multiprocessing
 
     from gateway.runtime import serve
 
     proc = multiprocessing.get_context("spawn").Process(target=serve, args=(dep, (role,)), kwargs={"services": False},
-                                                        name=f"gridwatch-{role}", daemon=True)
+                                                        name=f"gridwatch-{role}", daemon=False)
     proc.start()
     return proc
 
