@@ -39,7 +39,7 @@ def main() -> None:
         n = pos = hits = 0
         first = None
         for rf in read_clip(FOOTAGE / name, "x", fps, args.rate):
-            fired = cue.update(motion.update(rf.frame.image).small) is not None
+            fired = cue.update(motion.update(rf.frame.image).small, rf.frame.captured_at) is not None
             positive = start is not None and rf.index >= start
             n, pos, hits = n + 1, pos + positive, hits + fired
             if fired and first is None:
