@@ -149,8 +149,9 @@ def deployment_detection() -> dict:
     dep = load_deployment(DEPLOYMENT)
     det = dep.detection.model_dump()
     det["evidence"]["enabled"] = False
-    if det["model"].get("path"):
-        det["model"]["path"] = str(dep.resolve(det["model"]["path"]))
+    for part in ("model", "fall_model", "fire_model"):
+        if det[part].get("path"):
+            det[part]["path"] = str(dep.resolve(det[part]["path"]))
     return det
 
 
