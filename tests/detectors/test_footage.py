@@ -43,9 +43,10 @@ def test_fire_smoke_after_onset_never_before(make_pipeline, model_path):
 @pytest.mark.timeout(180)
 def test_standing_group_loiters(make_pipeline, model_path):
     group = {"name": "group", "polygon": [[0.14, 0.38], [0.30, 0.38], [0.30, 0.64], [0.14, 0.64]]}
-    # small, distant people in a tight group: they need native-scale tiles and 2 detection passes/s to keep their
-    # tracks (at the defaults — letterbox, 1 pass/s — this clip raises nothing; docs/DETECTION.md)
-    pipe, got = make_pipeline({"model": {"full_frame_tiles": True}}, model=model_path)
+    # small, distant people in a tight group: the camera switches to native-scale tiles by itself once it sees that
+    # its people are small (detectors/camera.py::_small_people, no deployment-wide override any more); 2 detection
+    # passes/s is the per-camera rate a user picks for a busy square (at 1/s the group's tracks break up)
+    pipe, got = make_pipeline(model=model_path)
     pipe.configure_camera("plaza", POSE, CameraAnalytics.model_validate({
         "detect_fps": 2, "zones": [group], "rules": [{"kind": "loitering", "zone": "group", "dwell_s": 6},
                                     {"kind": "crowd", "zone": "group", "min_count": 3, "dwell_s": 5}]}))
