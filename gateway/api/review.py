@@ -2,7 +2,8 @@
 
 Both lists come from ``alerts.review``; this module maps callers to grid scopes and parameters to filters.
 Grid scope is the tickets' rule: a grid worker sees only items of their grids, and an activity row outside
-them answers the same ``403 {"detail": "forbidden"}`` as one that does not exist. Evidence URLs are API
+them answers the same ``403 {"detail": "forbidden"}`` as one that does not exist. A camera's timeline also follows
+the camera routes' rule: a camera outside the caller's grids answers 403. Evidence URLs are API
 paths (like a ticket's ``snapshot``): an alert's go through ``/tickets/{id}/evidence/{i}``, an activity's
 through ``/activity/{id}/evidence/{i}`` below, both with the same access rule and ``?mt=`` media tokens.
 """
@@ -16,6 +17,7 @@ from fastapi.responses import FileResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
 from alerts.review import BadCursor, Cursor, ReviewFilter, activity_evidence, review_items
+from gateway.api.cameras import CAMERA_ID as CAMERA_REF, visible_camera
 from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.api.tickets import scope_codes
 from gateway.auth import Principal
@@ -91,12 +93,18 @@ def list_review(
 @router.get("/cameras/{camera_id}/timeline", response_model=TimelineOut, responses=errors(401, 403, 422),
             summary="One camera's alerts and activity in the caller's grids, oldest first")
 def camera_timeline(
-    camera_id: str = PathParam(pattern=CAMERA_ID),
+    camera_id: str = PathParam(pattern=CAMERA_REF),
     since: AwareDatetime | None = Query(None), until: AwareDatetime | None = Query(None),
     limit: int = Query(500, ge=1, le=500, description="at most this many items (the oldest of the range)"),
     principal: Principal = Depends(require("tickets:read")),
     rt: Any = Depends(runtime),
 ) -> TimelineOut:
+    try:
+        visible_camera(rt, principal, camera_id)  # a camera outside the caller's grids: 403, as every camera route
+    except HTTPException as exc:
+        if exc.status_code != status.HTTP_404_NOT_FOUND:
+            raise
+        # a camera no longer configured: its history stays readable for those who see every grid
     f = _filter(principal, camera_id=camera_id, since=since, until=until)
     items, _ = review_items(rt.store, f, limit=limit, newest_first=False)
     return TimelineOut(camera_id=camera_id, items=[ReviewItem.model_validate(i) for i in items])

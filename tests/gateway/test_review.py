@@ -154,7 +154,9 @@ def test_grid_workers_see_only_their_grids(client, runtime, auth_as):
     other = auth_as("worker_my4")
     assert _review(client, other)["items"] == []
     assert _review(client, other, grid="330199001001001")["items"] == []
-    assert client.get("/api/v1/cameras/cam-plaza/timeline", headers=other).json() == {"camera_id": "cam-plaza", "items": []}
+    assert client.get("/api/v1/cameras/cam-plaza/timeline", headers=other).json() == FORBIDDEN  # not their camera
+    assert client.get("/api/v1/cameras/cam-crossing/timeline", headers=other).json() == {"camera_id": "cam-crossing",
+                                                                                     "items": []}
     activity = next(i for i in mine if i["tier"] == "activity")
     assert client.get(f"/api/v1{activity['snapshot_url']}", headers=other).json() == FORBIDDEN
     assert client.get("/api/v1/activity/987654/evidence/0", headers=other).json() == FORBIDDEN
