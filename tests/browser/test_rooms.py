@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 from gw_support import FOOTAGE, PLAZA, REDIS_URL, build_test_runtime, drop_keys, file_ticket, make_deployment  # noqa: E402
 from ingest.geo import GeoPoint  # noqa: E402
-from tests.support import free_port  # noqa: E402
+from tests.support import free_port, wait_for  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "docs" / "screenshots" if os.environ.get("GRIDWATCH_UPDATE_SCREENSHOTS") == "1" else REPO / "tests" / "artifacts"
@@ -125,6 +125,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     srv = Server(runtime, dep.gateway.port)
     srv.start()
     try:
+        # the video role (worker processes) has reported the four clips as live before any page looks at them
+        wait_for(lambda: all(runtime.camera_state.status(LIVE_CAMERAS).get(c, {}).get("state") == "online"
+                             for c in LIVE_CAMERAS), 90, 0.5, "the live cameras reported online")
         yield {"url": f"http://127.0.0.1:{dep.gateway.port}", "runtime": runtime, "server": srv}
     finally:
         srv.stop()

@@ -434,6 +434,9 @@ class GridwatchProcess:
     (``GRIDWATCH_FAILPOINT``, see ingest/failpoints.py): the whole product, killed where the test says."""
 
     def __init__(self, config: Path, port: int, log_path: Path, failpoint: str | None = None):
+        """With a fail point every role runs in one process (``--one-process``), so the point's SIGKILL takes
+        the whole product down at that instant (under the supervisor only one child would die, and its
+        restart would inherit the armed point); without one it is ``gridwatch run`` as shipped, supervised."""
         self.config, self.port, self.log_path, self.failpoint = config, port, log_path, failpoint
         self.proc: subprocess.Popen | None = None
         self._log: Any = None
@@ -448,7 +451,10 @@ class GridwatchProcess:
         if self.failpoint:
             env["GRIDWATCH_FAILPOINT"] = self.failpoint
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait_killed/stop
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
+        argv = [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)]
+        if self.failpoint:
+            argv.append("--one-process")
+        self.proc = subprocess.Popen(argv,
                                      cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         wait_for(lambda: self._healthy() or self.proc.poll() is not None, ready_s, f"gridwatch run on {self.port}")
         if self.proc.poll() is not None:
