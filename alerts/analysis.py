@@ -13,7 +13,9 @@ read, and computes in Python: the windows are days and weeks of one district, th
 """
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -26,6 +28,8 @@ from sqlalchemy import or_, select
 from alerts.lifecycle import OPEN
 from alerts.models import Ticket
 from alerts.service import _visible_clause
+
+log = logging.getLogger(__name__)
 
 PLACE_RADIUS_M = 100.0
 WARNING_NAMESPACE = uuid.UUID("5b0f3c4e-8f1c-4d0e-9a57-9d1f2f6c0a18")
@@ -257,3 +261,30 @@ def file_early_warnings(intake: Any, cases: Any, grid_index: Any, warnings: list
         out.append({"warning": w.to_dict(), "ticket_id": ref.ticket_id, "number": ticket["number"], "new": new,
                     "supervised": ticket.get("supervised", False), "grid_code": ticket["grid_code"], "unit_code": ticket["unit_code"]})
     return out
+
+
+class EarlyWarningScan:
+    """The early-warning rule on a clock: the SLA role files what :func:`early_warnings` finds over every grid.
+
+    Filing is idempotent per grid, category and day (the anomaly id), so a second SLA process, a restart or
+    the 研判 page's button running the rule the same day never files a warning twice."""
+
+    def __init__(self, cases: Any, intake: Any, grid_index: Any, cfg: Any):
+        self.cases, self.intake, self.grid_index, self.cfg = cases, intake, grid_index, cfg
+
+    def run_once(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        warnings = early_warnings(self.cases.store, None, now=now or datetime.now(timezone.utc), window_days=cfg.window_days,
+                                  baseline_windows=cfg.baseline_windows, margin=cfg.margin, min_count=cfg.min_count,
+                                  categories=cfg.categories or None)
+        names = {code: c.name for code, c in self.cases.policy.by_code.items()}
+        return file_early_warnings(self.intake, self.cases, self.grid_index, warnings, names)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.wait(self.cfg.scan_interval_s):
+            try:
+                filed = [f for f in self.run_once() if f["new"]]
+                if filed:
+                    log.info("early warning: %d supervised case(s) filed: %s", len(filed), ", ".join(f["number"] for f in filed))
+            except Exception:  # the next scan tries again; nothing is lost by waiting
+                log.exception("early-warning scan failed; retrying at the next interval")

@@ -60,13 +60,15 @@ class WebhookConfig(_Strict):
 class EarlyWarningConfig(_Strict):
     """研判 early warning: a grid's count of a category in the window against its own baseline (alerts.analysis).
 
-    The rule runs on POST /api/v1/analysis/early-warning (the 研判 page's button, or a scheduler calling it)."""
+    The SLA role runs the rule every ``scan_interval_s``; POST /api/v1/analysis/early-warning (the 研判 page's
+    button) runs it at once."""
 
     window_days: int = Field(7, ge=1, le=90, description="the window counted, ending now")
     baseline_windows: int = Field(4, ge=1, le=52, description="windows before it whose mean is the baseline")
     margin: float = Field(0.5, ge=0, le=100, description="warn when count > baseline × (1 + margin)")
     min_count: int = Field(3, ge=1, description="never warn below this many cases in the window")
     categories: list[str] = Field(default_factory=list, description="category codes watched; empty: all")
+    scan_interval_s: float = Field(3600.0, ge=0, description="how often the SLA role runs the rule; 0: only on request")
 
 
 class AlertsConfig(_Strict):

@@ -70,9 +70,12 @@ def intake_role(intake: Any) -> LoopRole:
     return LoopRole("intake", [("intake", intake.run_forever)])
 
 
-def sla_role(escalator: Any) -> LoopRole:
-    """Deadlines and escalation of open tickets."""
-    return LoopRole("sla", [("escalation", escalator.run_forever)])
+def sla_role(escalator: Any, early_warning: Any = None) -> LoopRole:
+    """Deadlines and escalation of open tickets; the early-warning rule on its clock (``alerts.analysis.EarlyWarningScan``)."""
+    loops = [("escalation", escalator.run_forever)]
+    if early_warning is not None and early_warning.cfg.scan_interval_s > 0:
+        loops.append(("early-warning", early_warning.run_forever))
+    return LoopRole("sla", loops)
 
 
 def notify_role(notifier: Any, reporter_notifier: Any, on_stop: Callable[[], None] | None = None) -> LoopRole:

@@ -88,3 +88,16 @@ def test_analysis_and_dashboard_are_cut_to_the_callers_grids(client, auth_as):
     # today's trend counts the cases created today (local time) per hour, up to now
     today = [t for t in full["trend"]]
     assert today and sum(h["count"] for h in today) == full["new_today"]
+
+
+def test_the_sla_roles_scan_files_the_warning_without_anyone_asking(client):
+    """The rule on its clock: the SLA role's scan (one pass here) files the same supervised case, once."""
+    rt = client.app.state.runtime
+    seed_surge(rt)
+    assert "early-warning" in [name for name, _ in rt.roles["sla"].loops]
+    from alerts.analysis import EarlyWarningScan
+
+    scan = EarlyWarningScan(rt.cases, rt.intake, rt.grids, rt.deployment.alerts.early_warning)
+    [first] = scan.run_once()
+    assert first["new"] and first["supervised"] and first["grid_code"] == PLAZA_GRID
+    assert [(f["ticket_id"], f["new"]) for f in scan.run_once()] == [(first["ticket_id"], False)]
