@@ -915,6 +915,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--redis", default=os.environ.get("GRIDWATCH_TEST_REDIS", "redis://127.0.0.1:6379/0"))
     ap.add_argument("--no-stop", action="store_true", help="go on after the first N that is not sustained")
     ap.add_argument("--json", type=Path, help="write the result here")
+    # The streams come from this benchmark's own RTSP server on loopback, which a deployment never may use.
+    os.environ.setdefault("GRIDWATCH_TEST_ONLY_LOOPBACK_CAMERAS", "1")
     args = ap.parse_args(argv)
     if args.mode == "all":
         modes = ["gridwatch", "motiononly", "naive", "decode"]

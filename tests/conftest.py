@@ -53,3 +53,15 @@ def redis_client(stream_prefix):
     for key in client.scan_iter(f"{stream_prefix}:*", count=1000):
         client.delete(key)
     client.close()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Role processes a failed fixture left behind (multiprocessing children that are not daemonic, because the
+    video role starts worker processes of its own) would keep the run from exiting: end them here."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.terminate()
+        child.join(10)
+        if child.is_alive():
+            child.kill()

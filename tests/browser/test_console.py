@@ -57,23 +57,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     from gateway.runtime import ROLES
 
     video = start_role_process(dep, "video")
-    runtime = build_test_runtime(dep, sources=True, roles=[r for r in ROLES if r != "video"])
-    runtime.start()
-    app = create_app(runtime)
-    config = uvicorn.Config(app, host="127.0.0.1", port=dep.gateway.port, log_level="warning", ws="websockets")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling the server's started flag
-    assert srv.started, "uvicorn did not start"
+    runtime = srv = thread = None
     try:
+        runtime = build_test_runtime(dep, sources=True, roles=[r for r in ROLES if r != "video"])
+        runtime.start()
+        app = create_app(runtime)
+        config = uvicorn.Config(app, host="127.0.0.1", port=dep.gateway.port, log_level="warning", ws="websockets")
+        srv = uvicorn.Server(config)
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not srv.started and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the server's started flag
+        assert srv.started, "uvicorn did not start"
         yield {"url": f"http://127.0.0.1:{dep.gateway.port}", "runtime": runtime, "video": video}
-    finally:
-        srv.should_exit = True
-        thread.join(15)
-        runtime.stop()
+    finally:  # whatever failed above, nothing this fixture started outlives it
+        if srv is not None:
+            srv.should_exit = True
+            thread.join(15)
+        if runtime is not None:
+            runtime.stop()
         video.terminate()
         video.join(20)
         client = redis.Redis.from_url(REDIS_URL)
