@@ -102,16 +102,7 @@ class VideoRole:
             log.error("camera change %s %s not applied: %s", op, camera_id, exc)
 
     def _follow(self, stop: threading.Event) -> None:
-        after = self._after
-        while not stop.is_set():
-            try:
-                after, changes = self.control.follow(after, block_ms=1000)
-            except redis.RedisError as exc:
-                log.warning("camera changes not read: %s", exc)
-                stop.wait(1.0)
-                continue
-            for op, camera_id in changes:
-                self.apply(op, camera_id)
+        self.control.follow_forever(self._after, self.apply, stop, "camera")
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def start(self) -> None:

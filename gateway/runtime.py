@@ -133,17 +133,12 @@ class Runtime:
         """The devices role in a process without the API: apply the API's profile edits as they are made."""
         from detectors.device_profiles import DeviceProfile
 
-        after = self.profile_changes.last_id()
-        while not stop.is_set():
-            try:
-                after, changes = self.profile_changes.follow(after, block_ms=1000)
-                for _, name in changes:
-                    doc = self.profile_changes.get(name)
-                    if doc is not None:
-                        self._apply_profile(name, doc, DeviceProfile)
-            except redis.RedisError as exc:
-                log.warning("device profile changes not read: %s", exc)
-                stop.wait(1.0)
+        def apply(_op: str, name: str) -> None:
+            doc = self.profile_changes.get(name)
+            if doc is not None:
+                self._apply_profile(name, doc, DeviceProfile)
+
+        self.profile_changes.follow_forever(self.profile_changes.last_id(), apply, stop, "device profile")
 
     # -- building the roles --------------------------------------------------------------------
     def _build_alerts(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,18 @@ class ConfigChanges:
                 f = {_text(k): _text(v) for k, v in fields.items()}
                 changes.append((f.get("op", ""), f.get("id", "")))
         return after, changes
+
+    def follow_forever(self, after: str, apply: Callable[[str, str], None], stop: threading.Event, what: str) -> None:
+        """Apply ``apply(op, id)`` to every change after entry ``after`` until ``stop``; Redis away: wait and go on."""
+        while not stop.is_set():
+            try:
+                after, changes = self.follow(after, block_ms=1000)
+            except redis.RedisError as exc:
+                log.warning("%s changes not read: %s", what, exc)
+                stop.wait(1.0)
+                continue
+            for op, item_id in changes:
+                apply(op, item_id)
 
     def clear(self) -> None:
         """Forget the API's changes: the deployment file is the truth again (``gridwatch run`` starting afresh)."""

@@ -159,16 +159,7 @@ class DevicesRole:
             log.error("device change %s %s not applied: %s", op, device_id, exc)
 
     def _follow(self, stop: threading.Event) -> None:
-        after = self._after
-        while not stop.is_set():
-            try:
-                after, changes = self.changes.follow(after, block_ms=1000)
-            except redis.RedisError as exc:
-                log.warning("device changes not read: %s", exc)
-                stop.wait(1.0)
-                continue
-            for op, device_id in changes:
-                self.apply(op, device_id)
+        self.changes.follow_forever(self._after, self.apply, stop, "device")
 
     def _ticks(self, stop: threading.Event) -> None:
         """The sensor rules' clock (offline, stuck readings) every second; the ingest counters every 5 s."""
