@@ -9,7 +9,6 @@ through ``/activity/{id}/evidence/{i}`` below, both with the same access rule an
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, status
@@ -19,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from alerts.review import BadCursor, Cursor, ReviewFilter, activity_evidence, review_items
 from gateway.api.cameras import CAMERA_ID as CAMERA_REF, visible_camera
 from gateway.api.deps import errors, forbidden, require, require_media, runtime
-from gateway.api.tickets import scope_codes
+from gateway.api.tickets import evidence_response, scope_codes
 from gateway.auth import Principal
 
 router = APIRouter(tags=["review"])
@@ -121,11 +120,4 @@ def activity_evidence_file(activity_id: int = PathParam(ge=1, le=2**62), index: 
         if principal.scope is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such activity")
         raise forbidden()
-    if index >= len(items):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
-    base = Path(getattr(rt, "evidence_dir", rt.deployment.run_dir / "evidence")).resolve()
-    target = (base / str(items[index].get("path", ""))).resolve()
-    if not target.is_relative_to(base) or not target.is_file():  # never serve outside the evidence folder
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
-    return FileResponse(target, media_type=items[index].get("content_type") or "application/octet-stream",
-                        headers={"Cache-Control": "private, max-age=300"})
+    return evidence_response(rt, items, index)

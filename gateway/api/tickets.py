@@ -337,7 +337,11 @@ def ticket_action(request: Request, ref: str = PathParam(pattern=TICKET_REF),
 def evidence_file(ref: str = PathParam(pattern=TICKET_REF), index: int = PathParam(ge=0, le=10_000),
                   principal: Principal = Depends(require_media("tickets:read")), rt: Any = Depends(runtime)) -> FileResponse:
     ticket = load_visible(rt, ref, principal)
-    items = ticket.get("evidence") or []
+    return evidence_response(rt, ticket.get("evidence") or [], index)
+
+
+def evidence_response(rt: Any, items: list[dict], index: int) -> FileResponse:
+    """Evidence item ``index`` of a ticket or an activity record, as a file from the evidence folder (never outside it)."""
     if index >= len(items):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
     base = Path(getattr(rt, "evidence_dir", rt.deployment.run_dir / "evidence")).resolve()
