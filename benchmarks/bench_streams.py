@@ -106,6 +106,19 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
 
 
+def _finish_step(rig: Any, ids: list[str], step: Any) -> Any:
+    """Wait until intake has filed every anomaly of the step, then record its latencies and judge it."""
+    wait_until(lambda: _intake_idle(rig), 30)
+    f2a, a2t, f2t, tickets = rig.latencies(ids)
+    step.anomalies, step.tickets = len(f2t), tickets
+    ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
+    step.frame_to_anomaly_p50_ms, step.frame_to_anomaly_p99_ms = ms(percentile(f2a, 0.5)), ms(percentile(f2a, 0.99))
+    step.anomaly_to_ticket_p50_ms, step.anomaly_to_ticket_p99_ms = ms(percentile(a2t, 0.5)), ms(percentile(a2t, 0.99))
+    step.frame_to_ticket_p99_ms = ms(percentile(f2t, 0.99))
+    judge(step, need_latency=True)
+    return step
+
+
 def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.1) -> Any:
     """Poll until predicate() is truthy; returns its value, or the last falsy one at the deadline."""
     deadline = time.monotonic() + timeout_s
@@ -508,15 +521,7 @@ def run_gridwatch_step(rig: GridWatchRig, server, n: int, profile: str, device: 
         for cid in ids:
             rig.pipeline.remove_camera(cid)
     # every anomaly of this step filed? (poll the stream's pending count with a deadline)
-    wait_until(lambda: _intake_idle(rig), 30)
-    f2a, a2t, f2t, tickets = rig.latencies(ids)
-    step.anomalies, step.tickets = len(f2t), tickets
-    ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
-    step.frame_to_anomaly_p50_ms, step.frame_to_anomaly_p99_ms = ms(percentile(f2a, 0.5)), ms(percentile(f2a, 0.99))
-    step.anomaly_to_ticket_p50_ms, step.anomaly_to_ticket_p99_ms = ms(percentile(a2t, 0.5)), ms(percentile(a2t, 0.99))
-    step.frame_to_ticket_p99_ms = ms(percentile(f2t, 0.99))
-    judge(step, need_latency=True)
-    return step
+    return _finish_step(rig, ids, step)
 
 
 def _proc_cpu(pids: list[int]) -> float:
@@ -620,15 +625,7 @@ def run_pool_step(rig: GridWatchRig, server, n: int, profile: str, device: str, 
                       "worker_restarts": sum(w["restarts"] for w in stats["workers"])}
     finally:
         engine.stop()
-    wait_until(lambda: _intake_idle(rig), 30)
-    f2a, a2t, f2t, tickets = rig.latencies(ids)
-    step.anomalies, step.tickets = len(f2t), tickets
-    ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
-    step.frame_to_anomaly_p50_ms, step.frame_to_anomaly_p99_ms = ms(percentile(f2a, 0.5)), ms(percentile(f2a, 0.99))
-    step.anomaly_to_ticket_p50_ms, step.anomaly_to_ticket_p99_ms = ms(percentile(a2t, 0.5)), ms(percentile(a2t, 0.99))
-    step.frame_to_ticket_p99_ms = ms(percentile(f2t, 0.99))
-    judge(step, need_latency=True)
-    return step
+    return _finish_step(rig, ids, step)
 
 
 def _intake_idle(rig: GridWatchRig) -> bool:
