@@ -195,21 +195,14 @@ def _print(result: dict[str, Any], catalog: Catalog) -> None:
             print(line(f"  {name.replace('_', ' ')}", result[name]))
     for n, s in result["curve"].items():
         print(line(f"after {n} corrections", s))
-    if "later_day_one" in result:
-        print(f"\nsecond held-out ({result['later_n']}, written after the lexicon and weights were committed):")
-        print(line("day one (seed only)", result["later_day_one"]))
-        for n, s in result["later_curve"].items():
-            print(line(f"after {n} corrections", s))
-    if "final_day_one" in result:
-        print(f"\nthird held-out ({result['final_n']}, written after the revised lexicon was committed):")
-        print(line("day one (seed only)", result["final_day_one"]))
-        for n, s in result["final_curve"].items():
-            print(line(f"after {n} corrections", s))
-    if "fourth_day_one" in result:
-        print(f"\nfourth held-out ({result['fourth_n']}, written after the seed was enlarged):")
-        print(line("day one (seed only)", result["fourth_day_one"]))
-        for n, s in result["fourth_curve"].items():
-            print(line(f"after {n} corrections", s))
+    for key, title in (("later", "second held-out ({n}, written after the lexicon and weights were committed)"),
+                       ("final", "third held-out ({n}, written after the revised lexicon was committed)"),
+                       ("fourth", "fourth held-out ({n}, written after the seed was enlarged)")):
+        if f"{key}_day_one" in result:
+            print("\n" + title.format(n=result[f"{key}_n"]) + ":")
+            print(line("day one (seed only)", result[f"{key}_day_one"]))
+            for n, s in result[f"{key}_curve"].items():
+                print(line(f"after {n} corrections", s))
     if "older_set_day_one" in result:
         o = result["older_set_day_one"]
         print(f"\nolder set (216, another writer, not read while the lexicon was written), day one:\n{line('day one (seed only)', o)}")
