@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
-from gw_support import FOOTAGE, REDIS_URL, build_test_runtime, drop_keys, make_deployment, start_role_process  # noqa: E402
+from gw_support import FOOTAGE, REDIS_URL, AppServer, build_test_runtime, drop_keys, make_deployment, start_role_process  # noqa: E402
 from tests.support import free_port, screenshot_dir  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,9 +36,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import redis
-    import uvicorn
-
-    from gateway.app import create_app
 
     tmp = tmp_path_factory.mktemp("console")
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -57,24 +52,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     from gateway.runtime import ROLES
 
     video = start_role_process(dep, "video")
-    runtime = srv = thread = None
+    runtime = srv = None
     try:
         runtime = build_test_runtime(dep, sources=True, roles=[r for r in ROLES if r != "video"])
         runtime.start()
-        app = create_app(runtime)
-        config = uvicorn.Config(app, host="127.0.0.1", port=dep.gateway.port, log_level="warning", ws="websockets")
-        srv = uvicorn.Server(config)
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not srv.started and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling the server's started flag
-        assert srv.started, "uvicorn did not start"
+        srv = AppServer(runtime, dep.gateway.port)
+        srv.start()
         yield {"url": f"http://127.0.0.1:{dep.gateway.port}", "runtime": runtime, "video": video}
     finally:  # whatever failed above, nothing this fixture started outlives it
-        if srv is not None:
-            srv.should_exit = True
-            thread.join(15)
+        if srv is not None and srv.thread is not None:
+            srv.stop()
         if runtime is not None:
             runtime.stop()
         video.terminate()

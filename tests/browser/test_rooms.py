@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
-from gw_support import FOOTAGE, PLAZA, REDIS_URL, build_test_runtime, drop_keys, file_ticket, make_deployment  # noqa: E402
+from gw_support import FOOTAGE, PLAZA, REDIS_URL, AppServer as Server, build_test_runtime, drop_keys, file_ticket, make_deployment  # noqa: E402
 from ingest.geo import GeoPoint  # noqa: E402
 from tests.support import free_port, wait_for  # noqa: E402
 
@@ -36,32 +35,6 @@ pytestmark = [
     pytest.mark.skipif(not (FOOTAGE / "plaza_pedestrians_720p.avi").exists(), reason="shared footage is absent"),
 ]
 playwright_api = pytest.importorskip("playwright.sync_api")
-
-
-class Server:
-    """uvicorn serving create_app(runtime) in a thread; stop() and start() again on the same port = a gateway restart."""
-
-    def __init__(self, runtime: Any, port: int):
-        self.runtime, self.port, self.srv, self.thread = runtime, port, None, None
-
-    def start(self) -> None:
-        import uvicorn
-
-        from gateway.app import create_app
-
-        config = uvicorn.Config(create_app(self.runtime), host="127.0.0.1", port=self.port, log_level="warning", ws="websockets")
-        self.srv = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.srv.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.srv.started and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling the server's started flag
-        assert self.srv.started, "uvicorn did not start"
-
-    def stop(self) -> None:
-        self.srv.should_exit = True
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "uvicorn did not stop"
 
 
 def make_tiles(folder: Path) -> Path:

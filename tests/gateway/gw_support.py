@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -115,3 +117,29 @@ def camera_anomaly(rt: Any, where: GeoPoint = PLAZA, source_id: str = "cam-plaza
 def file_ticket(rt: Any, **kwargs: Any) -> Any:
     """File an anomaly now through the real intake; returns its TicketRef."""
     return rt.intake.file(camera_anomaly(rt, **kwargs))
+
+
+class AppServer:
+    """uvicorn serving create_app(runtime) in a thread; stop() and start() again on the same port = a gateway restart."""
+
+    def __init__(self, runtime: Any, port: int):
+        self.runtime, self.port, self.srv, self.thread = runtime, port, None, None
+
+    def start(self) -> None:
+        import uvicorn
+
+        from gateway.app import create_app
+
+        config = uvicorn.Config(create_app(self.runtime), host="127.0.0.1", port=self.port, log_level="warning", ws="websockets")
+        self.srv = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.srv.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.srv.started and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the server's started flag
+        assert self.srv.started, "uvicorn did not start"
+
+    def stop(self) -> None:
+        self.srv.should_exit = True
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "uvicorn did not stop"
