@@ -26,7 +26,7 @@ from alerts.streams import AnomalyOutbox, StreamKeys, dead_letter
 from detectors.anomaly import Anomaly, Evidence
 from gateway.auth import load_secret
 from gateway.config import Deployment
-from gateway.services import LocalServices, ensure_services
+from gateway.local_services import LocalServices, ensure_services
 from ingest.geo import GeoPoint
 
 log = logging.getLogger("gridwatch")
@@ -86,7 +86,8 @@ class Runtime:
         mq = dep.ingest.mqtt
         self.press_queue = PressQueue(self.redis, self.keys.prefix, dedup_s=mq.press_dedup_s, wait_s=mq.press_ack_wait_s)
         self.press_filer = None
-        self.store = self.channels = self.intake = self.cases = self.escalator = self.notifier = self.filer = None
+        self.store = self.core = self.channels = self.intake = self.cases = self.escalator = self.notifier = None
+        self.filer = None
         self.events_mqtt = None
         self.roles: dict[str, Any] = {}
         if ALERT_ROLES & set(self.role_names):
@@ -142,7 +143,8 @@ class Runtime:
 
     # -- building the roles --------------------------------------------------------------------
     def _build_alerts(self) -> None:
-        from alerts.channels.build import build_channels
+        from alerts.channels.build import ChannelSetup, build_channels
+        from alerts.core import CoreParts, build_core
         from alerts.notify import Notifier
         from alerts.roles import AlarmFiler, intake_role, notify_role, sla_role
         from alerts.sla import Escalator
@@ -151,14 +153,13 @@ class Runtime:
         dep = self.deployment
         self.store = open_store(dep.sql_url)
         self.store.sync_grids(self.grids)
-        # The human channels add local report categories (with keywords) to the deployment's; every
-        # part that files or times tickets must see the same set, so it is computed once, here.
-        # The channels build the intake and case service over that set; the whole process shares them.
-        self.channels = build_channels(dep, store=self.store, grids=self.grids, redis_client=self.redis, keys=self.keys,
-                                       evidence_dir=self.evidence_dir, secret=load_secret(dep), consumer=self.consumer)
-        self.alerts_cfg = self.channels.alerts_cfg
-        self.intake = self.channels.service.intake
-        self.cases = self.channels.service.cases
+        # One intake and one case service per process, over the deployment's categories plus the local
+        # report categories (alerts.core); the human channels and every other part receive them.
+        self.core = build_core(CoreParts(self.store, self.grids, self.redis, self.keys), dep.alerts,
+                               dep.resolve(dep.channels.categories_file), consumer=self.consumer)
+        self.alerts_cfg, self.intake, self.cases = self.core.alerts_cfg, self.core.intake, self.core.cases
+        self.channels = build_channels(self.core, ChannelSetup.of(dep, evidence_dir=self.evidence_dir,
+                                                                   secret=load_secret(dep)))
         self.filer = AlarmFiler(self.intake, self.cases, self.devices.get, self.snapshots_near)
         if "devices" in self.role_names:
             from ingest.devices import PressFiler

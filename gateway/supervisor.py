@@ -194,7 +194,7 @@ def supervise(deployment: Any, config: Path, roles: tuple[str, ...], *, port: in
               video_workers: int | None = None, devices_processes: int = 1, verbose: bool = False) -> int:
     """``gridwatch run`` without ``--child``: services up, shared state prepared once, each role a child."""
     from detectors.camera_state import CameraControl, CameraKeys
-    from gateway.services import ensure_services
+    from gateway.local_services import ensure_services
     from ingest.devices.role import device_changes
 
     services = ensure_services(deployment.services.redis_url, deployment.services.mqtt_url, deployment.run_dir,

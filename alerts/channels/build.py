@@ -1,78 +1,114 @@
-"""Assemble the human channels over the parts a GridWatch process already has.
+"""Assemble the human channels over the case core a GridWatch process already has.
 
-``build_channels(deployment, store=..., grids=..., redis_client=..., keys=..., evidence_dir=..., secret=...)``
-returns a ``Channels`` bundle: the ChannelService (filing, following, rating), the OTP login, resident
-tokens, and the ReporterNotifier whose ``run_forever(stop)`` the runtime starts as one more loop.
-It builds its own Intake and CaseService over the same store and streams, with the deployment's
-categories plus the local report categories (``effective_alerts_config``), so a report's category has its
-deadlines even before the deployment file lists it.
+``build_channels(core, ChannelSetup.of(deployment, evidence_dir=..., secret=...))`` returns a ``Channels``
+bundle: one part per channel (resident 报, patrol 采, hotline 收), the staff's view of reports, the
+suggester, 回访 surveys, the OTP login and resident tokens, and the ReporterNotifier whose
+``run_forever(stop)`` the notify role runs as one more loop. The core (``alerts.core.build_core``) is
+built first, with the local report categories, so every filing and timing part sees the same ones;
+the channels only receive it.
 """
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import redis
-
-from alerts.channels.categories import Catalog, effective_alerts_config, load_catalog
+from alerts.channels.categories import Catalog
 from alerts.channels.classifier import SEED_FILE, ReportClassifier, load_examples
 from alerts.channels.config import ChannelsConfig
+from alerts.channels.filing import ReportFiling
+from alerts.channels.hotline import HotlineChannel
 from alerts.channels.masking import install_log_masking
-from alerts.channels.notify import ReporterNotifier
+from alerts.channels.merges import ReportMerges
 from alerts.channels.otp import OtpService, ResidentTokens
+from alerts.channels.patrol import PatrolChannel
 from alerts.channels.places import Gazetteer
-from alerts.channels.service import ChannelService
+from alerts.channels.reporter_notifier import ReporterNotifier
+from alerts.channels.resident import ResidentChannel
 from alerts.channels.sms import SmsGateway, WeChatWebhook, build_sms, build_wechat
-from alerts.config import AlertsConfig
-from alerts.grids import GridIndex
-from alerts.intake import Intake, utcnow
-from alerts.service import CaseService
-from alerts.store import Store
-from alerts.streams import StreamKeys
+from alerts.channels.staff_reports import StaffReports
+from alerts.channels.suggestions import Suggester
+from alerts.channels.surveys import Surveys
+from alerts.core import Core
+
+
+class ChannelDeployment(Protocol):
+    """What the channels read of a deployment (``gateway.config.Deployment`` is one)."""
+
+    channels: ChannelsConfig
+    devices: Sequence[Any]   # each with id, location and optional household/address: known places
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    def resolve(self, relative: str) -> Path: ...
+
+
+@dataclass(frozen=True)
+class ChannelSetup:
+    """The channels' settings and files, resolved; everything else they need comes with the core."""
+
+    cfg: ChannelsConfig
+    places_file: Path
+    seed_file: Path
+    run_dir: Path
+    evidence_dir: Path
+    secret: str
+    devices: Sequence[Any] = ()
+
+    @classmethod
+    def of(cls, deployment: ChannelDeployment, *, evidence_dir: Path, secret: str,
+           cfg: ChannelsConfig | None = None) -> "ChannelSetup":
+        cfg = cfg or deployment.channels
+        return cls(cfg=cfg, places_file=deployment.resolve(cfg.places_file),
+                   seed_file=deployment.resolve(cfg.seed_file) if cfg.seed_file else SEED_FILE,
+                   run_dir=deployment.run_dir, evidence_dir=evidence_dir, secret=secret,
+                   devices=tuple(deployment.devices))
 
 
 @dataclass
 class Channels:
-    service: ChannelService
+    core: Core
+    resident: ResidentChannel
+    patrol: PatrolChannel
+    hotline: HotlineChannel
+    staff: StaffReports
+    suggester: Suggester
+    surveys: Surveys
+    gazetteer: Gazetteer
     otp: OtpService
     tokens: ResidentTokens
     notifier: ReporterNotifier
     sms: SmsGateway
     wechat: WeChatWebhook | None
-    catalog: Catalog
     cfg: ChannelsConfig
-    alerts_cfg: AlertsConfig
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.core.catalog
 
 
-def build_channels(deployment: Any, *, store: Store, grids: GridIndex, redis_client: redis.Redis, keys: StreamKeys,
-                   evidence_dir: Path, secret: str, cfg: ChannelsConfig | None = None, sms: SmsGateway | None = None,
-                   clock=utcnow, consumer: str | None = None) -> Channels:
-    """Everything the reports API and the notifier loop need. ``deployment`` is a ``gateway.config.Deployment``."""
+def build_channels(core: Core, setup: ChannelSetup, *, sms: SmsGateway | None = None) -> Channels:
+    """Everything the reports API and the notifier loop need, over ``core``'s intake, cases and categories."""
     install_log_masking()
-    cfg = cfg or getattr(deployment, "channels", None) or ChannelsConfig()
-    catalog = load_catalog(deployment.resolve(cfg.categories_file), deployment.alerts)
-    alerts_cfg = effective_alerts_config(deployment.alerts, catalog)
-    consumer = consumer or f"{os.uname().nodename}-{os.getpid()}-channels"
-    intake = Intake(store, grids, alerts_cfg, redis_client, keys, consumer=consumer, clock=clock)
-    cases = CaseService(store, grids, alerts_cfg, redis_client, keys, clock=clock)
-    seed = load_examples(deployment.resolve(cfg.seed_file) if cfg.seed_file else SEED_FILE)
-    classifier = ReportClassifier(catalog)
-    gazetteer = Gazetteer.load(deployment.resolve(cfg.places_file), deployment.devices)
-    service = ChannelService(store=store, grids=grids, alerts_cfg=alerts_cfg, redis_client=redis_client, keys=keys,
-                             intake=intake, cases=cases, catalog=catalog, classifier=classifier, cfg=cfg,
-                             evidence_dir=evidence_dir, gazetteer=gazetteer, seed=seed, clock=clock)
-    service.retrain()
-    sms = sms or build_sms(cfg.sms, deployment.run_dir)
+    cfg, clock = setup.cfg, core.clock
+    suggester = Suggester(core.parts.store, ReportClassifier(core.catalog), load_examples(setup.seed_file),
+                          retrain_every=cfg.retrain_every, clock=clock)
+    suggester.retrain()
+    gazetteer = Gazetteer.load(setup.places_file, setup.devices)
+    merges = ReportMerges(core)
+    filing = ReportFiling(core, cfg, suggester, gazetteer, merges, setup.evidence_dir)
+    surveys = Surveys(core.parts.store, core.cases, core.catalog, ttl_days=cfg.survey_ttl_days, clock=clock)
+    resident = ResidentChannel(core, filing, surveys, setup.evidence_dir, max_text_chars=cfg.max_text_chars)
+    sms = sms or build_sms(cfg.sms, setup.run_dir)
     wechat = build_wechat(cfg.wechat)
-    otp = OtpService(redis_client, keys.prefix, cfg, sms, secret)
-    tokens = ResidentTokens(secret, cfg.resident_token_ttl_s, redis_client, keys.prefix)
-    notifier = ReporterNotifier(service, sms, wechat, consumer=consumer)
-    return Channels(service, otp, tokens, notifier, sms, wechat, catalog, cfg, alerts_cfg)
-
-
-def channels_for_runtime(runtime: Any, secret: str) -> Channels:
-    """The bundle over a ``gateway.runtime.Runtime`` (its store, grids, Redis, keys and evidence folder)."""
-    return build_channels(runtime.deployment, store=runtime.store, grids=runtime.grids, redis_client=runtime.redis,
-                          keys=runtime.keys, evidence_dir=runtime.evidence_dir, secret=secret)
+    redis_client, prefix = core.parts.redis, core.parts.keys.prefix
+    notifier = ReporterNotifier(core, merges, surveys, sms, wechat, public_url=cfg.public_url,
+                                consumer=core.consumer)
+    return Channels(core=core, resident=resident, patrol=PatrolChannel(filing, core.cases, self_sign=cfg.patrol_self_sign),
+                    hotline=HotlineChannel(filing), staff=StaffReports(core, suggester, filing.check_category),
+                    suggester=suggester, surveys=surveys, gazetteer=gazetteer,
+                    otp=OtpService(redis_client, prefix, cfg, sms, setup.secret),
+                    tokens=ResidentTokens(setup.secret, cfg.resident_token_ttl_s, redis_client, prefix),
+                    notifier=notifier, sms=sms, wechat=wechat, cfg=cfg)

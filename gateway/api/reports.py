@@ -2,8 +2,8 @@
 
 Mount with ``app.include_router(reports.router, prefix="/api/v1")`` and serve the pages with
 ``reports.mount_pages(app)`` (``/report/`` resident, ``/report/hotline.html``, ``/report/patrol.html``).
-The channel parts are taken from ``runtime.channels`` when the runtime built them, else built once over
-the runtime's store, grids and Redis (and their notifier loop started) on first use.
+The channel parts are the runtime's (``runtime.channels``, built by ``alerts.channels.build``); they answer
+typed values (dataclasses), which this module turns into JSON.
 Resident endpoints take ``Authorization: Bearer <resident token>`` from ``POST /reports/public/login``;
 staff endpoints take the usual staff credentials. Phone numbers and names are masked for every role
 except dispatcher and admin.
@@ -11,29 +11,30 @@ except dispatcher and admin.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path as PathParam, Query, Request, UploadFile, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from alerts.channels.build import Channels, channels_for_runtime
+from alerts.channels.build import Channels
 from alerts.channels.categories import URGENCY_LABELS
+from alerts.channels.hotline import HOTLINE_LINES
+from alerts.channels.masking import mask_phone, normalize_phone
 from alerts.channels.otp import OtpError, Resident
 from alerts.channels.satisfaction import satisfaction
 from alerts.channels.screening import ReportError
-from alerts.channels.service import HOTLINE_LINES, Photo, ReportInput, Staff
+from alerts.channels.values import Photo, ReportInput, Staff
 from gateway.api.deps import client_ip, current_principal, errors, require
-from gateway.auth import Principal, load_secret
+from gateway.auth import Principal
 
 log = logging.getLogger("alerts.channels")
 router = APIRouter(tags=["reports"])
 # Ids are SQL integers: anything larger is a 422, not an overflow in the database driver.
 ReportId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 PAGES = Path(__file__).resolve().parent.parent / "console" / "report"
-_build_lock = threading.Lock()
 
 
 def mount_pages(app: Any) -> None:
@@ -42,20 +43,16 @@ def mount_pages(app: Any) -> None:
 
 
 def channels(request: Request) -> Channels:
-    """The channel parts of this process (built once on first use when the runtime has none)."""
-    app = request.app
-    found = getattr(app.state, "channels", None) or getattr(app.state.runtime, "channels", None)
-    if found is not None:
-        return found
-    with _build_lock:
-        found = getattr(app.state, "channels", None)
-        if found is None:
-            rt = app.state.runtime
-            found = channels_for_runtime(rt, load_secret(rt.deployment))
-            stop = threading.Event()
-            threading.Thread(target=found.notifier.run_forever, args=(stop,), name="channels-notify", daemon=True).start()
-            app.state.channels, app.state.channels_stop = found, stop
+    """The channel parts of this process's runtime (every runtime with the api role has them)."""
+    found = getattr(request.app.state.runtime, "channels", None)
+    if found is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "report channels are not running in this process")
     return found
+
+
+def _json(value: Any) -> Any:
+    """A channel's typed answer (dataclasses, datetimes as ISO 8601) as the JSON the pages read."""
+    return jsonable_encoder(value)
 
 
 def _http(exc: ReportError | OtpError | ValueError) -> HTTPException:
@@ -122,15 +119,14 @@ class LoginOut(BaseModel):
 
 @router.get("/reports/public/config", responses=errors(503), summary="Categories, urgency levels and limits the report pages need")
 def public_config(ch: Channels = Depends(channels)) -> dict[str, Any]:
-    svc = ch.service
-    return {"district": svc.gazetteer.district, "categories": ch.catalog.public(), "urgency": URGENCY_LABELS,
+    return {"district": ch.gazetteer.district, "categories": ch.catalog.public(), "urgency": URGENCY_LABELS,
             "hotline_lines": list(HOTLINE_LINES), "max_photos": ch.cfg.max_photos, "photo_max_bytes": ch.cfg.photo_max_bytes,
             "min_text_chars": ch.cfg.min_text_chars, "max_text_chars": ch.cfg.max_text_chars}
 
 
 @router.get("/reports/public/grids", responses=errors(503), summary="Grid polygons for the resident's map (GeoJSON, WGS-84)")
 def public_grids(ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return ch.service.grids.to_geojson()
+    return ch.core.parts.grids.to_geojson()
 
 
 @router.post("/reports/public/otp", response_model=OtpOut, responses=errors(400, 422, 429),
@@ -140,7 +136,6 @@ def request_otp(body: OtpIn, request: Request, ch: Channels = Depends(channels))
         ttl = ch.otp.request(body.phone, client_ip(request))
     except (OtpError, ValueError) as exc:
         raise _http(exc) from None
-    from alerts.channels.masking import mask_phone, normalize_phone
     return OtpOut(expires_in=ttl, phone=mask_phone(normalize_phone(body.phone)))
 
 
@@ -171,7 +166,7 @@ async def file_resident(text: str = Form(..., max_length=5000), lon: float | Non
     inp = ReportInput(text=text, lon=lon, lat=lat, crs=crs, address=address, category=category or None, name=name,
                       wechat_openid=wechat_openid)
     try:
-        return ch.service.submit("resident", inp, await _photos(photos, ch), resident_phone=who.phone)
+        return _json(ch.resident.file(inp, await _photos(photos, ch), resident_phone=who.phone))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
@@ -186,7 +181,7 @@ async def file_patrol(text: str = Form(..., max_length=5000), lon: float = Form(
                       ch: Channels = Depends(channels)) -> dict[str, Any]:
     inp = ReportInput(text=text, lon=lon, lat=lat, crs=crs, address=address, category=category or None, urgency=urgency or None)
     try:
-        return ch.service.submit("patrol", inp, await _photos(photos, ch), staff=staff_of(p))
+        return _json(ch.patrol.file(inp, await _photos(photos, ch), staff=staff_of(p)))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
@@ -204,7 +199,7 @@ async def file_hotline(text: str = Form(..., max_length=5000), caller: str | Non
     inp = ReportInput(text=text, name=caller, phone=phone, line=line, address=address, lon=lon, lat=lat, crs=crs,
                       category=category or None, urgency=urgency or None)
     try:
-        return ch.service.submit("hotline", inp, await _photos(photos, ch), staff=staff_of(p))
+        return _json(ch.hotline.file(inp, await _photos(photos, ch), staff=staff_of(p)))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
@@ -218,13 +213,13 @@ class RatingIn(BaseModel):
 
 @router.get("/reports/mine", responses=errors(401), summary="The resident's reports and the state of their cases")
 def mine(who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> list[dict[str, Any]]:
-    return ch.service.my_reports(who.phone)
+    return _json(ch.resident.mine(who.phone))
 
 
 @router.get("/reports/mine/{report_id}", responses=errors(401, 404, 422), summary="One report with its case timeline")
 def mine_one(report_id: ReportId, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
-        return ch.service.my_report(who.phone, report_id)
+        return _json(ch.resident.one(who.phone, report_id))
     except ReportError as exc:
         raise _http(exc) from None
 
@@ -234,7 +229,7 @@ def mine_one(report_id: ReportId, who: Resident = Depends(resident), ch: Channel
 async def add_info(report_id: ReportId, text: str = Form(..., max_length=5000), photos: list[UploadFile] | None = File(None),
                    who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
-        return ch.service.add_info(who.phone, report_id, text, await _photos(photos, ch))
+        return _json(ch.resident.add_info(who.phone, report_id, text, await _photos(photos, ch)))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
@@ -242,7 +237,7 @@ async def add_info(report_id: ReportId, text: str = Form(..., max_length=5000), 
 @router.post("/reports/mine/{report_id}/rating", responses=errors(401, 404, 409, 422), summary="Rate a closed case (1–5)")
 def rate(report_id: ReportId, body: RatingIn, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
-        return ch.service.rate(who.phone, report_id, body.score, body.comment, body.resolved)
+        return _json(ch.resident.rate(who.phone, report_id, body.score, body.comment, body.resolved))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
@@ -250,7 +245,7 @@ def rate(report_id: ReportId, body: RatingIn, who: Resident = Depends(resident),
 @router.get("/reports/survey/{token}", responses=errors(404, 422), summary="The 回访 survey behind an SMS link")
 def get_survey(token: str, ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
-        return ch.service.survey(token[:64])
+        return _json(ch.surveys.view(token[:64]))
     except ReportError as exc:
         raise _http(exc) from None
 
@@ -258,7 +253,7 @@ def get_survey(token: str, ch: Channels = Depends(channels)) -> dict[str, Any]:
 @router.post("/reports/survey/{token}", responses=errors(404, 409, 410, 422), summary="Answer the 回访 survey")
 def answer_survey(token: str, body: RatingIn, ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
-        return ch.service.answer_survey(token[:64], body.score, body.comment, body.resolved)
+        return _json(ch.surveys.answer(token[:64], body.score, body.comment, body.resolved))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
@@ -275,39 +270,39 @@ class CategoryIn(BaseModel):
 
 @router.post("/reports/classify", responses=errors(401, 403, 422), summary="Suggested category and urgency for a text, with confidence")
 def classify(body: ClassifyIn, _: Principal = Depends(require("tickets:act")), ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return ch.service.classify(body.text).to_dict()
+    return _json(ch.suggester.classify(body.text))
 
 
 @router.get("/reports/geocode", responses=errors(401, 403, 422), summary="Address registry candidates for a free-text address (WGS-84)")
 def geocode(q: str = Query(..., min_length=1, max_length=300), _: Principal = Depends(require("tickets:read")),
             ch: Channels = Depends(channels)) -> dict[str, Any]:
-    hits = ch.service.gazetteer.search(q)
-    best = ch.service.gazetteer.geocode(q)
+    hits = ch.gazetteer.search(q)
+    best = ch.gazetteer.geocode(q)
     return {"query": q, "match": best.to_dict() if best else None, "candidates": [h.to_dict() for h in hits]}
 
 
 @router.get("/reports/satisfaction", responses=errors(401, 403, 422), summary="满意率 from 回访 surveys per grid/unit/department/category")
 def get_satisfaction(group_by: Literal["grid", "unit", "department", "category"] = "grid",
                      p: Principal = Depends(require("kpis")), ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return satisfaction(ch.service.store, group_by=group_by, grids=None if p.scope is None else sorted(p.scope))
+    return satisfaction(ch.core.parts.store, group_by=group_by, grids=None if p.scope is None else sorted(p.scope))
 
 
 @router.post("/reports/classifier/retrain", responses=errors(401, 403), summary="Retrain the classifier on the seed plus all corrections now")
 def retrain(_: Principal = Depends(require_role("dispatcher")), ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return {"examples": ch.service.retrain()}
+    return {"examples": ch.suggester.retrain()}
 
 
 @router.get("/reports", responses=errors(401, 403, 422), summary="Reports in the caller's grids (phones and names masked except for dispatcher/admin)")
 def list_reports(channel: Literal["resident", "patrol", "hotline"] | None = None, ticket_id: int | None = Query(None, ge=1, le=2**63 - 1),
                  offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=200),
                  p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return ch.service.list_reports(staff_of(p), channel=channel, ticket_id=ticket_id, offset=offset, limit=limit)
+    return _json(ch.staff.list(staff_of(p), channel=channel, ticket_id=ticket_id, offset=offset, limit=limit))
 
 
 @router.get("/reports/{report_id}", responses=errors(401, 403, 404, 422), summary="One report (masked per role)")
 def get_report(report_id: ReportId, p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
-        return ch.service.get_report(report_id, staff_of(p))
+        return _json(ch.staff.get(report_id, staff_of(p)))
     except ReportError as exc:
         raise _http(exc) from None
 
@@ -317,6 +312,6 @@ def get_report(report_id: ReportId, p: Principal = Depends(require("tickets:read
 def recategorize(report_id: ReportId, body: CategoryIn, p: Principal = Depends(require_role("dispatcher")),
                  ch: Channels = Depends(channels)) -> dict[str, Any]:
     try:
-        return ch.service.recategorize(report_id, body.category, body.urgency, staff_of(p))
+        return _json(ch.staff.recategorize(report_id, body.category, body.urgency, staff_of(p)))
     except ReportError as exc:
         raise _http(exc) from None

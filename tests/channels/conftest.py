@@ -50,7 +50,8 @@ def channel_cfg():
 @pytest.fixture
 def env(deployment, redis_client, stream_prefix, channel_cfg):
     """The channel parts over a real store and Redis, with intake and notifier loops running."""
-    from alerts.channels.build import build_channels
+    from alerts.channels.build import ChannelSetup, build_channels
+    from alerts.core import CoreParts, build_core
     from alerts.grids import load_grid_file
     from alerts.store import open_store
     from alerts.streams import StreamKeys
@@ -63,12 +64,13 @@ def env(deployment, redis_client, stream_prefix, channel_cfg):
     keys = StreamKeys(stream_prefix)
     evidence = dep.run_dir / "evidence"
     evidence.mkdir(parents=True, exist_ok=True)
-    ch = build_channels(dep, store=store, grids=grids, redis_client=redis_client, keys=keys, evidence_dir=evidence,
-                        secret=dep.gateway.secret_key, cfg=channel_cfg, consumer="test-channels")
+    core = build_core(CoreParts(store, grids, redis_client, keys), dep.alerts, dep.resolve(channel_cfg.categories_file),
+                      consumer="test-channels")
+    ch = build_channels(core, ChannelSetup.of(dep, evidence_dir=evidence, secret=dep.gateway.secret_key, cfg=channel_cfg))
     rt = SimpleNamespace(deployment=dep, store=store, grids=grids, redis=redis_client, keys=keys, evidence_dir=evidence,
-                         cases=ch.service.cases, intake=ch.service.intake, channels=ch)
+                         cases=core.cases, intake=core.intake, channels=ch)
     stop = threading.Event()
-    threads = [threading.Thread(target=ch.service.intake.run_forever, args=(stop, 200), daemon=True),
+    threads = [threading.Thread(target=core.intake.run_forever, args=(stop, 200), daemon=True),
                threading.Thread(target=ch.notifier.run_forever, args=(stop, 200), daemon=True)]
     for t in threads:
         t.start()

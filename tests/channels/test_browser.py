@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alerts.channels.service import Staff
+from alerts.channels.values import Staff
 from tests.channels.conftest import jpeg_bytes, make_app, outbox, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -150,19 +150,19 @@ def test_hotline_shows_top_three_with_reasons_and_one_click_correction_feeds_the
             page.click("#submit")
             page.wait_for_selector("#result .ok", timeout=20000)
             # The correction fed the model at once: the same words now come back as the dispatcher's choice.
-            again = env.channels.service.classify(text)
+            again = env.channels.suggester.classify(text)
             assert again.category == second and first != second
 
             # The report review shows the same top 3 with reasons; one click re-files it and is learnt too.
             page.goto(f"{server}/report/review.html")   # same tab: the staff token of this session carries over
-            report = env.channels.service.list_reports(Staff("dispatcher", "dispatcher"))["items"][0]
-            assert report["text"] == unicodedata.normalize("NFKC", text)   # stored as screened (full-width → ASCII)
-            root = f"[data-report='{report['id']}']"
+            report = env.channels.staff.list(Staff("dispatcher", "dispatcher")).items[0]
+            assert report.text == unicodedata.normalize("NFKC", text)   # stored as screened (full-width → ASCII)
+            root = f"[data-report='{report.id}']"
             rtop = _top3(page, root)
             assert rtop[0]["code"] == second and len(rtop) == 3
             third = rtop[2]["code"]
             page.click(f"{root} button.pick[data-code='{third}']")
             page.wait_for_selector(f"{root} [data-testid=current] >> text=已纠正", timeout=15000)
-            assert env.channels.service.classify(text).category == third
+            assert env.channels.suggester.classify(text).category == third
         finally:
             browser.close()

@@ -8,7 +8,7 @@ import redis
 
 from alerts.streams import AnomalyOutbox, StreamKeys
 from detectors.anomaly import Anomaly
-from gateway.services import wait_listening
+from gateway.local_services import wait_listening
 from ingest.geo import GeoPoint
 from tests.support import free_port
 

@@ -56,7 +56,7 @@ def port_open(port: int) -> bool:
 
 class OwnRedis:
     """A redis-server of the test's own, with the durability ``gridwatch run`` gives its own Redis
-    (gateway/services.py): AOF, ``appendfsync everysec``. Each write reaches the kernel before Redis
+    (gateway/local_services.py): AOF, ``appendfsync everysec``. Each write reaches the kernel before Redis
     replies, so a SIGKILL of the server loses nothing acknowledged; only a power cut could lose the last
     second (docs/RELIABILITY.md)."""
 

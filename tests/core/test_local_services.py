@@ -6,7 +6,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 
-from gateway.services import ServiceError, ensure_services, is_listening
+from gateway.local_services import ServiceError, ensure_services, is_listening
 from tests.support import free_port
 
 
@@ -42,6 +42,6 @@ def test_uses_running_services_without_starting_anything(tmp_path):
 @pytest.mark.timeout(30)
 def test_missing_binary_says_which_package_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("gateway.services.Path.exists", lambda self: False)
+    monkeypatch.setattr("gateway.local_services.Path.exists", lambda self: False)
     with pytest.raises(ServiceError, match="apt-get install redis-server"):
         ensure_services(f"redis://127.0.0.1:{free_port()}/0", "mqtt://127.0.0.1:1883", tmp_path)

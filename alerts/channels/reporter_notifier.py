@@ -5,7 +5,7 @@
 Stages: accepted (受理), dispatched (派遣), merged (合并), closed (办结 + survey link), void (作结).
 Each (report, stage, medium) is recorded once in ``channel_notifications`` before sending, so a
 re-delivered event or a second process never sends twice. It also joins a new camera ticket with an
-open report ticket about the same spot (``ChannelService.join_across``).
+open report ticket about the same spot (``ReportMerges.join_across``).
 """
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from alerts.channels.masking import mask_phone
+from alerts.channels.merges import ReportMerges, current_ticket
 from alerts.channels.models import Notification, Report
-from alerts.channels.service import ChannelService
 from alerts.channels.sms import DeliveryError, SmsGateway, WeChatWebhook
+from alerts.channels.surveys import Surveys
+from alerts.core import Core
 from alerts.events import ensure_group
 from alerts.models import Occurrence, Ticket
 from alerts.streams import dead_letter
@@ -39,11 +41,14 @@ VOID_ACTIONS = {"ticket.void", "ticket.false_alarm"}
 class ReporterNotifier:
     """Consumes ticket events and notifies the people who reported the case."""
 
-    def __init__(self, service: ChannelService, sms: SmsGateway, wechat: WeChatWebhook | None = None,
-                 consumer: str = "channels-1", batch: int = 100, claim_idle_s: float = 30.0):
-        self.svc, self.sms, self.wechat = service, sms, wechat
-        self.redis: redis.Redis = service.redis
-        self.keys = service.keys
+    def __init__(self, core: Core, merges: ReportMerges, surveys: Surveys, sms: SmsGateway,
+                 wechat: WeChatWebhook | None = None, *, public_url: str, consumer: str = "channels-1",
+                 batch: int = 100, claim_idle_s: float = 30.0):
+        self.store, self.grids, self.catalog = core.parts.store, core.parts.grids, core.catalog
+        self.merges, self.surveys, self.sms, self.wechat = merges, surveys, sms, wechat
+        self.public_url, self.clock = public_url, core.clock
+        self.redis: redis.Redis = core.parts.redis
+        self.keys = core.parts.keys
         self.consumer, self.batch = consumer, batch
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self._ready = False
@@ -110,7 +115,7 @@ class ReporterNotifier:
             return
         if etype == "ticket.created":
             if (ticket.get("source") or {}).get("kind") == "camera":
-                if self.svc.join_across(int(tid)):
+                if self.merges.join_across(int(tid)):
                     self.stats["joined"] += 1
                 return
             self._for_anomaly(event.get("anomaly_id"), "accepted")
@@ -125,10 +130,10 @@ class ReporterNotifier:
         elif etype == "ticket.merged":
             into = (event.get("into") or {}).get("id")
             if into is not None:
-                self.svc.retarget(int(tid), int(into))
+                self.merges.retarget(int(tid), int(into))
                 self._for_ticket(int(into), "merged", only_from=int(tid))
         elif etype == "ticket.unmerged":
-            self.svc.restore(int(tid))
+            self.merges.restore(int(tid))
         elif etype in CLOSE_ACTIONS:
             self._for_ticket(int(tid), "closed")
         elif etype in VOID_ACTIONS:
@@ -137,14 +142,14 @@ class ReporterNotifier:
     def _for_anomaly(self, anomaly_id: str | None, stage: str) -> None:
         if not anomaly_id:
             return
-        with self.svc.store.read() as s:
+        with self.store.read() as s:
             r = s.scalar(select(Report).where(Report.anomaly_id == anomaly_id))
             rid = r.id if r is not None else None
         if rid is not None:
             self._notify(rid, stage)
 
     def _for_ticket(self, ticket_id: int, stage: str, only_from: int | None = None, note: str = "") -> None:
-        with self.svc.store.read() as s:
+        with self.store.read() as s:
             q = select(Report.id).where(Report.ticket_id == ticket_id)
             if only_from is not None:
                 q = select(Report.id).where(Report.ticket_id == ticket_id, Report.original_ticket_id == only_from)
@@ -154,9 +159,9 @@ class ReporterNotifier:
 
     # -- messages --------------------------------------------------------------------------------
     def _text(self, stage: str, r: Report, t: Ticket, survey_token: str | None, note: str) -> str:
-        cat = self.svc.catalog.name(r.category).split("-")[-1]
-        grid = self.svc.grids.get(t.unit_code) or self.svc.grids.get(t.grid_code)
-        url = self.svc.cfg.public_url.rstrip("/")
+        cat = self.catalog.name(r.category).split("-")[-1]
+        grid = self.grids.get(t.unit_code) or self.grids.get(t.grid_code)
+        url = self.public_url.rstrip("/")
         if stage == "accepted":
             return (f"您反映的“{cat}”问题已受理，案件编号{t.number}。"
                     f"可登录 {url}/report/ 用本机号码查询进度。")
@@ -170,18 +175,18 @@ class ReporterNotifier:
         return f"您反映的问题（案件{t.number}）已作结。{note[:60]}".strip()
 
     def _notify(self, report_id: int, stage: str, note: str = "") -> None:
-        now = self.svc.clock()
-        with self.svc.store.write() as s:
+        now = self.clock()
+        with self.store.write() as s:
             r = s.get(Report, report_id)
             if r is None or (not r.phone and not r.wechat_openid):
                 return
             ticket_id = r.ticket_id
             if ticket_id is None:   # the event can overtake the report's own update after filing
                 ticket_id = s.scalar(select(Occurrence.ticket_id).where(Occurrence.anomaly_id == r.anomaly_id))
-            t = self.svc._resolve(s, ticket_id)
+            t = current_ticket(s, ticket_id)
             if t is None:
                 return
-            token = self.svc.open_survey(s, r, t, now).token if stage == "closed" else None
+            token = self.surveys.open(s, r, t, now).token if stage == "closed" else None
             text = self._text(stage, r, t, token, note)
             phone, openid, ticket_id = r.phone, r.wechat_openid, t.id
         media: list[tuple[str, str]] = []
@@ -201,14 +206,14 @@ class ReporterNotifier:
             except DeliveryError as exc:
                 self.stats["failed"] += 1
                 log.warning("%s to %s about case %s failed: %s", medium, mask_phone(to), ticket_id, exc)
-                with self.svc.store.write() as s:
+                with self.store.write() as s:
                     n = s.scalar(select(Notification).where(Notification.report_id == report_id,
                                                             Notification.stage == stage, Notification.medium == medium))
                     n.ok, n.error = False, str(exc)[:500]
 
     def _claim(self, report_id: int, ticket_id: int, stage: str, medium: str, text: str, now: datetime) -> bool:
         try:
-            with self.svc.store.write() as s:
+            with self.store.write() as s:
                 s.add(Notification(report_id=report_id, ticket_id=ticket_id, stage=stage, medium=medium, text=text,
                                    at=now, ok=True))
             return True
