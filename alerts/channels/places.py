@@ -1,42 +1,42 @@
 """Geocoding against the district's own address registry (``config/places.yaml`` + registered devices).
 
 A hotline caller says "文一路三号楼下" or "清河北社区3幢"; the dispatcher needs a point. Addresses are
-normalised (province/district prefixes dropped, full-width and Chinese numerals made digits), matched
-exactly, then by the longest known name contained in the text, then fuzzily (difflib). No match: the
-form falls back to a manual pick on the map. Coordinates come back in WGS-84.
+normalised (province/district prefixes dropped, full-width made half-width, Chinese numerals before a
+building/unit word made digits with cn2an), matched exactly, then by the longest known name contained in
+the text, then fuzzily (rapidfuzz). No match: the form falls back to a manual pick on the map.
+Coordinates come back in WGS-84. Measured on ``tests/channels/data/addresses.jsonl``: docs/CHANNELS.md.
 """
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import cn2an
 import yaml
+from rapidfuzz import fuzz, process
 
 from ingest.geo import GeoPoint
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+# A number in Chinese (also 廿, 幺 and the financial 壹贰叁…) right before a building or unit word: 三号楼 →
+# 3号楼, 十二单元 → 12单元. Only there: 文一路 is a road's name, not road number one (cn2an.transform would
+# make it 文1路, so the spans are found here and only their conversion is cn2an's).
+_CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千幺廿壹贰叁肆伍陆柒捌玖拾佰仟]+(?=[号幢栋楼单元室弄巷])")
+FUZZY_CUTOFF = 60.0   # rapidfuzz ratio (0–100) below which a name is not a candidate at all
+
+
+def _arabic(m: re.Match) -> str:
+    try:
+        return str(cn2an.cn2an(m.group(0), "smart"))
+    except ValueError:   # not a well-formed number (e.g. 十十): leave the words as they were
+        return m.group(0)
 
 
 def _cn_number(text: str) -> str:
-    """一 → 1, 十五 → 15, 二十二 → 22, 一百零三 → 103 (numbers in street addresses)."""
-    def conv(m: re.Match) -> str:
-        s = m.group(0)
-        total, current = 0, 0
-        for ch in s:
-            if ch in _CN_DIGITS:
-                current = current * 10 + _CN_DIGITS[ch] if current and s.find("十") < 0 and s.find("百") < 0 else _CN_DIGITS[ch]
-            elif ch == "十":
-                total += (current or 1) * 10
-                current = 0
-            elif ch == "百":
-                total += (current or 1) * 100
-                current = 0
-        return str(total + current)
-    return re.sub(r"[零〇一二两三四五六七八九十百]+(?=[号幢栋楼单元室弄巷])", conv, text)
+    """一 → 1, 十五 → 15, 二十二 → 22, 一百零三 → 103, 拾伍 → 15 (numbers in street addresses)."""
+    return _CN_NUMBER.sub(_arabic, text)
 
 
 def normalize_address(text: str, strip: Iterable[str] = ()) -> str:
@@ -117,9 +117,10 @@ class Gazetteer:
                 if place.name not in found or found[place.name].score < score:
                     found[place.name] = Match(place, min(score, 0.99), "contains")
         if not found:
-            for key in difflib.get_close_matches(q, list(self._names), n=limit, cutoff=0.6):
+            for key, ratio, _ in process.extract(q, list(self._names), scorer=fuzz.ratio, limit=limit,
+                                                 score_cutoff=FUZZY_CUTOFF):
                 place = self._names[key]
-                score = difflib.SequenceMatcher(None, q, key).ratio() * 0.9
+                score = ratio / 100 * 0.9
                 if place.name not in found or found[place.name].score < score:
                     found[place.name] = Match(place, score, "fuzzy")
         return sorted(found.values(), key=lambda m: -m.score)[:limit]
