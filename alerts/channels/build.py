@@ -36,8 +36,11 @@ from alerts.core import Core
 class ChannelDeployment(Protocol):
     """What the channels read of a deployment (``gateway.config.Deployment`` is one)."""
 
-    channels: ChannelsConfig
-    devices: Sequence[Any]   # each with id, location and optional household/address: known places
+    @property
+    def channels(self) -> ChannelsConfig: ...
+
+    @property
+    def devices(self) -> Sequence[Any]: ...   # each with id, location and optional household/address: known places
 
     @property
     def run_dir(self) -> Path: ...
