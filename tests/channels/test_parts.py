@@ -74,6 +74,29 @@ def test_gazetteer_matches_registry_and_devices():
     assert g.geocode("不存在的路99号") is None
 
 
+def test_the_core_times_local_report_categories_like_the_deployments_own(tmp_path, redis_client, stream_prefix):
+    """0503 (道路设施损坏) is only in config/report_categories.yaml: intake and the case service both know its deadlines."""
+    from alerts.core import CoreParts, build_core
+    from alerts.grids import load_grid_file
+    from alerts.store import open_store
+    from alerts.streams import StreamKeys
+    from gateway.config import load_deployment
+
+    dep = load_deployment(REPO / "config" / "demo.yaml")
+    store = open_store(f"sqlite:///{tmp_path}/core.db")
+    try:
+        parts = CoreParts(store, load_grid_file(dep.resolve(dep.grids.file)), redis_client, StreamKeys(stream_prefix))
+        core = build_core(parts, dep.alerts, REPO / "config" / "report_categories.yaml", consumer="core-test")
+        for policy in (core.intake.policy, core.cases.policy):
+            road = policy.category("0503")
+            assert (road.name, road.owner_department) == ("设施设备-道路设施损坏", "市政所")
+            assert (road.sign_within.amount, road.sign_within.unit) == (2, "work_hours")
+        assert core.catalog.name("0503") == "设施设备-道路设施损坏"
+        bare = build_core(parts, dep.alerts, tmp_path / "no_such_file.yaml", consumer="core-test-bare")
+        assert bare.intake.policy.category("0503").name != "设施设备-道路设施损坏"   # only the deployment's categories
+    finally:
+        store.close()
+
 def test_address_numerals_become_digits_only_before_a_building_or_unit_word():
     from alerts.channels.places import normalize_address
 
