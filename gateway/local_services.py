@@ -65,22 +65,20 @@ class LocalServices:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def ensure_redis(self, url: str) -> bool:
-        host, port = _host_port(url, 6379)
-        if is_listening(host, port) or host not in LOCAL_HOSTS:
+        where = self._to_start(url, 6379, "redis")
+        if where is None:
             return False
-        data = self.run_dir / "redis"
-        data.mkdir(parents=True, exist_ok=True)
+        host, port, data = where
         cmd = [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no", "--logfile", str(data / "redis.log")]
         self._spawn("redis", cmd, host, port)
         return True
 
     def ensure_mqtt(self, url: str) -> bool:
-        host, port = _host_port(url, 1883)
-        if is_listening(host, port) or host not in LOCAL_HOSTS:
+        where = self._to_start(url, 1883, "mosquitto")
+        if where is None:
             return False
-        data = self.run_dir / "mosquitto"
-        data.mkdir(parents=True, exist_ok=True)
+        host, port, data = where
         conf = data / "mosquitto.conf"
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {data}/\n"
@@ -90,6 +88,15 @@ class LocalServices:
         )
         self._spawn("mosquitto", [_binary("mosquitto"), "-c", str(conf)], host, port)
         return True
+
+    def _to_start(self, url: str, default_port: int, name: str) -> tuple[str, int, Path] | None:
+        """Host, port and data folder of a server to start here; None when one answers or the host is not local."""
+        host, port = _host_port(url, default_port)
+        if is_listening(host, port) or host not in LOCAL_HOSTS:
+            return None
+        data = self.run_dir / name
+        data.mkdir(parents=True, exist_ok=True)
+        return host, port, data
 
     def _spawn(self, name: str, cmd: list[str], host: str, port: int) -> None:
         log.info("starting %s on %s:%d (data in %s)", name, host, port, self.run_dir)
