@@ -79,7 +79,7 @@ class CameraAnalyzer:
         self.imgsz = imgsz
         self.zones, self.rules = build_rules(analytics)
         self.geo = Geolocator(pose)
-        self.motion = MotionDetector(detection.motion, analytics.masks)
+        self.motion = MotionDetector(detection.motion, analytics.motion.masks)
         self.names = names
         self.model_loaded = model_loaded
         self.wants_objects = model_loaded and any(r.needs_objects for r in self.rules)
@@ -88,7 +88,7 @@ class CameraAnalyzer:
             labels |= r.classes
         self.labels = labels or set(c for c in PERSON + VEHICLES + BAGGAGE)
         self.label_ids = np.array(sorted(i for i, n in names.items() if n.lower() in self.labels), dtype=np.float32)
-        self.detect_fps = analytics.detect_fps or max(
+        self.detect_fps = analytics.detect.fps or max(
             [detection.model.detect_fps] + [MIN_DETECT_FPS.get(r.cfg.kind, 0.0) for r in self.rules])
         # the tracker is updated once per detection pass, so its lost-track buffer counts passes at detect_fps
         rate = min(5.0, self.detect_fps)
