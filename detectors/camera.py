@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
+import supervision as sv
 
 from detectors.anomaly import Anomaly
 from detectors.cause import describe
 from detectors.config import CameraAnalytics, DetectionConfig
-from detectors.detection import nms_merge
+from detectors.detection import from_rows, merge_crops
 from detectors.evidence import EvidenceRecorder
 from detectors.geolocate import Geolocator
 from detectors.motion import MotionDetector, MotionResult
@@ -79,7 +80,7 @@ class CameraAnalyzer:
         self.imgsz = imgsz
         self.zones, self.rules = build_rules(analytics)
         self.geo = Geolocator(pose)
-        self.motion = MotionDetector(detection.motion, analytics.masks)
+        self.motion = MotionDetector(detection.motion, analytics.motion.masks)
         self.names = names
         self.model_loaded = model_loaded
         self.wants_objects = model_loaded and any(r.needs_objects for r in self.rules)
@@ -88,7 +89,7 @@ class CameraAnalyzer:
             labels |= r.classes
         self.labels = labels or set(c for c in PERSON + VEHICLES + BAGGAGE)
         self.label_ids = np.array(sorted(i for i, n in names.items() if n.lower() in self.labels), dtype=np.float32)
-        self.detect_fps = analytics.detect_fps or max(
+        self.detect_fps = analytics.detect.fps or max(
             [detection.model.detect_fps] + [MIN_DETECT_FPS.get(r.cfg.kind, 0.0) for r in self.rules])
         # the tracker is updated once per detection pass, so its lost-track buffer counts passes at detect_fps
         rate = min(5.0, self.detect_fps)
@@ -172,29 +173,19 @@ class CameraAnalyzer:
         frame = plan.frame
         w, h = frame.width, frame.height
         now = self._now = max(frame.captured_at, self._now)
-        per_model: dict[str, list[np.ndarray]] = {}
+        per_model: dict[str, list[sv.Detections]] = {}
         for i, (name, _crop, scale, region) in enumerate(plan.requests):
-            rows = plan.results.get(i)
-            if rows is None or len(rows) == 0:
-                per_model.setdefault(name, [])
-                continue
-            rows = rows.copy()
-            rows[:, [0, 2]] = rows[:, [0, 2]] * scale + region[0]
-            rows[:, [1, 3]] = rows[:, [1, 3]] * scale + region[1]
-            rows[:, [0, 2]] = rows[:, [0, 2]].clip(0, w)
-            rows[:, [1, 3]] = rows[:, [1, 3]].clip(0, h)
-            per_model.setdefault(name, []).append(rows)
+            per_model.setdefault(name, []).append(from_rows(plan.results.get(i), scale, region[:2], (w, h)))
+        merged = {name: sv.Detections.merge(found) for name, found in per_model.items()}
         objects = list(self.tracker.objects.values()) if self.tracker is not None else []
-        if self.tracker is not None and "objects" in per_model:
-            dets = np.vstack(per_model["objects"]) if per_model["objects"] else np.zeros((0, 6), np.float32)
-            if len(dets):
-                dets = dets[np.isin(dets[:, 5], self.label_ids)]
-                dets = nms_merge(dets)
+        if self.tracker is not None and "objects" in merged:
+            dets = merged["objects"]
+            dets = merge_crops(dets[np.isin(dets.class_id, self.label_ids)])
             self.detections += len(dets)
             objects = self.tracker.update(dets, now, None if plan.full else plan.regions)
         self.objects_now = len(objects)
         self.zones.update(objects, now, w, h)
-        aux = {k: (np.vstack(v) if v else np.zeros((0, 6), np.float32)) for k, v in per_model.items() if k != "objects"}
+        aux = {k: v for k, v in merged.items() if k != "objects"}
         view = View(now, w, h, objects, plan.motion, "objects" in per_model, frame.image, aux,
                     {k: v[1] for k, v in self.aux.items()})
         if self.evidence is not None:

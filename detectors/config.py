@@ -1,7 +1,7 @@
 """Schema of the deployment file's detection section and of each camera's zones and rules."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -155,11 +155,48 @@ class RuleConfig(_Strict):
         return self
 
 
+class CameraDetect(_Strict):
+    """How the object model runs on this camera (Frigate's per-camera ``detect``)."""
+
+    fps: float | None = Field(None, gt=0, le=30, description="this camera's object-model passes per second "
+                              "(default: model.detect_fps, raised to 5 for a camera with a fall rule)")
+    min_score: float | None = Field(None, gt=0, lt=1, description="camera-wide minimum detection score")
+
+
+class CameraMotion(_Strict):
+    """What this camera's motion gate ignores (Frigate's per-camera ``motion``)."""
+
+    masks: list[list[Point]] = Field(default_factory=list, description="polygons (0..1 image coordinates) where "
+                                     "movement never counts: a clock, a flag, tree tops")
+
+
+# The flat camera fields of the first schema and where they live now. Accepted for one release, moved into their
+# section on load and reported by ``gridwatch check`` (gateway.config.deprecations).
+FLAT_CAMERA_FIELDS: dict[str, tuple[str, str]] = {
+    "detect_fps": ("detect", "fps"),
+    "min_score": ("detect", "min_score"),
+    "masks": ("motion", "masks"),
+}
+
+
 class CameraAnalytics(_Strict):
+    """A camera's analytics, one section per concern: detect, motion, zones and lines, rules."""
+
+    detect: CameraDetect = CameraDetect()
+    motion: CameraMotion = CameraMotion()
     zones: list[Zone] = Field(default_factory=list)
     lines: list[Line] = Field(default_factory=list)
-    masks: list[list[Point]] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=lambda: [RuleConfig(kind="motion")])
-    min_score: float | None = Field(None, gt=0, lt=1, description="camera-wide minimum detection score")
-    detect_fps: float | None = Field(None, gt=0, le=30, description="this camera's object-model passes per second "
-                                     "(default: model.detect_fps, raised to 5 for a camera with a fall rule)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_fields_into_sections(cls, data: Any) -> Any:
+        """Move the deprecated flat fields into their sections; a value in the section itself wins."""
+        if not isinstance(data, dict) or not FLAT_CAMERA_FIELDS.keys() & data.keys():
+            return data
+        data = dict(data)
+        for flat, (section, name) in FLAT_CAMERA_FIELDS.items():
+            nested = data.get(section, {})
+            if flat in data and isinstance(nested, dict):  # a malformed section is left for validation to name
+                data[section] = {name: data.pop(flat), **nested}
+        return data

@@ -29,6 +29,7 @@ import numpy as np
 from detectors.config import DetectionConfig
 from detectors.inference import InferenceWorker
 from detectors.model import ObjectModel, default_cache_dir
+from ingest.backoff import Backoff
 from ingest.video.shm import Ring, RingCache, SlotRef
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class DetectorClient:
 
     def _connect(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        delay = 0.05
+        backoff = Backoff(0.05, 1.0)
         while not self._stop.is_set():
             try:
                 self._conn = Client(self.address, family="AF_UNIX", authkey=self.authkey)
@@ -241,8 +242,7 @@ class DetectorClient:
             except (OSError, EOFError):
                 if time.monotonic() >= deadline:
                     return False
-                self._stop.wait(delay)
-                delay = min(delay * 2, 1.0)
+                self._stop.wait(backoff.next_delay())
         return False
 
     # -- rings -------------------------------------------------------------------------------------------------

@@ -155,12 +155,7 @@ class SensorRuleEngine:
             else:
                 trip, recover = value <= rule.below, value > (rule.clear if rule.clear is not None else rule.below)  # type: ignore[operator]
                 base["threshold"] = rule.below
-            if not rs.firing and trip:
-                self._emit(device, rule.kind, rule.name, "firing", at, observed_at, base)
-                rs.firing = True
-            elif rs.firing and recover:
-                self._emit(device, rule.kind, rule.name, "cleared", at, observed_at, base)
-                rs.firing = False
+            self._step(device, rs, trip, recover, at, observed_at, base)
         elif isinstance(rule, Duration):
             holds = value > rule.above if rule.above is not None else value < rule.below  # type: ignore[operator]
             if holds:
@@ -181,16 +176,22 @@ class SensorRuleEngine:
             details = {**base, "change": change, "within_s": rule.within_s}
             tripped = change >= rule.rise if rule.rise > 0 else change <= rule.rise
             calm = change < rule.rise / 2 if rule.rise > 0 else change > rule.rise / 2
-            if not rs.firing and tripped:
-                self._emit(device, rule.kind, rule.name, "firing", at, observed_at, details)
-                rs.firing = True
-            elif rs.firing and calm:
-                self._emit(device, rule.kind, rule.name, "cleared", at, observed_at, details)
-                rs.firing = False
+            self._step(device, rs, tripped, calm, at, observed_at, details)
         elif isinstance(rule, CountInWindow):
             if value >= rule.at_least:
                 rs.window.append((at, 1.0))
             self._check_count(device, rs, at, observed_at)
+
+    def _step(self, device: Device, rs: _RuleState, trip: bool, recover: bool, at: float, observed_at: float,
+              details: dict[str, Any]) -> None:
+        """A rule's state change: a quiet rule that trips fires, a firing rule that recovers clears (hysteresis:
+        the two conditions differ, so a value hovering at the threshold does not flap)."""
+        if not rs.firing and trip:
+            self._emit(device, rs.rule.kind, rs.rule.name, "firing", at, observed_at, details)
+            rs.firing = True
+        elif rs.firing and recover:
+            self._emit(device, rs.rule.kind, rs.rule.name, "cleared", at, observed_at, details)
+            rs.firing = False
 
     def _check_duration(self, device: Device, rs: _RuleState, device_now: float, observed_at: float, value: float | None) -> None:
         rule = rs.rule
@@ -207,12 +208,7 @@ class SensorRuleEngine:
         while rs.window and rs.window[0][0] < device_now - rule.window_s:
             rs.window.popleft()
         details = {"metric": rule.metric, "count": len(rs.window), "window_s": rule.window_s}
-        if not rs.firing and len(rs.window) >= rule.count:
-            self._emit(device, rule.kind, rule.name, "firing", device_now, observed_at, details)
-            rs.firing = True
-        elif rs.firing and not rs.window:
-            self._emit(device, rule.kind, rule.name, "cleared", device_now, observed_at, details)
-            rs.firing = False
+        self._step(device, rs, len(rs.window) >= rule.count, not rs.window, device_now, observed_at, details)
 
     # ------------------------------------------------------------------------------------- time
     def on_status(self, device_id: str, online: bool, at: float) -> None:

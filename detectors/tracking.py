@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
+import supervision as sv
 
 from detectors.config import TrackingConfig
-from detectors.detection import Box
+from detectors.detection import Box, to_rows
 
 
 class _Dets:
@@ -92,9 +93,9 @@ class ObjectTracker:
         # tracks ByteTrack has lost but may re-find: their history (dwell, upright pose) must survive the gap
         self._memory: dict[int, TrackedObject] = {}
 
-    def update(self, dets: np.ndarray, now: float, covered: list[tuple[int, int, int, int]] | None) -> list[TrackedObject]:
+    def update(self, found: sv.Detections, now: float, covered: list[tuple[int, int, int, int]] | None) -> list[TrackedObject]:
         """Feed one detection pass. ``covered``: the regions that were detected (None = the whole frame)."""
-        dets = dets.reshape(-1, 6).astype(np.float32)
+        dets = to_rows(found)  # ultralytics' BYTETracker reads rows through the _Dets adapter below
         n_real = len(dets)
         if covered is not None:
             carry = []

@@ -18,6 +18,8 @@ def _check(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {args.path}", file=sys.stderr)
         return 1
+    for note in dep.deprecations:
+        print(note)
     print(f"{args.path}: OK — {dep.name}: {len(dep.cameras)} cameras, {len(dep.devices)} devices, {len(dep.gateway.users)} users")
     return 0
 
@@ -40,6 +42,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gridwatch run: {exc}", file=sys.stderr)
         return 2
+    if not args.child:  # the supervisor says it once, not every role process
+        for note in dep.deprecations:
+            print(f"warning: {note}", file=sys.stderr)
     if args.port:
         dep.gateway.port = args.port
     if args.host:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts.channels.config import ChannelsConfig
 from alerts.config import AlertsConfig, GridsConfig
-from detectors.config import CameraAnalytics, DetectionConfig
+from detectors.config import FLAT_CAMERA_FIELDS, CameraAnalytics, DetectionConfig
 from detectors.device_profiles import NAME as PROFILE_NAME, DeviceProfile, merged_profiles, shipped_profiles
 from ingest.config import CameraConfig, DeviceConfig, IngestConfig
 
@@ -82,6 +82,18 @@ class GatewayConfig(_Strict):
     cors_origins: list[str] = Field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field or '(top level)'}: {self.message}"
+
+
 class Camera(CameraConfig, CameraAnalytics):
     """A camera as the deployment file describes it: its source and pose (ingest) and its analytics (detectors)."""
 
@@ -107,6 +119,7 @@ class Deployment(_Strict):
     # Set by the loader, not by the file.
     base_dir: Path = Field(Path("."), exclude=True)
     source_file: Path | None = Field(None, exclude=True)
+    deprecations: list[ConfigProblem] = Field(default_factory=list, exclude=True)
 
     def resolve(self, relative: str) -> Path:
         """A path of the deployment file, taken relative to the file's folder."""
@@ -154,18 +167,6 @@ def service_endpoints(dep: "Deployment") -> list[tuple[str, int]]:
         except ValueError:
             continue
     return out
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    file: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field or '(top level)'}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -228,10 +229,34 @@ def parse_deployment(text: str, file: str = "<string>", base_dir: Path | None = 
         raise ConfigError(problems) from None
     deployment.base_dir = (base_dir or Path(".")).resolve()
     deployment.source_file = Path(file)
+    deployment.deprecations = deprecations(data, lines, file)
     problems = [ConfigProblem(file, _nearest_line(lines, loc), _field_name(loc), msg) for loc, msg in _semantic_problems(deployment)]
     if problems:
         raise ConfigError(problems)
     return deployment
+
+
+def deprecations(data: dict, lines: dict[tuple, int], file: str) -> list[ConfigProblem]:
+    """Fields of the first schema that still load but have moved: one ``file:line`` note per use.
+
+    ``gridwatch check`` prints them and ``gridwatch run`` logs them, so a deployment file can be brought up to date
+    within the release that still reads the old form.
+    """
+    found: list[ConfigProblem] = []
+    cameras = data.get("cameras")
+    for i, cam in enumerate(cameras if isinstance(cameras, list) else []):
+        for flat, (section, name) in FLAT_CAMERA_FIELDS.items():
+            if isinstance(cam, dict) and flat in cam:
+                loc = ("cameras", i, flat)
+                found.append(ConfigProblem(file, _nearest_line(lines, loc), _field_name(loc),
+                                           f"deprecated: write {section}.{name} (the flat field is read until the next release)"))
+    ingest = data.get("ingest")
+    if isinstance(ingest, dict) and ingest.get("allow_private_sources"):
+        loc = ("ingest", "allow_private_sources")
+        found.append(ConfigProblem(file, _nearest_line(lines, loc), _field_name(loc),
+                                   "deprecated: list the camera networks in ingest.camera_networks "
+                                   "(and set ingest.allow_local_files for file sources)"))
+    return found
 
 
 def load_deployment(path: str | os.PathLike | None = None) -> Deployment:

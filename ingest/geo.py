@@ -8,7 +8,7 @@ iterated to sub-millimetre accuracy).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Callable, Literal
 
 import prcoords
 
@@ -20,24 +20,18 @@ CRS = Literal["WGS84", "GCJ02", "BD09"]
 # prcoords keeps the published GCJ-02/BD-09 polynomials and their iterative inverses; it takes and returns
 # (lat, lon), GridWatch's functions take and return (lon, lat) as GeoJSON does. Its inverse agrees with the
 # forward transform to < 1e-9 degrees (sub-millimetre), and it leaves points outside China unchanged.
-def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
-    out = prcoords.wgs_gcj((lat, lon))
-    return out.lon, out.lat
+def _lon_lat(convert: Callable[[tuple[float, float]], Any]) -> Callable[[float, float], tuple[float, float]]:
+    def lon_lat(lon: float, lat: float) -> tuple[float, float]:
+        out = convert((lat, lon))
+        return out.lon, out.lat
+
+    return lon_lat
 
 
-def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
-    out = prcoords.gcj_wgs_bored((lat, lon))
-    return out.lon, out.lat
-
-
-def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
-    out = prcoords.bd_gcj((lat, lon))
-    return out.lon, out.lat
-
-
-def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]:
-    out = prcoords.gcj_bd((lat, lon))
-    return out.lon, out.lat
+wgs84_to_gcj02 = _lon_lat(prcoords.wgs_gcj)
+gcj02_to_wgs84 = _lon_lat(prcoords.gcj_wgs_bored)
+bd09_to_gcj02 = _lon_lat(prcoords.bd_gcj)
+gcj02_to_bd09 = _lon_lat(prcoords.gcj_bd)
 
 
 class GeoPoint(BaseModel):

@@ -20,7 +20,7 @@ RULES: dict[str, type[Rule]] = {
 def build_rules(analytics: CameraAnalytics) -> tuple[Zones, list[Rule]]:
     """Raises ValueError naming the rule when a zone/line it refers to does not exist."""
     zones = Zones(analytics)
-    return zones, [RULES[r.kind](r, zones, analytics.min_score) for r in analytics.rules]
+    return zones, [RULES[r.kind](r, zones, analytics.detect.min_score) for r in analytics.rules]
 
 
 __all__ = ["Event", "Rule", "View", "Zones", "RULES", "build_rules"]

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+import supervision as sv
 
 from detectors.config import CameraAnalytics, RuleConfig
 from detectors.motion import MotionResult
@@ -42,7 +43,7 @@ class View:
     motion: MotionResult
     detected: bool
     image: np.ndarray
-    aux: dict[str, np.ndarray] = field(default_factory=dict)  # model name -> rows x1,y1,x2,y2,score,label-index
+    aux: dict[str, sv.Detections] = field(default_factory=dict)  # auxiliary model name -> what it found this frame
     aux_names: dict[str, dict[int, str]] = field(default_factory=dict)
 
 

@@ -36,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import supervision as sv
 
 from detectors.rules.base import PERSON, Event, Rule, View
 from detectors.tracking import TrackedObject
@@ -190,16 +191,15 @@ class FallRule(Rule):
                      details={"method": "box-shape", "aspect_w_h": round(w / h, 2),
                               "height_ratio": round(h / max(ref[3] - ref[1], 1.0), 2), "observations": len(lying)})
 
-    def _from_model(self, view: View, rows) -> list[Event]:
+    def _from_model(self, view: View, rows: sv.Detections | None) -> list[Event]:
         """"Person down" from the Normal/Fall model fused with the person's track: see the module doc."""
         now = view.now
         self._remember_people(view)
         if rows is not None:  # the model ran on this frame
             names = view.aux_names.get("fall", {})
-            for r in rows:
-                x1, y1, x2, y2, score, cls = (float(v) for v in r[:6])
-                box = (x1, y1, x2, y2)
-                if names.get(int(cls), "").lower() != "fall" or self._truncated(box, view):
+            for xyxy, score, cls in zip(rows.xyxy.tolist(), rows.confidence.tolist(), rows.class_id.tolist()):
+                x1, y1, x2, y2 = box = tuple(xyxy)
+                if names.get(cls, "").lower() != "fall" or self._truncated(box, view):
                     continue
                 if not self.zones.contains(self.cfg.zone, (x1 + x2) / 2, y2, view.w, view.h):
                     continue

@@ -31,9 +31,8 @@ class FireSmokeRule(Rule):
         rows = view.aux.get("fire")
         if rows is not None:
             names = view.aux_names.get("fire", {})
-            for r in rows:
-                x1, y1, x2, y2, score, cls = (float(v) for v in r[:6])
-                label = names.get(int(cls), "fire")
+            for (x1, y1, x2, y2), score, cls in zip(rows.xyxy.tolist(), rows.confidence.tolist(), rows.class_id.tolist()):
+                label = names.get(cls, "fire")
                 if self.zones.contains(self.cfg.zone, (x1 + x2) / 2, (y1 + y2) / 2, view.w, view.h):
                     return [Event("fire_smoke", score, key="fire", boxes=[((x1, y1, x2, y2), label)],
                                   foot=((x1 + x2) / 2, y2), zone=self.cfg.zone, details={"method": "model", "label": label})]

@@ -2,6 +2,12 @@
 
 Direction convention (image coordinates, y down): ``a_to_b`` = crossing from the left of the arrow a→b to its
 right, as you see it on the picture; ``b_to_a`` the opposite; ``any`` both.
+
+Why not supervision's ``LineZone`` (tried, supervision 0.31.2, 2026-12-01): it remembers a track's side for two
+calls of absence, so a person hidden at the line (a pillar, another person) for longer is never counted when
+the tracker finds them again on the other side; here the tracker's own previous foot point (``prev_foot``, kept
+through the gap) is compared with the new one
+(``tests/detectors/test_line_rule.py::test_a_person_hidden_while_crossing_is_still_counted_when_the_tracker_finds_them_again``).
 """
 from __future__ import annotations
 

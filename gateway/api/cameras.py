@@ -51,7 +51,8 @@ class CameraOut(BaseModel):
     analysis: dict[str, Any]
     zones: list[dict[str, Any]]
     lines: list[dict[str, Any]]
-    masks: list[Any]
+    detect: dict[str, Any]
+    motion: dict[str, Any]
     rules: list[dict[str, Any]]
     grid_code: str | None = Field(None, description="the grid the camera stands in")
     health: CameraHealth

@@ -74,26 +74,24 @@ def media_principal(request: Request, token: str | None = Depends(oauth2),
     return current_principal(request, token, api_key)
 
 
-def require_media(permission: str) -> Callable[..., Principal]:
-    def check(principal: Principal = Depends(media_principal)) -> Principal:
+def _requiring(permission: str, who: Callable[..., Principal], name: str) -> Callable[..., Principal]:
+    def check(principal: Principal = Depends(who)) -> Principal:
         if not principal.can(permission):
             raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
         return principal
 
-    check.__name__ = f"require_media_{permission.replace(':', '_')}"
+    check.__name__ = f"{name}_{permission.replace(':', '_')}"
     return check
+
+
+def require_media(permission: str) -> Callable[..., Principal]:
+    """``require`` for media URLs: an <img> or <video> cannot send headers, so a media token in ``?mt=`` also counts."""
+    return _requiring(permission, media_principal, "require_media")
 
 
 def require(permission: str) -> Callable[..., Principal]:
     """A dependency that admits callers whose role holds ``permission``."""
-
-    def check(principal: Principal = Depends(current_principal)) -> Principal:
-        if not principal.can(permission):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
-        return principal
-
-    check.__name__ = f"require_{permission.replace(':', '_')}"
-    return check
+    return _requiring(permission, current_principal, "require")
 
 
 def forbidden() -> HTTPException:

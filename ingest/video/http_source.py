@@ -5,6 +5,13 @@ the Content-Type. Redirects are followed by hand so that every hop passes the SS
 Digest authentication (common on IP cameras) is tried when Basic is refused. The MJPEG parser is
 written here rather than taken from a form-data library because cameras bend the multipart rules
 (boundary with or without the leading ``--``, missing Content-Length, no closing boundary).
+
+Why not PyAV's ``mpjpeg`` demuxer (measured, PyAV 18.1 / FFmpeg 8.1, 2026-12-01): fed the guarded httpx
+stream as a file object it never sees the HTTP Content-Type, so without a per-part Content-Length it
+splits at any ``\r\n--`` instead of the declared boundary: a JPEG body holding those four bytes came back
+cut in two and the stream then failed with "Invalid data found when processing input"
+(``tests/ingest_video/test_video_http.py::test_mjpeg_parser_keeps_a_body_that_holds_dashes``). Letting
+FFmpeg fetch the URL itself would bypass the per-redirect SSRF guard and the Digest retry above.
 """
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ slows the decoder down (which, on a live RTSP stream, would make the camera drop
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from ingest.backoff import Backoff
 from ingest.config import CameraConfig
 from ingest.frame import Frame
 from ingest.video.errors import SourceError
@@ -32,12 +32,6 @@ Emit = Callable[[HealthEvent], None]
 MAX_CONSECUTIVE_BAD_PICTURES = 25
 FROZEN_THUMB = (64, 36)
 FROZEN_MAX_DIFF = 2  # levels; sensor noise of a live but static scene exceeds it somewhere
-
-
-def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
-    """Exponential backoff with "equal jitter": spreads reconnect storms after a switch reboots."""
-    ceiling = min(max_s, initial_s * (2 ** min(attempt, 30)))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 class CameraWorker:
@@ -119,7 +113,8 @@ class CameraWorker:
     # ---- decode thread ---------------------------------------------------------------------------------------
     def _decode_loop(self) -> None:
         stop = self.ctx.stop
-        attempt = 0
+        health = self.camera.health
+        backoff = Backoff(health.reconnect_initial_s, health.reconnect_max_s, jitter=True)  # cameras reconnect together after a switch reboots
         while not stop.is_set():
             opened_at = time.monotonic()
             got_frames = False
@@ -153,11 +148,9 @@ class CameraWorker:
             if stop.is_set():
                 break
             if got_frames and time.monotonic() - opened_at > 5.0:
-                attempt = 0  # it worked for a while: start the backoff over
+                backoff.reset()  # it worked for a while: start the backoff over
             self._on_failure(reason)
-            health = self.camera.health
-            delay = backoff_delay(attempt, health.reconnect_initial_s, health.reconnect_max_s)
-            attempt += 1
+            delay = backoff.next_delay()
             log.info("camera %s: %s; reconnecting in %.1fs", self.camera.id, reason, delay)
             if stop.wait(delay):
                 break

@@ -103,3 +103,22 @@ def test_check_command_exits_non_zero_and_prints_every_problem(tmp_path):
     good = subprocess.run([sys.executable, "-m", "gateway.cli", "check", str(DEMO)], capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stderr
 
+
+
+def test_flat_camera_fields_still_load_into_their_sections_and_check_names_each_use(tmp_path):
+    """The first schema's flat camera fields (detect_fps, min_score, masks) load for one release, land in the
+    nested sections (detect, motion) and ``gridwatch check`` names every use with its line."""
+    flat = ("    detect: {fps: 2}           # small", "    detect_fps: 2\n    min_score: 0.35\n"
+            "    masks: [[[0, 0], [0.2, 0], [0.2, 0.1]]]           # small")
+    path = _copy_demo(tmp_path, lambda t: t.replace(*flat))
+    plaza = load_deployment(path).cameras[0]
+    assert (plaza.detect.fps, plaza.detect.min_score) == (2, 0.35)
+    assert plaza.motion.masks == [[(0, 0), (0.2, 0), (0.2, 0.1)]]
+    checked = subprocess.run([sys.executable, "-m", "gateway.cli", "check", str(path)], capture_output=True, text=True,
+                             timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    for field, section in (("detect_fps", "detect.fps"), ("min_score", "detect.min_score"), ("masks", "motion.masks")):
+        assert f"{path}:{_line_of(path, field + ':')}: cameras[0].{field}: deprecated: write {section}" in checked.stdout
+    demo = subprocess.run([sys.executable, "-m", "gateway.cli", "check", str(DEMO)], capture_output=True, text=True,
+                          timeout=60)
+    assert "deprecated" not in demo.stdout, "the shipped demo must use the current schema"

@@ -51,7 +51,7 @@ def test_standing_group_loiters(make_pipeline, model_path):
     # passes/s is the per-camera rate a user picks for a busy square (at 1/s the group's tracks break up)
     pipe, got = make_pipeline(model=model_path)
     pipe.configure_camera("plaza", POSE, CameraAnalytics.model_validate({
-        "detect_fps": 2, "zones": [group], "rules": [{"kind": "loitering", "zone": "group", "dwell_s": 6},
+        "detect": {"fps": 2}, "zones": [group], "rules": [{"kind": "loitering", "zone": "group", "dwell_s": 6},
                                     {"kind": "crowd", "zone": "group", "min_count": 3, "dwell_s": 5}]}))
     pipe.start()
     replay(pipe, clip("plaza_pedestrians_720p.avi"), "plaza", 25, 5)

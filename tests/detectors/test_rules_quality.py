@@ -124,7 +124,7 @@ def test_plaza_standing_group_is_a_crowd_and_the_walkers_are_not(make_pipeline, 
     pipe, got = make_pipeline({"model": {"full_frame_tiles": True, "confidence": 0.2},
                                "tracking": {"new_track_thresh": 0.25, "track_high_thresh": 0.25}}, model=model_path)
     pipe.configure_camera("plaza", GeoPose(position={"lon": 120.1, "lat": 30.2}), CameraAnalytics.model_validate({
-        "detect_fps": 2, "zones": [GROUP, WALKWAY],
+        "detect": {"fps": 2}, "zones": [GROUP, WALKWAY],
         "rules": [{"kind": "crowd", "zone": "group", "min_count": 3, "dwell_s": 5},
                   {"kind": "crowd", "zone": "walkway", "min_count": 3, "dwell_s": 5},
                   {"kind": "crowd", "min_count": 4, "dwell_s": 5}, {"kind": "fall"}]}))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from detectors.config import CameraAnalytics, DetectionConfig
-from detectors.detection import nms_merge
+from detectors.detection import from_rows, merge_crops, to_rows
 from detectors.geolocate import Geolocator
 from detectors.health import health_anomaly
 from detectors.regions import crop_for_model, full_frame_regions, plan_regions
@@ -40,8 +40,17 @@ def test_regions_cluster_and_fall_back_to_full_frame():
 def test_nms_merges_tile_overlaps_and_contained_parts():
     dets = np.array([[0, 0, 100, 200, 0.9, 0], [2, 2, 101, 198, 0.8, 0], [0, 100, 100, 200, 0.5, 0],
                      [0, 0, 100, 200, 0.7, 2]], np.float32)
-    out = nms_merge(dets)
-    assert len(out) == 2 and set(out[:, 5]) == {0, 2}
+    out = merge_crops(from_rows(dets))
+    assert len(out) == 2 and set(out.class_id) == {0, 2}
+
+
+def test_a_crops_rows_land_in_frame_pixels_clipped_to_the_frame():
+    """A 2x-downscaled crop at (100, 50): its rows scale by 2, move by the corner and stop at the frame edge."""
+    rows = np.array([[10, 10, 20, 30, 0.9, 0], [300, 0, 320, 40, 0.6, 2]], np.float32)
+    dets = from_rows(rows, scale=2.0, offset=(100, 50), size=(640, 360))
+    assert dets.xyxy.tolist() == [[120, 70, 140, 110], [640, 50, 640, 130]]
+    assert dets.class_id.tolist() == [0, 2] and dets.confidence.tolist() == pytest.approx([0.9, 0.6])
+    assert to_rows(dets).shape == (2, 6) and len(from_rows(None)) == 0
 
 
 @pytest.mark.timeout(60)

@@ -96,3 +96,12 @@ def test_mjpeg_parser_handles_any_chunking(bodies: list[bytes], cuts: list[int],
         pos += cut
     got += parser.feed(data[pos:])
     assert got == bodies
+
+
+@pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "boundary-only"])
+def test_mjpeg_parser_keeps_a_body_that_holds_dashes(with_length: bool) -> None:
+    """Entropy-coded JPEG data can hold ``\r\n--``: only the declared boundary ends a part (FFmpeg's
+    mpjpeg demuxer, fed the same bytes, cuts such a body in two — the reason the parser is ours)."""
+    bodies = [b"\xff\xd8AAAA\r\n--zzBBBB\xff\xd9", b"\xff\xd8CCCC\xff\xd9"]
+    parser = MjpegParser("gw")
+    assert parser.feed(_multipart(bodies, "gw", with_length)) == bodies

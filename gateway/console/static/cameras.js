@@ -90,7 +90,7 @@ Pages.cameras = async function (ctx) {
         id: f.id.value, name: f.name.value, enabled: cam.enabled !== false,
         source: Object.assign({}, cam.source, f.url.value ? { url: f.url.value } : {}),
         pose: Object.assign({}, cam.pose, { position: { lon: +f.lon.value, lat: +f.lat.value }, bearing_deg: +f.bearing.value, height_m: +f.height.value, fov_deg: +f.fov.value }),
-        zones: cam.zones, lines: cam.lines, rules: cam.rules, masks: cam.masks || [],
+        zones: cam.zones, lines: cam.lines, rules: cam.rules, motion: cam.motion || {}, detect: cam.detect || {},
       };
       if (cam.analysis) body.analysis = cam.analysis;
       if (cam.health_config) body.health = cam.health_config;
