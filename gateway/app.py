@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alerts.streams import StreamKeys
+from gateway.api.parts import ApiRuntime
 from gateway.api.ratelimit import TokenBucket
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
@@ -92,7 +93,7 @@ def _csp(*tile_urls: str | None) -> str:
             "style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-def create_app(runtime: Any) -> FastAPI:
+def create_app(runtime: ApiRuntime) -> FastAPI:
     """The gateway of one GridWatch process, over a runtime built elsewhere (``gateway.runtime``)."""
     from gateway import live, webrtc
     from gateway.api import alarms, auth as auth_api, cameras, devices, grids, profiles, reports, system, tickets
@@ -100,7 +101,7 @@ def create_app(runtime: Any) -> FastAPI:
 
     dep = runtime.deployment
     cfg = dep.gateway
-    keys: StreamKeys = getattr(runtime, "keys", None) or StreamKeys(dep.services.stream_prefix)
+    keys: StreamKeys = runtime.keys
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield

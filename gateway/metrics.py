@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.api.parts import ApiRuntime
+
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ class RuntimeCollector(Collector):
         "skipped_fps": ("gridwatch_camera_skipped_fps", "frames per second dropped to keep up (not analysed)"),
     }
 
-    def __init__(self, runtime: Any):
+    def __init__(self, runtime: ApiRuntime):
         self.runtime = runtime
 
     def describe(self) -> list[Metric]:
@@ -50,7 +52,7 @@ class RuntimeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         rt = self.runtime
         try:
-            status = rt.status() if hasattr(rt, "status") else {}
+            status = rt.status()
         except Exception:  # a scrape must never fail because one part is down
             log.exception("status() failed during a metrics scrape")
             status = {}
@@ -91,12 +93,9 @@ class RuntimeCollector(Collector):
         yield tickets
 
 
-def queue_depths(rt: Any) -> dict[str, float]:
+def queue_depths(rt: ApiRuntime) -> dict[str, float]:
     """Length of the anomaly, event and dead-letter streams and the intake group's pending count."""
-    keys = getattr(rt, "keys", None)
-    client = getattr(rt, "redis", None)
-    if keys is None or client is None:
-        return {}
+    keys, client = rt.keys, rt.redis
     out: dict[str, float] = {}
     try:
         pipe = client.pipeline(transaction=False)
@@ -119,8 +118,8 @@ def queue_depths(rt: Any) -> dict[str, float]:
     return out
 
 
-def ticket_counts(rt: Any) -> dict[str, float]:
-    store = getattr(rt, "store", None)
+def ticket_counts(rt: ApiRuntime) -> dict[str, float]:
+    store = rt.store
     if store is None:
         return {}
     try:

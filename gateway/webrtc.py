@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import errors, require
+from gateway.api.parts import ApiRuntime
 from gateway.auth import Principal
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def _box_of(det: Any) -> tuple[tuple[float, float, float, float], str, float] | 
     return tuple(float(v) for v in box), text, float(score)  # type: ignore[return-value]
 
 
-def detections_for(runtime: Any, camera_id: str) -> list[Any]:
+def detections_for(runtime: ApiRuntime, camera_id: str) -> list[Any]:
     """The objects the video role tracks on this camera now, boxes normalised to 0..1 (so any frame size fits)."""
     try:
         overlay = runtime.camera_state.overlay(camera_id)
@@ -60,7 +61,7 @@ def detections_for(runtime: Any, camera_id: str) -> list[Any]:
         return []
 
 
-def latest_image(runtime: Any, camera_id: str) -> np.ndarray | None:
+def latest_image(runtime: ApiRuntime, camera_id: str) -> np.ndarray | None:
     """The camera's newest picture from Redis, decoded; None when its video role has published none."""
     data = runtime.camera_state.jpeg(camera_id)
     if not data:
@@ -95,7 +96,7 @@ def _no_signal(width: int = 640, height: int = 360) -> np.ndarray:
     return img
 
 
-def render(runtime: Any, camera_id: str, *, watch: bool = False) -> np.ndarray:
+def render(runtime: ApiRuntime, camera_id: str, *, watch: bool = False) -> np.ndarray:
     """The newest frame of a camera with boxes, scaled to at most MAX_WIDTH; a 'no signal' card when none.
 
     ``watch`` (live views) asks the camera's video role for pictures at the live rate.
@@ -141,7 +142,7 @@ def _camera_track_class() -> type:
 
         kind = "video"
 
-        def __init__(self, runtime: Any, camera_id: str):
+        def __init__(self, runtime: ApiRuntime, camera_id: str):
             super().__init__()
             self.runtime, self.camera_id = runtime, camera_id
             self._start: float | None = None
@@ -167,7 +168,7 @@ def _camera_track_class() -> type:
 class LiveViews:
     """The open WebRTC peer connections, closed when they fail or when the app stops."""
 
-    def __init__(self, runtime: Any):
+    def __init__(self, runtime: ApiRuntime):
         self.runtime = runtime
         self._pcs: set[Any] = set()
 

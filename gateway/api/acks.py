@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from gateway.api.deps import errors, require, runtime
 from gateway.api.tickets import TICKET_REF, ActionIn, TicketDetail, act
 from gateway.auth import Principal
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["tickets"])
 
@@ -27,7 +28,7 @@ class AckIn(BaseModel):
 @router.post("/tickets/{ref}/acknowledge", response_model=TicketDetail, responses=errors(401, 403, 404, 409, 422),
              summary="Acknowledge an alarm (a history note: who took it in, when)")
 def acknowledge(request: Request, ref: str = PathParam(pattern=TICKET_REF), body: AckIn | None = None,
-                principal: Principal = Depends(require("wall")), rt: Any = Depends(runtime)) -> TicketDetail:
+                principal: Principal = Depends(require("wall")), rt: ApiRuntime = Depends(runtime)) -> TicketDetail:
     extra = (body.note.strip() if body else "")
     note = f"{ACK_NOTE} · {extra}" if extra else ACK_NOTE
     return act(request, rt, ref, "comment", principal, ActionIn(note=note))

@@ -12,20 +12,21 @@ from alerts import analysis
 from gateway.api.deps import errors, require, runtime
 from gateway.api.tickets import scope_codes
 from gateway.auth import Principal
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["analysis"])
 
 
-def _names(rt: Any) -> dict[str, str]:
+def _names(rt: ApiRuntime) -> dict[str, str]:
     return {g.code: g.name for g in rt.grids.all()}
 
 
-def _categories(rt: Any) -> dict[str, str]:
+def _categories(rt: ApiRuntime) -> dict[str, str]:
     return {code: c.name for code, c in rt.cases.policy.by_code.items()}
 
 
 @router.get("/dashboard", responses=errors(401, 403), summary="Big-screen figures: open by status/category, today's trend, top grids")
-def dashboard(principal: Principal = Depends(require("tickets:read")), rt: Any = Depends(runtime)) -> dict[str, Any]:
+def dashboard(principal: Principal = Depends(require("tickets:read")), rt: ApiRuntime = Depends(runtime)) -> dict[str, Any]:
     return analysis.dashboard(rt.cases.store, scope_codes(principal), now=datetime.now(timezone.utc), tz=rt.deployment.timezone,
                               names=_names(rt), categories=_categories(rt))
 
@@ -42,7 +43,7 @@ class AnalysisOut(BaseModel):
 @router.get("/analysis", response_model=AnalysisOut, responses=errors(401, 403, 422), summary="研判: hotspots, trends, repeats, warnings")
 def overview(days: int = Query(30, ge=1, le=365, description="window of hotspots and repeat addresses"),
              min_count: int = Query(3, ge=1, le=1000, description="fewest cases that make a hotspot"),
-             principal: Principal = Depends(require("kpis")), rt: Any = Depends(runtime)) -> AnalysisOut:
+             principal: Principal = Depends(require("kpis")), rt: ApiRuntime = Depends(runtime)) -> AnalysisOut:
     now = datetime.now(timezone.utc)
     since = now - timedelta(days=days)
     codes = scope_codes(principal)
@@ -64,7 +65,7 @@ class WarningRunOut(BaseModel):
 
 @router.post("/analysis/early-warning", response_model=WarningRunOut, responses=errors(401, 403),
              summary="Run the early-warning rule now: each warning becomes a supervised (督办) case")
-def run_early_warning(request: Request, principal: Principal = Depends(require("kpis")), rt: Any = Depends(runtime)) -> WarningRunOut:
+def run_early_warning(request: Request, principal: Principal = Depends(require("kpis")), rt: ApiRuntime = Depends(runtime)) -> WarningRunOut:
     cfg = rt.deployment.alerts.early_warning
     warnings = analysis.early_warnings(rt.cases.store, scope_codes(principal), now=datetime.now(timezone.utc),
                                        window_days=cfg.window_days, baseline_windows=cfg.baseline_windows, margin=cfg.margin,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.auth import Principal
 from gateway.config import Camera
+from gateway.api.parts import ApiRuntime
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["cameras"])
@@ -97,16 +98,16 @@ def _health_of(raw: dict[str, Any] | None) -> CameraHealth:
     return CameraHealth(state=raw.get("state", "unknown"), fps=raw.get("camera_fps"), detail=detail)
 
 
-def _healths(rt: Any, camera_ids: list[str]) -> dict[str, CameraHealth]:
+def _healths(rt: ApiRuntime, camera_ids: list[str]) -> dict[str, CameraHealth]:
     found = rt.camera_state.status(camera_ids)
     return {cid: _health_of(found.get(cid)) for cid in camera_ids}
 
 
-def _health(rt: Any, camera_id: str) -> CameraHealth:
+def _health(rt: ApiRuntime, camera_id: str) -> CameraHealth:
     return _healths(rt, [camera_id])[camera_id]
 
 
-def camera_out(rt: Any, cam: Camera, health: CameraHealth | None = None) -> CameraOut:
+def camera_out(rt: ApiRuntime, cam: Camera, health: CameraHealth | None = None) -> CameraOut:
     data = cam.model_dump(mode="json")
     src = data["source"]
     for key in ("url", "fallback", "substream_url"):
@@ -118,11 +119,11 @@ def camera_out(rt: Any, cam: Camera, health: CameraHealth | None = None) -> Came
     return CameraOut.model_validate(data)
 
 
-def _find(rt: Any, camera_id: str) -> Camera | None:
+def _find(rt: ApiRuntime, camera_id: str) -> Camera | None:
     return next((c for c in rt.deployment.cameras if c.id == camera_id), None)
 
 
-def visible_camera(rt: Any, principal: Principal, camera_id: str) -> Camera:
+def visible_camera(rt: ApiRuntime, principal: Principal, camera_id: str) -> Camera:
     """The camera if the caller may see it (its position lies in their grids); 403 otherwise, existing or not."""
     cam = _find(rt, camera_id)
     if cam is None:
@@ -136,7 +137,7 @@ def visible_camera(rt: Any, principal: Principal, camera_id: str) -> Camera:
     return cam
 
 
-def _visible_list(rt: Any, principal: Principal) -> list[Camera]:
+def _visible_list(rt: ApiRuntime, principal: Principal) -> list[Camera]:
     out = []
     for cam in rt.deployment.cameras:
         grid = rt.grids.route(cam.pose.position)
@@ -145,7 +146,7 @@ def _visible_list(rt: Any, principal: Principal) -> list[Camera]:
     return out
 
 
-def _check_source(rt: Any, url: str) -> None:
+def _check_source(rt: ApiRuntime, url: str) -> None:
     from ingest.video.errors import SourceError
     from ingest.video.urls import validate_source_url
 
@@ -155,13 +156,13 @@ def _check_source(rt: Any, url: str) -> None:
         raise HTTPException(422, f"source.url: {exc.reason}") from None
 
 
-def _check_place(rt: Any, cam: Camera) -> None:
+def _check_place(rt: ApiRuntime, cam: Camera) -> None:
     if rt.grids.base_grid_at(cam.pose.position) is None:
         p = cam.pose.position.wgs84()
         raise HTTPException(422, f"pose.position: {p.lon:.6f},{p.lat:.6f} is outside every grid")
 
 
-def _apply(rt: Any, cam: Camera, *, new: bool) -> None:
+def _apply(rt: ApiRuntime, cam: Camera, *, new: bool) -> None:
     """Hand the camera to the video role (wherever it runs); the deployment's list is what the API reads back."""
     import redis
 
@@ -173,7 +174,7 @@ def _apply(rt: Any, cam: Camera, *, new: bool) -> None:
 
 @router.get("/cameras", response_model=CameraList, responses=errors(401, 403),
             summary="Cameras the caller may see, with health")
-def list_cameras(principal: Principal = Depends(require("cameras:read")), rt: Any = Depends(runtime)) -> CameraList:
+def list_cameras(principal: Principal = Depends(require("cameras:read")), rt: ApiRuntime = Depends(runtime)) -> CameraList:
     cams = _visible_list(rt, principal)
     health = _healths(rt, [c.id for c in cams])
     return CameraList(items=[camera_out(rt, c, health[c.id]) for c in cams])
@@ -181,13 +182,13 @@ def list_cameras(principal: Principal = Depends(require("cameras:read")), rt: An
 
 @router.get("/cameras/status", response_model=StatusOut, responses=errors(401, 403),
             summary="Health of every visible camera (state, fps, skipped fps, last frame …)")
-def cameras_status(principal: Principal = Depends(require("cameras:read")), rt: Any = Depends(runtime)) -> StatusOut:
+def cameras_status(principal: Principal = Depends(require("cameras:read")), rt: ApiRuntime = Depends(runtime)) -> StatusOut:
     return StatusOut(cameras=_healths(rt, [c.id for c in _visible_list(rt, principal)]))
 
 
 @router.post("/cameras/probe", response_model=ProbeOut, responses=errors(401, 403, 413, 422, 503),
              summary="Try a source URL before adding it: codec, size, frame rate and a first snapshot")
-async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:write")), rt: Any = Depends(runtime)) -> ProbeOut:
+async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:write")), rt: ApiRuntime = Depends(runtime)) -> ProbeOut:
     from ingest.video import probe as probe_url
     from ingest.video.errors import SourceError
 
@@ -210,7 +211,7 @@ async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:w
 @router.post("/cameras", response_model=CameraOut, status_code=201, responses=errors(401, 403, 409, 413, 422),
              summary="Attach a camera (source, geo-pose, zones, lines, rules)")
 def add_camera(cam: Camera, request: Request, principal: Principal = Depends(require("cameras:write")),
-               rt: Any = Depends(runtime)) -> CameraOut:
+               rt: ApiRuntime = Depends(runtime)) -> CameraOut:
     if _find(rt, cam.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"camera {cam.id!r} exists; PUT /cameras/{cam.id} to change it")
     _check_source(rt, cam.source.url)
@@ -223,14 +224,14 @@ def add_camera(cam: Camera, request: Request, principal: Principal = Depends(req
 
 @router.get("/cameras/{camera_id}", response_model=CameraOut, responses=errors(401, 403, 404, 422), summary="One camera")
 def get_camera(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Principal = Depends(require("cameras:read")),
-               rt: Any = Depends(runtime)) -> CameraOut:
+               rt: ApiRuntime = Depends(runtime)) -> CameraOut:
     return camera_out(rt, visible_camera(rt, principal, camera_id))
 
 
 @router.put("/cameras/{camera_id}", response_model=CameraOut, responses=errors(401, 403, 404, 413, 422),
             summary="Replace a camera's configuration (pose, zones, lines, rules, source)")
 def replace_camera(cam: Camera, request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
-                   principal: Principal = Depends(require("cameras:write")), rt: Any = Depends(runtime)) -> CameraOut:
+                   principal: Principal = Depends(require("cameras:write")), rt: ApiRuntime = Depends(runtime)) -> CameraOut:
     old = _find(rt, camera_id)
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
@@ -248,7 +249,7 @@ def replace_camera(cam: Camera, request: Request, camera_id: str = PathParam(pat
 
 @router.delete("/cameras/{camera_id}", status_code=204, responses=errors(401, 403, 404, 422), summary="Detach a camera")
 def delete_camera(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
-                  principal: Principal = Depends(require("cameras:write")), rt: Any = Depends(runtime)) -> Response:
+                  principal: Principal = Depends(require("cameras:write")), rt: ApiRuntime = Depends(runtime)) -> Response:
     import redis
 
     old = _find(rt, camera_id)
@@ -267,7 +268,7 @@ def delete_camera(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID
     200: {"content": {"image/jpeg": {}}, "description": "the newest frame, boxes drawn"}, **errors(401, 403, 404, 422, 503)},
     summary="The newest frame as JPEG (detection boxes drawn)")
 def snapshot(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Principal = Depends(require_media("cameras:read")),
-             rt: Any = Depends(runtime)) -> Response:
+             rt: ApiRuntime = Depends(runtime)) -> Response:
     from gateway.webrtc import jpeg, render
 
     visible_camera(rt, principal, camera_id)
@@ -282,7 +283,7 @@ def snapshot(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Principal
 async def mjpeg(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
                 fps: float = Query(MJPEG_FPS, gt=0, le=MJPEG_FPS, description="lower for video-wall tiles"),
                 width: int | None = Query(None, ge=160, le=1920, description="scale frames down to this width (tiles)"),
-                principal: Principal = Depends(require_media("cameras:read")), rt: Any = Depends(runtime)) -> StreamingResponse:
+                principal: Principal = Depends(require_media("cameras:read")), rt: ApiRuntime = Depends(runtime)) -> StreamingResponse:
     from gateway.webrtc import jpeg, render
 
     visible_camera(rt, principal, camera_id)

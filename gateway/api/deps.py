@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pydantic import BaseModel
 
+from gateway.api.parts import ApiRuntime
 from gateway.auth import Authenticator, AuthError, Principal
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False, description="JWT access token")
@@ -36,7 +37,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorOut, "description": text.get(c, "error")} for c in codes}
 
 
-def runtime(request: Request) -> Any:
+def runtime(request: Request) -> ApiRuntime:
     return request.app.state.runtime
 
 

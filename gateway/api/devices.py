@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from gateway.api.deps import errors, require, runtime
 from gateway.auth import Principal
 from ingest.config import DeviceConfig
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["devices"])
 DEVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -37,7 +38,7 @@ class DeviceList(BaseModel):
     items: list[DeviceOut]
 
 
-def _state(rt: Any, device_id: str) -> dict[str, Any]:
+def _state(rt: ApiRuntime, device_id: str) -> dict[str, Any]:
     """What the registry knows live about a device (last seen, battery, online); never its secret."""
     device = rt.devices.get(device_id)
     if device is None:
@@ -46,29 +47,29 @@ def _state(rt: Any, device_id: str) -> dict[str, Any]:
     return {k: public[k] for k in ("last_seen", "battery", "online")}
 
 
-def device_out(rt: Any, dev: DeviceConfig) -> DeviceOut:
+def device_out(rt: ApiRuntime, dev: DeviceConfig) -> DeviceOut:
     data = dev.model_dump(mode="json", exclude={"secret"})
     grid = rt.grids.route(dev.location)
     return DeviceOut(**data, has_secret=bool(dev.secret), grid_code=grid.code if grid else None, state=_state(rt, dev.id))
 
 
-def _find(rt: Any, device_id: str) -> DeviceConfig | None:
+def _find(rt: ApiRuntime, device_id: str) -> DeviceConfig | None:
     return next((d for d in rt.deployment.devices if d.id == device_id), None)
 
 
-def _check_place(rt: Any, dev: DeviceConfig) -> None:
+def _check_place(rt: ApiRuntime, dev: DeviceConfig) -> None:
     if rt.grids.route(dev.location) is None:
         raise HTTPException(422, "location: outside the district")
 
 
 @router.get("/devices", response_model=DeviceList, responses=errors(401, 403), summary="Registered devices (no secrets)")
-def list_devices(principal: Principal = Depends(require("devices:read")), rt: Any = Depends(runtime)) -> DeviceList:
+def list_devices(principal: Principal = Depends(require("devices:read")), rt: ApiRuntime = Depends(runtime)) -> DeviceList:
     return DeviceList(items=[device_out(rt, d) for d in rt.deployment.devices])
 
 
 @router.get("/devices/{device_id}", response_model=DeviceOut, responses=errors(401, 403, 404, 422), summary="One device")
 def get_device(device_id: str = PathParam(pattern=DEVICE_ID), principal: Principal = Depends(require("devices:read")),
-               rt: Any = Depends(runtime)) -> DeviceOut:
+               rt: ApiRuntime = Depends(runtime)) -> DeviceOut:
     dev = _find(rt, device_id)
     if dev is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
@@ -78,7 +79,7 @@ def get_device(device_id: str = PathParam(pattern=DEVICE_ID), principal: Princip
 @router.post("/devices", response_model=DeviceOut, status_code=201, responses=errors(401, 403, 409, 413, 422),
              summary="Register a device (its HMAC secret is write-only)")
 def add_device(dev: DeviceConfig, request: Request, principal: Principal = Depends(require("devices:write")),
-               rt: Any = Depends(runtime)) -> DeviceOut:
+               rt: ApiRuntime = Depends(runtime)) -> DeviceOut:
     if _find(rt, dev.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"device {dev.id!r} exists")
     _check_place(rt, dev)
@@ -92,7 +93,7 @@ def add_device(dev: DeviceConfig, request: Request, principal: Principal = Depen
 @router.put("/devices/{device_id}", response_model=DeviceOut, responses=errors(401, 403, 404, 413, 422),
             summary="Replace a device's entry (omit secret to keep the current one)")
 def replace_device(dev: DeviceConfig, request: Request, device_id: str = PathParam(pattern=DEVICE_ID),
-                   principal: Principal = Depends(require("devices:write")), rt: Any = Depends(runtime)) -> DeviceOut:
+                   principal: Principal = Depends(require("devices:write")), rt: ApiRuntime = Depends(runtime)) -> DeviceOut:
     old = _find(rt, device_id)
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
@@ -110,7 +111,7 @@ def replace_device(dev: DeviceConfig, request: Request, device_id: str = PathPar
 
 @router.delete("/devices/{device_id}", status_code=204, responses=errors(401, 403, 404, 422), summary="Remove a device")
 def delete_device(request: Request, device_id: str = PathParam(pattern=DEVICE_ID),
-                  principal: Principal = Depends(require("devices:write")), rt: Any = Depends(runtime)) -> Response:
+                  principal: Principal = Depends(require("devices:write")), rt: ApiRuntime = Depends(runtime)) -> Response:
     old = _find(rt, device_id)
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")

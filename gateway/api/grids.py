@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from gateway.api.deps import current_principal, errors, runtime
 from gateway.auth import Principal
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["grids"])
 
@@ -35,7 +36,7 @@ class GridCollection(BaseModel):
 @router.get("/grids", response_model=GridCollection, responses=errors(401, 422),
             summary="Grid polygons (GeoJSON FeatureCollection, WGS-84)")
 def grids(level: Literal["district", "street", "community", "grid"] | None = Query(None),
-          principal: Principal = Depends(current_principal), rt: Any = Depends(runtime)) -> GridCollection:
+          principal: Principal = Depends(current_principal), rt: ApiRuntime = Depends(runtime)) -> GridCollection:
     features = []
     for g in sorted(rt.grids.all(), key=lambda g: g.code):
         if level and g.level != level:

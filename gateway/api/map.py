@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from gateway.api.deps import errors, require, require_media, runtime
 from gateway.auth import Principal
 from ingest.geo import wgs84_to_gcj02
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["map"])
 
@@ -117,7 +118,7 @@ def tile_sources(dep: Any) -> list[TileOut]:
     return out
 
 
-def _visible_grids(rt: Any, principal: Principal, project: Callable) -> dict[str, Any]:
+def _visible_grids(rt: ApiRuntime, principal: Principal, project: Callable) -> dict[str, Any]:
     """The caller's grids, filled, and the units above them as outlines; nothing of other grids."""
     shown: dict[str, bool] = {}
     for g in rt.grids.all():
@@ -134,7 +135,7 @@ def _visible_grids(rt: Any, principal: Principal, project: Callable) -> dict[str
     return {"type": "FeatureCollection", "features": features}
 
 
-def _unit(rt: Any, grid_code: str | None, level: str) -> Any:
+def _unit(rt: ApiRuntime, grid_code: str | None, level: str) -> Any:
     if not grid_code:
         return None
     return next((g for g in rt.grids.ancestors(grid_code) if g.level == level), None)
@@ -146,7 +147,7 @@ def _health(statuses: dict[str, dict], camera_id: str) -> str:
     return st.get("state", "unknown") if st is not None else "not reported"
 
 
-def camera_markers(rt: Any, principal: Principal, project: Callable) -> list[CameraMarker]:
+def camera_markers(rt: ApiRuntime, principal: Principal, project: Callable) -> list[CameraMarker]:
     """Cameras standing in the caller's grids, with the grid, community and street they belong to."""
     out = []
     statuses = rt.camera_state.status([c.id for c in rt.deployment.cameras])
@@ -167,7 +168,7 @@ def camera_markers(rt: Any, principal: Principal, project: Callable) -> list[Cam
     return out
 
 
-def device_markers(rt: Any, principal: Principal, project: Callable, tickets: list[dict]) -> list[DeviceMarker]:
+def device_markers(rt: ApiRuntime, principal: Principal, project: Callable, tickets: list[dict]) -> list[DeviceMarker]:
     """Set-top boxes and sensors in the caller's grids; ``alarm`` when one of its tickets is still open."""
     open_by_source = {}
     for tk in sorted(tickets, key=lambda t: t["id"]):
@@ -179,7 +180,7 @@ def device_markers(rt: Any, principal: Principal, project: Callable, tickets: li
         code = grid.code if grid else None
         if not principal.sees_grid(code):
             continue
-        live = rt.devices.get(dev.id) if getattr(rt, "devices", None) is not None else None
+        live = rt.devices.get(dev.id)
         pub = live.public() if live is not None else {}
         online = pub.get("online")
         ticket = open_by_source.get(dev.id)
@@ -212,7 +213,7 @@ def scope_codes(principal: Principal) -> list[str] | None:
 @router.get("/map/layers", response_model=MapLayers, responses=errors(401, 403, 422),
             summary="Everything the console map draws, cut to the caller's grids")
 def layers(crs: Crs = Query("WGS84", description="GCJ02 to draw over a Chinese provider's tiles"),
-           principal: Principal = Depends(require("tickets:read")), rt: Any = Depends(runtime)) -> MapLayers:
+           principal: Principal = Depends(require("tickets:read")), rt: ApiRuntime = Depends(runtime)) -> MapLayers:
     project = _projector(crs)
     tickets = rt.cases.list_tickets(grids=scope_codes(principal), open_only=True, limit=OPEN_STATUSES_LIMIT).items
     return MapLayers(crs=crs, grids=_visible_grids(rt, principal, project), cameras=camera_markers(rt, principal, project),
@@ -225,7 +226,7 @@ def layers(crs: Crs = Query("WGS84", description="GCJ02 to draw over a Chinese p
     **errors(401, 403, 404, 422)}, summary="A tile of an offline tile folder (gateway.map_tiles[].dir)")
 def tile(name: str = PathParam(pattern=TILE_NAME), z: int = PathParam(ge=0, le=22), x: int = PathParam(ge=0),
          y: str = PathParam(pattern=r"^[0-9]{1,8}(\.(png|jpg|jpeg|webp))?$"),
-         principal: Principal = Depends(require_media("tickets:read")), rt: Any = Depends(runtime)) -> FileResponse:
+         principal: Principal = Depends(require_media("tickets:read")), rt: ApiRuntime = Depends(runtime)) -> FileResponse:
     src = next((s for s in rt.deployment.gateway.map_tiles if s.name == name and s.dir), None)
     if src is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such offline tile source")

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from detectors.device_profiles import NAME, DeviceProfile
 from gateway.api.deps import errors, require, runtime
 from gateway.auth import Principal
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["devices"])
 
@@ -25,14 +26,14 @@ class ProfileList(BaseModel):
 
 @router.get("/device-profiles", response_model=ProfileList, responses=errors(401, 403),
             summary="Every device profile: the shipped defaults and the deployment's")
-def list_profiles(principal: Principal = Depends(require("devices:read")), rt: Any = Depends(runtime)) -> ProfileList:
+def list_profiles(principal: Principal = Depends(require("devices:read")), rt: ApiRuntime = Depends(runtime)) -> ProfileList:
     return ProfileList(items={name: rt.profiles.get(name) for name in rt.profiles.names()})
 
 
 @router.get("/device-profiles/{name}", response_model=DeviceProfile, responses=errors(401, 403, 404, 422),
             summary="One device profile")
 def get_profile(name: str = PathParam(pattern=NAME), principal: Principal = Depends(require("devices:read")),
-                rt: Any = Depends(runtime)) -> DeviceProfile:
+                rt: ApiRuntime = Depends(runtime)) -> DeviceProfile:
     profile = rt.profiles.get(name)
     if profile is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device profile")
@@ -42,7 +43,7 @@ def get_profile(name: str = PathParam(pattern=NAME), principal: Principal = Depe
 @router.put("/device-profiles/{name}", response_model=DeviceProfile, responses=errors(401, 403, 413, 422),
             summary="Add or replace a device profile; applies at once, without a restart")
 def put_profile(profile: DeviceProfile, request: Request, name: str = PathParam(pattern=NAME),
-                principal: Principal = Depends(require("devices:write")), rt: Any = Depends(runtime)) -> DeviceProfile:
+                principal: Principal = Depends(require("devices:write")), rt: ApiRuntime = Depends(runtime)) -> DeviceProfile:
     rt.profiles.put(name, profile)
     rt.deployment.device_profiles[name] = profile
     # to the devices role wherever it runs (and kept for restarts)

@@ -20,6 +20,7 @@ from gateway.api.cameras import CAMERA_ID as CAMERA_REF, visible_camera
 from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.api.tickets import evidence_response, scope_codes
 from gateway.auth import Principal
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["review"])
 
@@ -77,7 +78,7 @@ def list_review(
     limit: int = Query(50, ge=1, le=200),
     before: str | None = Query(None, max_length=200, description="the previous page's 'next'"),
     principal: Principal = Depends(require("tickets:read")),
-    rt: Any = Depends(runtime),
+    rt: ApiRuntime = Depends(runtime),
 ) -> ReviewPage:
     try:
         cursor = Cursor.decode(before) if before else None
@@ -96,7 +97,7 @@ def camera_timeline(
     since: AwareDatetime | None = Query(None), until: AwareDatetime | None = Query(None),
     limit: int = Query(500, ge=1, le=500, description="at most this many items (the oldest of the range)"),
     principal: Principal = Depends(require("tickets:read")),
-    rt: Any = Depends(runtime),
+    rt: ApiRuntime = Depends(runtime),
 ) -> TimelineOut:
     try:
         visible_camera(rt, principal, camera_id)  # a camera outside the caller's grids: 403, as every camera route
@@ -114,7 +115,7 @@ def camera_timeline(
     **errors(401, 403, 404, 422)}, summary="An evidence file of an activity record (same access rule as review)")
 def activity_evidence_file(activity_id: int = PathParam(ge=1, le=2**62), index: int = PathParam(ge=0, le=10_000),
                            principal: Principal = Depends(require_media("tickets:read")),
-                           rt: Any = Depends(runtime)) -> FileResponse:
+                           rt: ApiRuntime = Depends(runtime)) -> FileResponse:
     items = activity_evidence(rt.store, activity_id, scope_codes(principal))
     if items is None:
         if principal.scope is None:

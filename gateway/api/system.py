@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from gateway.api.deps import current_principal, errors, forbidden, runtime
 from gateway.auth import Principal
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["system"])
 
@@ -54,7 +55,7 @@ class AuditOut(BaseModel):
 
 @router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "a dependency is down"}},
             summary="Liveness and dependencies (no authentication)")
-def healthz(response: Response, rt: Any = Depends(runtime)) -> HealthOut:
+def healthz(response: Response, rt: ApiRuntime = Depends(runtime)) -> HealthOut:
     try:
         redis_ok = bool(rt.redis.ping())
     except Exception:
@@ -72,14 +73,14 @@ def healthz(response: Response, rt: Any = Depends(runtime)) -> HealthOut:
 
 
 @router.get("/settings", response_model=SettingsOut, summary="What the console needs before login (no authentication)")
-def settings(rt: Any = Depends(runtime)) -> SettingsOut:
+def settings(rt: ApiRuntime = Depends(runtime)) -> SettingsOut:
     dep = rt.deployment
     return SettingsOut(name=dep.name, language=dep.gateway.language, tile_url=dep.gateway.tile_url, timezone=dep.timezone)
 
 
 @router.get("/status", response_model=StatusOut, responses=errors(401, 403),
             summary="Services, detector model status, cameras and queue depths")
-def status(principal: Principal = Depends(current_principal), rt: Any = Depends(runtime)) -> StatusOut:
+def status(principal: Principal = Depends(current_principal), rt: ApiRuntime = Depends(runtime)) -> StatusOut:
     if not principal.can("status"):
         raise forbidden()
     data = dict(rt.status())

@@ -19,6 +19,7 @@ from alerts import lifecycle
 from alerts.service import NotVisible, TicketNotFound, TransitionError
 from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.auth import Principal
+from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["tickets"])
 
@@ -199,7 +200,7 @@ def scope_codes(principal: Principal) -> list[str] | None:
     return None if principal.scope is None else list(principal.grids)
 
 
-def _names(rt: Any, item: dict) -> dict:
+def _names(rt: ApiRuntime, item: dict) -> dict:
     grid = rt.grids.get(item.get("grid_code", ""))
     cat = rt.cases.policy.by_code.get(item.get("category", ""))
     item = dict(item)
@@ -220,13 +221,13 @@ def _snapshot(ticket_id: int, evidence: list[dict]) -> str | None:
     return None
 
 
-def summary_out(rt: Any, item: dict, principal: Principal) -> TicketOut:
+def summary_out(rt: ApiRuntime, item: dict, principal: Principal) -> TicketOut:
     item = _names(rt, item)
     item["allowed_actions"] = rt.cases.allowed_actions(item, principal.role) if principal.can("tickets:act") else []
     return TicketOut.model_validate(item)
 
 
-def detail_out(rt: Any, item: dict, principal: Principal) -> TicketDetail:
+def detail_out(rt: ApiRuntime, item: dict, principal: Principal) -> TicketDetail:
     item = _names(rt, item)
     evidence = item.get("evidence") or []
     item["snapshot"] = _snapshot(item["id"], evidence)
@@ -243,7 +244,7 @@ def _hidden(principal: Principal) -> HTTPException:
     return forbidden()
 
 
-def load_visible(rt: Any, ref: str, principal: Principal) -> dict:
+def load_visible(rt: ApiRuntime, ref: str, principal: Principal) -> dict:
     try:
         return rt.cases.get_ticket(ref, grids=scope_codes(principal))
     except (TicketNotFound, NotVisible):
@@ -300,7 +301,7 @@ def list_tickets(
     offset: int = Query(0, ge=0, le=1_000_000),
     limit: int = Query(50, ge=1, le=500),
     principal: Principal = Depends(require("tickets:read")),
-    rt: Any = Depends(runtime),
+    rt: ApiRuntime = Depends(runtime),
 ) -> TicketPage:
     codes = scope_codes(principal)
     if grid is not None:
@@ -319,7 +320,7 @@ def list_tickets(
 @router.get("/tickets/{ref}", response_model=TicketDetail, responses=errors(401, 403, 404, 422),
             summary="One ticket (id or case number) with history, evidence and the caller's allowed actions")
 def get_ticket(ref: str = PathParam(pattern=TICKET_REF), principal: Principal = Depends(require("tickets:read")),
-               rt: Any = Depends(runtime)) -> TicketDetail:
+               rt: ApiRuntime = Depends(runtime)) -> TicketDetail:
     return detail_out(rt, load_visible(rt, ref, principal), principal)
 
 
@@ -327,7 +328,7 @@ def get_ticket(ref: str = PathParam(pattern=TICKET_REF), principal: Principal = 
              summary="Perform a workflow action (sign, start, feedback, request_extension, verify, close, …)")
 def ticket_action(request: Request, ref: str = PathParam(pattern=TICKET_REF),
                   action: str = PathParam(pattern=r"^[a-z_]{1,32}$"), body: ActionIn | None = None,
-                  principal: Principal = Depends(require("tickets:act")), rt: Any = Depends(runtime)) -> TicketDetail:
+                  principal: Principal = Depends(require("tickets:act")), rt: ApiRuntime = Depends(runtime)) -> TicketDetail:
     return act(request, rt, ref, action, principal, body or ActionIn())
 
 
@@ -335,16 +336,16 @@ def ticket_action(request: Request, ref: str = PathParam(pattern=TICKET_REF),
     200: {"content": {"image/jpeg": {}, "application/octet-stream": {}}, "description": "the evidence file"},
     **errors(401, 403, 404, 422)}, summary="An evidence file of a ticket (same access rule as the ticket)")
 def evidence_file(ref: str = PathParam(pattern=TICKET_REF), index: int = PathParam(ge=0, le=10_000),
-                  principal: Principal = Depends(require_media("tickets:read")), rt: Any = Depends(runtime)) -> FileResponse:
+                  principal: Principal = Depends(require_media("tickets:read")), rt: ApiRuntime = Depends(runtime)) -> FileResponse:
     ticket = load_visible(rt, ref, principal)
     return evidence_response(rt, ticket.get("evidence") or [], index)
 
 
-def evidence_response(rt: Any, items: list[dict], index: int) -> FileResponse:
+def evidence_response(rt: ApiRuntime, items: list[dict], index: int) -> FileResponse:
     """Evidence item ``index`` of a ticket or an activity record, as a file from the evidence folder (never outside it)."""
     if index >= len(items):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
-    base = Path(getattr(rt, "evidence_dir", rt.deployment.run_dir / "evidence")).resolve()
+    base = rt.evidence_dir.resolve()
     target = (base / str(items[index].get("path", ""))).resolve()
     if not target.is_relative_to(base) or not target.is_file():  # never serve outside the evidence folder
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
@@ -355,7 +356,7 @@ def evidence_response(rt: Any, items: list[dict], index: int) -> FileResponse:
 @router.get("/wall", response_model=WallOut, responses=errors(401, 403, 422),
             summary="The event wall: reported events awaiting an operator's confirm or dismiss, with snapshots")
 def wall(limit: int = Query(50, ge=1, le=200), principal: Principal = Depends(require("wall")),
-         rt: Any = Depends(runtime)) -> WallOut:
+         rt: ApiRuntime = Depends(runtime)) -> WallOut:
     page = rt.cases.list_tickets(grids=scope_codes(principal), status=list(WALL_STATUSES), limit=limit)
     items = []
     for t in page.items:
@@ -372,21 +373,21 @@ def wall(limit: int = Query(50, ge=1, le=200), principal: Principal = Depends(re
 @router.post("/wall/{ref}/confirm", response_model=TicketDetail, responses=errors(401, 403, 404, 409, 422),
              summary="Confirm an event: the ticket is registered and dispatched to its grid's duty queue")
 def wall_confirm(request: Request, ref: str = PathParam(pattern=TICKET_REF), body: WallActionIn | None = None,
-                 principal: Principal = Depends(require("wall")), rt: Any = Depends(runtime)) -> TicketDetail:
+                 principal: Principal = Depends(require("wall")), rt: ApiRuntime = Depends(runtime)) -> TicketDetail:
     return act(request, rt, ref, WALL_CONFIRM, principal, ActionIn(note=(body.note if body else "") or "监控室核实，确认派遣"))
 
 
 @router.post("/wall/{ref}/dismiss", response_model=TicketDetail, responses=errors(401, 403, 404, 409, 422),
              summary="Dismiss an event as a false alarm (teaches suppression for that camera, zone and kind)")
 def wall_dismiss(request: Request, ref: str = PathParam(pattern=TICKET_REF), body: WallActionIn | None = None,
-                 principal: Principal = Depends(require("wall")), rt: Any = Depends(runtime)) -> TicketDetail:
+                 principal: Principal = Depends(require("wall")), rt: ApiRuntime = Depends(runtime)) -> TicketDetail:
     return act(request, rt, ref, WALL_DISMISS, principal, ActionIn(note=(body.note if body else "") or "监控室核实为误报"))
 
 
 @router.get("/queue", response_model=QueueOut, responses=errors(401, 403, 422),
             summary="The duty queue of the caller's grids: dispatched, signed and in-hand tickets, most urgent first")
 def queue(limit: int = Query(200, ge=1, le=500), principal: Principal = Depends(require("queue")),
-          rt: Any = Depends(runtime)) -> QueueOut:
+          rt: ApiRuntime = Depends(runtime)) -> QueueOut:
     codes = scope_codes(principal)
     if codes is None:
         codes = [g.code for g in rt.grids.level("district")]
@@ -398,7 +399,7 @@ def queue(limit: int = Query(200, ge=1, le=500), principal: Principal = Depends(
             summary="Case KPIs (按期签收率, 按期结案率, 返工率, 延期率, times, 满意率) over the caller's grids")
 def kpis(since: AwareDatetime | None = Query(None), until: AwareDatetime | None = Query(None),
          group_by: Literal["grid", "department", "level", "category", "month", "day", "unit"] | None = Query("grid"),
-         principal: Principal = Depends(require("kpis")), rt: Any = Depends(runtime)) -> KpiOut:
+         principal: Principal = Depends(require("kpis")), rt: ApiRuntime = Depends(runtime)) -> KpiOut:
     data = rt.cases.kpis(since=since, until=until, grids=scope_codes(principal), group_by=group_by)
     groups = []
     for key, metrics in data.get("groups", {}).items():
