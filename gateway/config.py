@@ -35,6 +35,8 @@ class ServicesConfig(_Strict):
     run_dir: str = Field("../run", description="data of auto-started services, the SQLite file, evidence; relative to the deployment file")
     stream_prefix: str = Field("gw", description="prefix of every Redis key GridWatch writes")
     autostart: bool = Field(True, description="start redis-server/mosquitto when a localhost URL has no listener")
+    multi_host: bool = Field(False, description="roles of this deployment run on more than one machine (API nodes behind a "
+                                                "balancer, video workers on several hosts): needs PostgreSQL, refused with SQLite")
 
 
 class User(_Strict):
@@ -243,11 +245,20 @@ def load_deployment(path: str | os.PathLike | None = None) -> Deployment:
     return parse_deployment(text, str(path), path.parent)
 
 
+def _multi_host_problems(dep: Deployment) -> list[tuple[tuple, str]]:
+    """SQLite is one file on one machine: roles on other hosts can neither reach it nor share its write lock."""
+    if dep.services.multi_host and dep.sql_url.startswith("sqlite"):
+        return [(("services", "sql_url"), "services.multi_host is true, but the SQL store is SQLite, which only the "
+                                          "processes of one machine can share; use PostgreSQL "
+                                          "(postgresql+psycopg://user@host:5432/db) or set multi_host: false")]
+    return []
+
+
 def _semantic_problems(dep: Deployment) -> list[tuple[tuple, str]]:
     """Checks that need more than one field: grid geometry, cameras and devices inside the district, unique ids."""
     from alerts.grids import GridError, load_grid_file  # the grid file is alerts' to read
 
-    problems: list[tuple[tuple, str]] = []
+    problems: list[tuple[tuple, str]] = _multi_host_problems(dep)
     try:
         grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
     except GridError as exc:

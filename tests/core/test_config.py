@@ -94,6 +94,19 @@ def test_camera_outside_every_grid_is_refused(tmp_path):
     assert problem.line == _line_of(path, "121.500")
 
 
+def test_a_multi_host_deployment_on_sqlite_is_refused_by_check_and_run(tmp_path):
+    path = _copy_demo(tmp_path, lambda t: t.replace("  stream_prefix: gw", "  stream_prefix: gw\n  multi_host: true"))
+    where = f"{path}:{_line_of(path, 'sql_url: sqlite')}: services.sql_url: services.multi_host is true"
+    [problem] = _problems(path)
+    assert str(problem).startswith(where) and "PostgreSQL" in str(problem)
+    for argv in (["check", str(path)], ["run", "--config", str(path)]):
+        refused = subprocess.run([sys.executable, "-m", "gateway.cli", *argv], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and where in refused.stderr, (argv, refused.stderr)
+    on_postgres = _copy_demo(tmp_path / "pg", lambda t: t.replace("  stream_prefix: gw", "  stream_prefix: gw\n  multi_host: true").replace(
+        "sqlite:///{run_dir}/gridwatch.db", "postgresql+psycopg://gw@db.example:5432/gridwatch"))
+    assert load_deployment(on_postgres).services.multi_host
+
+
 def test_check_command_exits_non_zero_and_prints_every_problem(tmp_path):
     path = _copy_demo(tmp_path, lambda t: t.replace("bearing_deg: 180", "bearing_deg: south").replace("  stream_prefix: gw", "  stream_prefix: gw\n  colour: blue"))
     bad = subprocess.run([sys.executable, "-m", "gateway.cli", "check", str(path)], capture_output=True, text=True, timeout=60)
