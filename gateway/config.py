@@ -29,11 +29,13 @@ class _Strict(BaseModel):
 
 
 class ServicesConfig(_Strict):
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="one server: redis://[:password@]host:port/db (rediss:// "
+                           "for TLS); a Redis Cluster: redis+cluster://[:password@]host:port,host:port,… (rediss+cluster:// "
+                           "for TLS), never auto-started; every key carries the {stream_prefix} hash tag, so one slot holds them")
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     sql_url: str = Field("sqlite:///{run_dir}/gridwatch.db", description="{run_dir} is replaced by run_dir")
     run_dir: str = Field("../run", description="data of auto-started services, the SQLite file, evidence; relative to the deployment file")
-    stream_prefix: str = Field("gw", description="prefix of every Redis key GridWatch writes")
+    stream_prefix: str = Field("gw", description="prefix of every Redis key GridWatch writes, as a Redis Cluster hash tag: {gw}:anomalies …")
     autostart: bool = Field(True, description="start redis-server/mosquitto when a localhost URL has no listener")
     multi_host: bool = Field(False, description="roles of this deployment run on more than one machine (API nodes behind a "
                                                 "balancer, video workers on several hosts): needs PostgreSQL, refused with SQLite")
@@ -79,8 +81,10 @@ class GatewayConfig(_Strict):
     map_tiles: list[TileSource] = Field(default_factory=list, description="base maps of the console's map; none: grids on a blank background")
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="cost of the password hashes made at start-up")
     max_body_bytes: int = Field(8_388_608, gt=0, description="largest request body accepted (413 above); reports carry photos")
-    login_per_minute: float = Field(10, gt=0, description="login attempts per client address per minute (burst = same)")
-    alarm_per_minute: float = Field(30, gt=0, description="alarm presses per device per minute (burst = same)")
+    login_per_minute: float = Field(10, gt=0, description="login attempts per client address in any 60 s, one budget for every "
+                                    "API process (counted in Redis; per process while Redis is away)")
+    alarm_per_minute: float = Field(30, gt=0, description="HTTPS alarm presses per device and per client address in any 60 s, "
+                                    "shared like login_per_minute")
     cors_origins: list[str] = Field(default_factory=list)
 
 
@@ -147,7 +151,13 @@ def service_endpoints(dep: "Deployment") -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = [(dep.gateway.host, dep.gateway.port)]
     defaults = {"redis": 6379, "rediss": 6380, "mqtt": 1883, "mqtts": 8883, "tcp": 1883, "ssl": 8883,
                 "postgresql": 5432, "mysql": 3306}
+    from ingest.redis_connect import is_cluster, redis_nodes
+
+    if is_cluster(dep.services.redis_url):
+        out += redis_nodes(dep.services.redis_url)
     for url in (dep.services.redis_url, dep.services.mqtt_url, dep.services.sql_url):
+        if is_cluster(url):
+            continue
         try:
             parts = urlsplit(url)
             scheme = parts.scheme.split("+", 1)[0]

@@ -31,6 +31,7 @@ from gateway.config import Deployment
 from gateway.config_state import ConfigState
 from gateway.services import LocalServices, ensure_services
 from ingest.geo import GeoPoint
+from ingest.redis_connect import connect
 
 log = logging.getLogger("gridwatch")
 
@@ -69,7 +70,7 @@ class Runtime:
         dep.run_dir.mkdir(parents=True, exist_ok=True)
         self.evidence_dir: Path = dep.run_dir / "evidence"
         self.evidence_dir.mkdir(parents=True, exist_ok=True)
-        self.redis = redis.Redis.from_url(dep.services.redis_url)
+        self.redis = connect(dep.services.redis_url)  # one server or a Redis Cluster (ingest.redis_connect)
         self.outbox = AnomalyOutbox(self.redis, self.keys)
         self.consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
         # The SQL store: tickets for the alert roles, and for every role the cameras, devices and profiles

@@ -25,6 +25,8 @@ from typing import Any
 
 import redis
 
+from ingest.redis_connect import connect
+
 log = logging.getLogger("gridwatch.supervisor")
 
 BACKOFF_FIRST_S = 1.0
@@ -200,7 +202,7 @@ def supervise(deployment: Any, config: Path, roles: tuple[str, ...], *, port: in
                                autostart=deployment.services.autostart)
     try:
         _prepare_store(deployment)
-        client = redis.Redis.from_url(deployment.services.redis_url)
+        client = connect(deployment.services.redis_url)
         keys = CameraKeys(deployment.services.stream_prefix)
         # Camera, device and profile changes made through the API are rows of the SQL store: they outlive this run.
         children = []
