@@ -19,6 +19,7 @@ import redis
 from detectors.anomaly import Anomaly
 from detectors.camera_state import CameraControl, CameraKeys, CameraStatePublisher, apply_overrides
 from detectors.engine import VideoEngine
+from ingest.changes import ConfigStore
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class VideoRole:
 
     def __init__(self, deployment: Any, client: redis.Redis, keys: CameraKeys, *, publish: Callable[[Anomaly], None],
                  evidence_dir: Path, load_camera: Callable[[dict[str, Any]], Any], workers: int | None = None,
-                 sources: bool = True, publish_factory: Callable[[], Any] | None = None, config_store: Any = None):
+                 sources: bool = True, publish_factory: Callable[[], Any] | None = None, config_store: ConfigStore):
         """``config_store``: where cameras changed through the API live (``ingest.changes.ConfigStore``, SQL)."""
         self.deployment, self.client, self.keys = deployment, client, keys
         self.publish = publish

@@ -20,9 +20,10 @@ from typing import Any
 
 import redis
 
-from ingest.changes import ConfigChanges, ConfigStore, apply_overrides
+from ingest.changes import ConfigChanges, ConfigStore
 from ingest.devices.mqtt_ingest import MqttIngest
 from ingest.devices.topics import UPLINK, device_topic, partition_filters, partition_of
+from ingest.redis_connect import hash_tag
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +52,12 @@ class Partition:
 
 def device_changes(client: redis.Redis, prefix: str, store: ConfigStore) -> ConfigChanges:
     """Devices added, replaced or removed through the API: SQL rows (kind ``device``) + ``{prefix}:devices:control``."""
-    return ConfigChanges(client, store, "device", "{" + prefix + "}:devices:control")
+    return ConfigChanges(client, store, "device", f"{hash_tag(prefix)}:devices:control")
 
 
 def profile_changes(client: redis.Redis, prefix: str, store: ConfigStore) -> ConfigChanges:
     """Device profiles edited through the API: SQL rows (kind ``profile``) + ``{prefix}:profiles:control``."""
-    return ConfigChanges(client, store, "profile", "{" + prefix + "}:profiles:control")
-
-
-def with_device_changes(devices: list[Any], changes: ConfigChanges) -> list[Any]:
-    """The deployment's devices with the API's changes (a restarted API or devices process sees them again)."""
-    from ingest.config import DeviceConfig
-
-    return apply_overrides(devices, changes.overrides(), DeviceConfig.model_validate)
+    return ConfigChanges(client, store, "profile", f"{hash_tag(prefix)}:profiles:control")
 
 
 STATS_EVERY_S = 5.0
