@@ -35,10 +35,21 @@ class ServicesConfig(_Strict):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     sql_url: str = Field("sqlite:///{run_dir}/gridwatch.db", description="{run_dir} is replaced by run_dir")
     run_dir: str = Field("../run", description="data of auto-started services, the SQLite file, evidence; relative to the deployment file")
-    stream_prefix: str = Field("gw", description="prefix of every Redis key GridWatch writes, as a Redis Cluster hash tag: {gw}:anomalies …")
+    stream_prefix: str = Field("gw", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                               description="prefix of every Redis key GridWatch writes, as a Redis Cluster hash tag: {gw}:anomalies …")
     autostart: bool = Field(True, description="start redis-server/mosquitto when a localhost URL has no listener")
     multi_host: bool = Field(False, description="roles of this deployment run on more than one machine (API nodes behind a "
                                                 "balancer, video workers on several hosts): needs PostgreSQL, refused with SQLite")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_nodes(cls, value: str) -> str:
+        """A cluster URL that names no usable node is a file:line error, not a start-up traceback."""
+        from ingest.redis_connect import is_cluster, redis_nodes
+
+        if is_cluster(value):
+            redis_nodes(value)
+        return value
 
 
 class User(_Strict):
