@@ -19,8 +19,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from alerts.config_store import SqlConfigStore
 from alerts.grids import GridIndex, load_grid_file
 from alerts.store import open_store
