@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
 from alerts.streams import AnomalyOutbox, StreamKeys
+from ingest.redis_connect import connect
 
 
 @dataclass(frozen=True)
@@ -21,7 +20,7 @@ class OutboxFactory:
     stream_prefix: str = "gw"
 
     def __call__(self) -> AnomalyOutbox:
-        return AnomalyOutbox(redis.Redis.from_url(self.redis_url), StreamKeys(self.stream_prefix))
+        return AnomalyOutbox(connect(self.redis_url), StreamKeys(self.stream_prefix))
 
     @classmethod
     def of(cls, deployment) -> "OutboxFactory":  # noqa: ANN001 - gateway.config.Deployment (no upward import)

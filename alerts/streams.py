@@ -4,6 +4,10 @@
 ``{prefix}:duty:{grid}``    the duty queue of one grid (any level); consumer group ``workers``.
 ``{prefix}:deadletter``     input that was rejected, with the reason, for an operator to read.
 ``{prefix}:events``         ticket events (created, merged, transitions) for live pages.
+
+The braces are literal: the prefix is the Redis Cluster hash tag of every name (``{gw}:anomalies``), because
+intake acknowledges an anomaly in the same MULTI that appends to duty queues and the events stream, and a
+sign-for acknowledges a duty entry with its ``:entries`` hash — a cluster runs those only within one slot.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from detectors.anomaly import Anomaly
+from ingest.redis_connect import hash_tag
 
 ANOMALY_STREAM_MAXLEN = 1_000_000
 
@@ -21,19 +26,23 @@ class StreamKeys:
     prefix: str = "gw"
 
     @property
+    def tag(self) -> str:
+        return hash_tag(self.prefix)
+
+    @property
     def anomalies(self) -> str:
-        return f"{self.prefix}:anomalies"
+        return f"{self.tag}:anomalies"
 
     @property
     def deadletter(self) -> str:
-        return f"{self.prefix}:deadletter"
+        return f"{self.tag}:deadletter"
 
     @property
     def events(self) -> str:
-        return f"{self.prefix}:events"
+        return f"{self.tag}:events"
 
     def duty(self, grid_code: str) -> str:
-        return f"{self.prefix}:duty:{grid_code}"
+        return f"{self.tag}:duty:{grid_code}"
 
 
 def publish_anomaly(client: redis.Redis, keys: StreamKeys, anomaly: Anomaly) -> str:

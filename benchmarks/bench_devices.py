@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         if "presses" in phases:
             press = bench_presses(url, r, prefix, args, workdir)
     finally:
-        for key in r.scan_iter(f"{prefix}:*", count=1000):
+        for key in r.scan_iter("\\{" + prefix + "\\}:*", count=1000):
             r.delete(key)
         if broker is not None:
             broker.terminate()

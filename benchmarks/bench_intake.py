@@ -96,7 +96,7 @@ def main() -> None:
             st = intake.stats
         finally:
             store.close()
-            for k in client.scan_iter(f"{keys.prefix}:*"):
+            for k in client.scan_iter("\\{" + keys.prefix + "\\}:*"):
                 client.delete(k)
 
     print(f"{'measure':44} {'n':>8} {'seconds':>9} {'rate':>12}  unit")

@@ -358,7 +358,7 @@ class GridWatchRig:
         if self.pipeline is not None:
             self.pipeline.stop()
         self.store.close()
-        for key in self.redis.scan_iter(f"{self.keys.prefix}:*", count=1000):
+        for key in self.redis.scan_iter("\\{" + self.keys.prefix + "\\}:*", count=1000):
             self.redis.delete(key)
         self.redis.close()
 

@@ -13,9 +13,11 @@ key                              value                                          
 ``{p}:camera:{id}:overlay``      JSON: analysis size + tracked boxes                     TTL 15 s
 ``{p}:camera:{id}:watch``        "1" while someone looks at the live view                TTL 10 s
 ``{p}:video:engines``            hash worker → JSON: engine counters, model status       entries > 15 s old ignored
-``{p}:video:cameras``            hash id → camera JSON ("" = removed) made via the API   until restart
-``{p}:video:control``            stream of {op, id}: a change to apply now               capped
+``{p}:video:control``            stream of {op, id}: a camera changed via the API        capped
 ===============================  =====================================================  ==============
+
+Cameras changed through the API live in the SQL store (``config_items``, kind ``camera``); the control
+stream only wakes the video roles, which read the camera's row (``ingest.changes``).
 
 The JPEG is refreshed about once a second, and up to ``WATCH_FPS`` while a watch key exists.
 """
@@ -33,7 +35,7 @@ from typing import Any
 
 import redis
 
-from ingest.changes import ConfigChanges, apply_overrides
+from ingest.changes import ConfigChanges, ConfigStore, apply_overrides
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,6 @@ class CameraKeys:
     @property
     def engines(self) -> str:
         return f"{self.tag}:video:engines"
-
-    @property
-    def cameras(self) -> str:
-        return f"{self.tag}:video:cameras"
 
     @property
     def control(self) -> str:
@@ -234,8 +232,8 @@ class CameraStateReader:
 
 
 class CameraControl(ConfigChanges):
-    """Camera changes made through the API, for video roles anywhere: ``{p}:video:cameras`` + ``{p}:video:control``."""
+    """Camera changes made through the API, for video roles anywhere: SQL rows (kind ``camera``) + ``{p}:video:control``."""
 
-    def __init__(self, client: redis.Redis, keys: CameraKeys):
-        super().__init__(client, keys.cameras, keys.control)
+    def __init__(self, client: redis.Redis, keys: CameraKeys, store: ConfigStore):
+        super().__init__(client, store, "camera", keys.control)
         self.keys = keys

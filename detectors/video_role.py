@@ -19,6 +19,7 @@ import redis
 from detectors.anomaly import Anomaly
 from detectors.camera_state import CameraControl, CameraKeys, CameraStatePublisher, apply_overrides
 from detectors.engine import VideoEngine
+from ingest.changes import ConfigStore
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,12 @@ class VideoRole:
 
     def __init__(self, deployment: Any, client: redis.Redis, keys: CameraKeys, *, publish: Callable[[Anomaly], None],
                  evidence_dir: Path, load_camera: Callable[[dict[str, Any]], Any], workers: int | None = None,
-                 sources: bool = True, publish_factory: Callable[[], Any] | None = None):
+                 sources: bool = True, publish_factory: Callable[[], Any] | None = None, config_store: ConfigStore):
+        """``config_store``: where cameras changed through the API live (``ingest.changes.ConfigStore``, SQL)."""
         self.deployment, self.client, self.keys = deployment, client, keys
         self.publish = publish
         self.load_camera = load_camera
-        self.control = CameraControl(client, keys)
+        self.control = CameraControl(client, keys, config_store)
         self.engine = make_engine(deployment, workers, publish=publish, on_health=self._on_health,
                                   evidence_dir=evidence_dir, sources=sources, publish_factory=publish_factory)
         self.publisher = CameraStatePublisher(client, keys, self.engine)
@@ -83,10 +85,10 @@ class VideoRole:
 
     # -- changes from the API -----------------------------------------------------------------------------
     def apply(self, op: str, camera_id: str) -> None:
-        """Bring one camera to what the control hash says now (the hash is the truth; the op only wakes us)."""
-        doc = self.control.get(camera_id)
-        removed = op == "remove" or doc is None
+        """Bring one camera to what its row in the store says now (the store is the truth; the op only wakes us)."""
         try:
+            doc = self.control.get(camera_id)
+            removed = op == "remove" or doc is None
             if removed:
                 self._cameras.pop(camera_id, None)
                 self.engine.remove_camera(camera_id)
@@ -106,7 +108,7 @@ class VideoRole:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._after = self.control.last_id()  # changes before this are in the hash, read next
+        self._after = self.control.last_id()  # changes before this are in the store, read next
         cams = apply_overrides(list(self.deployment.cameras), self.control.overrides(), self.load_camera)
         self._cameras = {c.id: c for c in cams}
         self.engine.start(cams)

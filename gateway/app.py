@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alerts.streams import StreamKeys
 from gateway.api.parts import ApiRuntime
-from gateway.api.ratelimit import TokenBucket
+from gateway.api.ratelimit import SharedLimit, shared_storage
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.metrics import Metrics
@@ -127,8 +127,9 @@ def create_app(runtime: ApiRuntime) -> FastAPI:
     app.state.auth = Authenticator(dep, runtime.grids, runtime.redis, keys.prefix)
     app.state.audit = AuditLog(dep.run_dir / "audit.jsonl")
     app.state.metrics = Metrics(runtime)
-    app.state.login_limit = TokenBucket(cfg.login_per_minute)
-    app.state.alarm_limit = TokenBucket(cfg.alarm_per_minute)
+    limits = shared_storage(dep.services.redis_url, dep.services.stream_prefix)  # one budget for every API node
+    app.state.login_limit = SharedLimit(cfg.login_per_minute, limits, "login")
+    app.state.alarm_limit = SharedLimit(cfg.alarm_per_minute, limits, "alarm")
     app.state.webrtc = webrtc.LiveViews(runtime)
     csp = _csp(cfg.tile_url, *(t.url for t in cfg.map_tiles))
 

@@ -24,6 +24,7 @@ import jwt
 import redis
 
 from alerts.grids import GridIndex
+from ingest.redis_connect import hash_tag
 from gateway.config import Deployment, User
 
 log = logging.getLogger(__name__)
@@ -222,5 +223,5 @@ class Authenticator:
         return bool(self._redis.set(self._revoked_key(str(claims.get("jti"))), b"1", ex=ttl, nx=True))
 
     def _revoked_key(self, jti: str) -> str:
-        return f"{self._prefix}:auth:revoked:{jti}"
+        return f"{hash_tag(self._prefix)}:auth:revoked:{jti}"
 

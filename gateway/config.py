@@ -29,12 +29,27 @@ class _Strict(BaseModel):
 
 
 class ServicesConfig(_Strict):
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="one server: redis://[:password@]host:port/db (rediss:// "
+                           "for TLS); a Redis Cluster: redis+cluster://[:password@]host:port,host:port,… (rediss+cluster:// "
+                           "for TLS), never auto-started; every key carries the {stream_prefix} hash tag, so one slot holds them")
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     sql_url: str = Field("sqlite:///{run_dir}/gridwatch.db", description="{run_dir} is replaced by run_dir")
     run_dir: str = Field("../run", description="data of auto-started services, the SQLite file, evidence; relative to the deployment file")
-    stream_prefix: str = Field("gw", description="prefix of every Redis key GridWatch writes")
+    stream_prefix: str = Field("gw", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                               description="prefix of every Redis key GridWatch writes, as a Redis Cluster hash tag: {gw}:anomalies …")
     autostart: bool = Field(True, description="start redis-server/mosquitto when a localhost URL has no listener")
+    multi_host: bool = Field(False, description="roles of this deployment run on more than one machine (API nodes behind a "
+                                                "balancer, video workers on several hosts): needs PostgreSQL, refused with SQLite")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_nodes(cls, value: str) -> str:
+        """A cluster URL that names no usable node is a file:line error, not a start-up traceback."""
+        from ingest.redis_connect import is_cluster, redis_nodes
+
+        if is_cluster(value):
+            redis_nodes(value)
+        return value
 
 
 class User(_Strict):
@@ -77,8 +92,10 @@ class GatewayConfig(_Strict):
     map_tiles: list[TileSource] = Field(default_factory=list, description="base maps of the console's map; none: grids on a blank background")
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="cost of the password hashes made at start-up")
     max_body_bytes: int = Field(8_388_608, gt=0, description="largest request body accepted (413 above); reports carry photos")
-    login_per_minute: float = Field(10, gt=0, description="login attempts per client address per minute (burst = same)")
-    alarm_per_minute: float = Field(30, gt=0, description="alarm presses per device per minute (burst = same)")
+    login_per_minute: float = Field(10, gt=0, description="login attempts per client address in any 60 s, one budget for every "
+                                    "API process (counted in Redis; per process while Redis is away)")
+    alarm_per_minute: float = Field(30, gt=0, description="HTTPS alarm presses per device and per client address in any 60 s, "
+                                    "shared like login_per_minute")
     cors_origins: list[str] = Field(default_factory=list)
 
 
@@ -158,7 +175,13 @@ def service_endpoints(dep: "Deployment") -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = [(dep.gateway.host, dep.gateway.port)]
     defaults = {"redis": 6379, "rediss": 6380, "mqtt": 1883, "mqtts": 8883, "tcp": 1883, "ssl": 8883,
                 "postgresql": 5432, "mysql": 3306}
+    from ingest.redis_connect import is_cluster, redis_nodes
+
+    if is_cluster(dep.services.redis_url):
+        out += redis_nodes(dep.services.redis_url)
     for url in (dep.services.redis_url, dep.services.mqtt_url, dep.services.sql_url):
+        if is_cluster(url):
+            continue
         try:
             parts = urlsplit(url)
             scheme = parts.scheme.split("+", 1)[0]
@@ -268,11 +291,20 @@ def load_deployment(path: str | os.PathLike | None = None) -> Deployment:
     return parse_deployment(text, str(path), path.parent)
 
 
+def _multi_host_problems(dep: Deployment) -> list[tuple[tuple, str]]:
+    """SQLite is one file on one machine: roles on other hosts can neither reach it nor share its write lock."""
+    if dep.services.multi_host and dep.sql_url.startswith("sqlite"):
+        return [(("services", "sql_url"), "services.multi_host is true, but the SQL store is SQLite, which only the "
+                                          "processes of one machine can share; use PostgreSQL "
+                                          "(postgresql+psycopg://user@host:5432/db) or set multi_host: false")]
+    return []
+
+
 def _semantic_problems(dep: Deployment) -> list[tuple[tuple, str]]:
     """Checks that need more than one field: grid geometry, cameras and devices inside the district, unique ids."""
     from alerts.grids import GridError, load_grid_file  # the grid file is alerts' to read
 
-    problems: list[tuple[tuple, str]] = []
+    problems: list[tuple[tuple, str]] = _multi_host_problems(dep)
     try:
         grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
     except GridError as exc:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from alerts.grids import GridIndex
 from detectors.anomaly import Anomaly
 from gateway.auth import Authenticator, AuthError, Principal
+from ingest.redis_connect import connect_async
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
@@ -108,7 +109,7 @@ async def live(ws: WebSocket) -> None:
     if not principal.can("live"):
         await _close(ws, 4403, "forbidden")
         return
-    client = aioredis.from_url(runtime.deployment.services.redis_url, decode_responses=True)
+    client = connect_async(runtime.deployment.services.redis_url, decode_responses=True)
     since = ws.query_params.get("since")
     if since:  # resume after a reconnect: entries after this id on both streams
         streams = {k: since for k in (keys.anomalies, keys.events)}

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ingest.redis_connect import is_cluster, redis_nodes
+
 log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
@@ -46,6 +48,9 @@ def wait_listening(host: str, port: int, timeout: float = 10.0, proc: subprocess
 
 
 def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    """The server to check (and maybe start); for a Redis Cluster URL its first node, which is never started here."""
+    if is_cluster(url):
+        return redis_nodes(url)[0]
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or default_port
 
@@ -127,7 +132,7 @@ def ensure_services(redis_url: str, mqtt_url: str, run_dir: Path, autostart: boo
     services = LocalServices(run_dir)
     for name, url, default, ensure in (("Redis", redis_url, 6379, services.ensure_redis), ("MQTT broker", mqtt_url, 1883, services.ensure_mqtt)):
         host, port = _host_port(url, default)
-        if autostart:
+        if autostart and not is_cluster(url):  # a cluster is never started here
             ensure(url)
         if not is_listening(host, port):
             services.stop()

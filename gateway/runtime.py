@@ -19,15 +19,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import redis
-
+from alerts.config_store import SqlConfigStore
 from alerts.grids import GridIndex, load_grid_file
+from alerts.store import open_store
 from alerts.streams import AnomalyOutbox, StreamKeys, dead_letter
 from detectors.anomaly import Anomaly, Evidence
 from gateway.auth import load_secret
 from gateway.config import Deployment
+from gateway.config_state import ConfigState
 from gateway.local_services import LocalServices, ensure_services
 from ingest.geo import GeoPoint
+from ingest.redis_connect import connect
 
 log = logging.getLogger("gridwatch")
 
@@ -66,18 +68,22 @@ class Runtime:
         dep.run_dir.mkdir(parents=True, exist_ok=True)
         self.evidence_dir: Path = dep.run_dir / "evidence"
         self.evidence_dir.mkdir(parents=True, exist_ok=True)
-        self.redis = redis.Redis.from_url(dep.services.redis_url)
+        self.redis = connect(dep.services.redis_url)  # one server or a Redis Cluster (ingest.redis_connect)
         self.outbox = AnomalyOutbox(self.redis, self.keys)
         self.consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
-        # Cameras as the API sees them, wherever they are decoded: state read from Redis, changes sent there.
+        # The SQL store: tickets for the alert roles, and for every role the cameras, devices and profiles
+        # changed through the API (the deployment file is their seed; alerts.config_store).
+        self.store = open_store(dep.sql_url)
+        self.config_store = SqlConfigStore(self.store)
+        # Cameras as the API sees them, wherever they are decoded: state read from Redis, changes via SQL + a stream.
         self.camera_state = CameraStateReader(self.redis, self.camera_keys)
-        self.camera_control = CameraControl(self.redis, self.camera_keys)
+        self.camera_control = CameraControl(self.redis, self.camera_keys, self.config_store)
         self.snapshots_near = NearbySnapshots(self.camera_state, self._camera_poses, self.evidence_dir)
-        self.device_changes = device_changes(self.redis, dep.services.stream_prefix)
-        self.profile_changes = profile_changes(self.redis, dep.services.stream_prefix)
-        self._take_api_changes()
+        self.device_changes = device_changes(self.redis, dep.services.stream_prefix, self.config_store)
+        self.profile_changes = profile_changes(self.redis, dep.services.stream_prefix, self.config_store)
+        self.config = ConfigState(dep, self.camera_control, self.device_changes, self.profile_changes)
+        self.config.load()
         self.profiles = ProfileBook(dep.device_profiles)  # device profiles: editable at run time (API)
-        self._take_profile_changes()
         self.devices = DeviceRegistry(dep.devices)
         self.nonces = RedisNonceStore(self.redis, self.keys.prefix)
         self.press_ledger = PressLedger(self.redis, self.keys.prefix, dep.ingest.mqtt.press_dedup_s)
@@ -86,8 +92,7 @@ class Runtime:
         mq = dep.ingest.mqtt
         self.press_queue = PressQueue(self.redis, self.keys.prefix, dedup_s=mq.press_dedup_s, wait_s=mq.press_ack_wait_s)
         self.press_filer = None
-        self.store = self.core = self.channels = self.intake = self.cases = self.escalator = self.notifier = None
-        self.filer = None
+        self.core = self.channels = self.intake = self.cases = self.escalator = self.notifier = self.filer = None
         self.events_mqtt = None
         self.roles: dict[str, Any] = {}
         if ALERT_ROLES & set(self.role_names):
@@ -98,49 +103,6 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
 
-    def _take_api_changes(self) -> None:
-        """Cameras and devices changed through the API (by this process before a restart, or another API process)."""
-        from detectors.camera_state import apply_overrides
-        from gateway.config import Camera
-        from ingest.devices.role import with_device_changes
-
-        dep = self.deployment
-        try:
-            dep.cameras = apply_overrides(list(dep.cameras), self.camera_control.overrides(), Camera.model_validate)
-            dep.devices = with_device_changes(list(dep.devices), self.device_changes)
-        except redis.RedisError as exc:  # Redis away at start: the deployment file alone, as before
-            log.warning("camera/device changes made through the API not read: %s", exc)
-
-    def _take_profile_changes(self) -> None:
-        """Device profiles edited through the API (in this process before a restart, or in another API process)."""
-        from detectors.device_profiles import DeviceProfile
-
-        try:
-            overrides = self.profile_changes.overrides()
-        except redis.RedisError as exc:
-            log.warning("device profiles changed through the API not read: %s", exc)
-            return
-        for name, doc in overrides.items():
-            if doc is not None:
-                self._apply_profile(name, doc, DeviceProfile)
-
-    def _apply_profile(self, name: str, doc: dict, model: Any) -> None:
-        try:
-            self.profiles.put(name, model.model_validate({k: v for k, v in doc.items() if k != "id"}))
-        except Exception as exc:  # a bad entry costs that profile's change, never the role
-            log.error("device profile %s from the API's changes ignored: %s", name, exc)
-
-    def _follow_profiles(self, stop: threading.Event) -> None:
-        """The devices role in a process without the API: apply the API's profile edits as they are made."""
-        from detectors.device_profiles import DeviceProfile
-
-        def apply(_op: str, name: str) -> None:
-            doc = self.profile_changes.get(name)
-            if doc is not None:
-                self._apply_profile(name, doc, DeviceProfile)
-
-        self.profile_changes.follow_forever(self.profile_changes.last_id(), apply, stop, "device profile")
-
     # -- building the roles --------------------------------------------------------------------
     def _build_alerts(self) -> None:
         from alerts.channels.build import ChannelSetup, build_channels
@@ -148,10 +110,8 @@ class Runtime:
         from alerts.notify import Notifier
         from alerts.roles import AlarmFiler, intake_role, notify_role, sla_role
         from alerts.sla import Escalator
-        from alerts.store import open_store
 
         dep = self.deployment
-        self.store = open_store(dep.sql_url)
         self.store.sync_grids(self.grids)
         # One intake and one case service per process, over the deployment's categories plus the local
         # report categories (alerts.core); the human channels and every other part receive them.
@@ -189,7 +149,7 @@ class Runtime:
 
         role = VideoRole(self.deployment, self.redis, self.camera_keys, publish=self.publish, evidence_dir=self.evidence_dir,
                          load_camera=Camera.model_validate, workers=workers, sources=self.sources,
-                         publish_factory=OutboxFactory.of(self.deployment))
+                         publish_factory=OutboxFactory.of(self.deployment), config_store=self.config_store)
         self.roles["video"] = role
         return role
 
@@ -211,11 +171,8 @@ class Runtime:
         return role
 
     def _devices_loops(self) -> list[tuple[str, Any]]:
-        """The devices role's own loops beside MQTT ingest: the press filer, and (without the API here) profile edits."""
-        loops: list[tuple[str, Any]] = [("press-filer", self._run_press_filer)]
-        if "api" not in self.role_names:
-            loops.append(("profile-changes", self._follow_profiles))
-        return loops
+        """The devices role's own loops beside MQTT ingest: the press filer."""
+        return [("press-filer", self._run_press_filer)]
 
     def _run_press_filer(self, stop: threading.Event) -> None:
         self.press_filer.start()
@@ -239,12 +196,10 @@ class Runtime:
 
     def _camera_poses(self) -> list[tuple[str, Any]]:
         """Every camera's pose, the API's changes included (they may have been made in another process)."""
-        from detectors.camera_state import apply_overrides
-        from gateway.config import Camera
-
         try:
-            cams = apply_overrides(list(self.deployment.cameras), self.camera_control.overrides(), Camera.model_validate)
-        except redis.RedisError:
+            cams = self.config.camera_list()
+        except Exception as exc:  # the store away: the cameras this process knows
+            log.warning("cameras changed through the API not read: %s", exc)
             cams = list(self.deployment.cameras)
         return [(c.id, c.pose) for c in cams]
 
@@ -275,11 +230,20 @@ class Runtime:
 
     def start(self) -> None:
         self._loop("outbox", self._flush_outbox, self._stop)
+        self._follow_config()
         self.press_queue.start()
         for role in self.roles.values():
             role.start()
         log.info("GridWatch roles %s running: %d cameras, %d devices, %d grids", ",".join(self.role_names),
                  len(self.deployment.cameras), len(self.deployment.devices), len(self.grids.level("grid")))
+
+    def _follow_config(self) -> None:
+        """Changes other API nodes make: an API keeps its lists and registry to them; profiles reach devices roles."""
+        if "api" in self.role_names:
+            self._loop("camera-changes", self.config.follow_cameras, self._stop)
+            self._loop("device-changes", lambda stop: self.config.follow_devices(self.devices, stop), self._stop)
+        if "api" in self.role_names or "devices" in self.role_names:
+            self._loop("profile-changes", lambda stop: self.config.follow_profiles(self.profiles, stop), self._stop)
 
     def _flush_outbox(self, stop: threading.Event) -> None:
         while not stop.wait(0.5):
@@ -301,6 +265,7 @@ class Runtime:
         for thread in self._threads:
             thread.join(timeout=10)
         self.redis.close()
+        self.store.close()
 
     def _close_events_mqtt(self) -> None:
         if self.events_mqtt is not None:

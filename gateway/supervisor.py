@@ -25,6 +25,8 @@ from typing import Any
 
 import redis
 
+from ingest.redis_connect import connect
+
 log = logging.getLogger("gridwatch.supervisor")
 
 BACKOFF_FIRST_S = 1.0
@@ -193,19 +195,16 @@ def child_argv(config: Path, role: str, *, port: int | None = None, host: str | 
 def supervise(deployment: Any, config: Path, roles: tuple[str, ...], *, port: int | None = None, host: str | None = None,
               video_workers: int | None = None, devices_processes: int = 1, verbose: bool = False) -> int:
     """``gridwatch run`` without ``--child``: services up, shared state prepared once, each role a child."""
-    from detectors.camera_state import CameraControl, CameraKeys
+    from detectors.camera_state import CameraKeys
     from gateway.local_services import ensure_services
-    from ingest.devices.role import device_changes
 
     services = ensure_services(deployment.services.redis_url, deployment.services.mqtt_url, deployment.run_dir,
                                autostart=deployment.services.autostart)
     try:
         _prepare_store(deployment)
-        client = redis.Redis.from_url(deployment.services.redis_url)
+        client = connect(deployment.services.redis_url)
         keys = CameraKeys(deployment.services.stream_prefix)
-        # camera and device changes made through the API last until gridwatch restarts (as in one process)
-        CameraControl(client, keys).clear()
-        device_changes(client, deployment.services.stream_prefix).clear()
+        # Camera, device and profile changes made through the API are rows of the SQL store: they outlive this run.
         children = []
         for role in roles:
             if role == "devices" and devices_processes > 1:

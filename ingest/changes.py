@@ -1,16 +1,19 @@
-"""Configuration changes made through the API, for role processes anywhere: a Redis hash plus a stream.
+"""Configuration changes made through the API, for role processes anywhere: the SQL store plus a Redis stream.
 
-The hash (id → JSON, ``""`` for removed) is the truth and survives a role's restart; the capped stream
-wakes the running roles, which re-read the hash for the id it names. The API writes both in one
-MULTI; roles follow with XREAD. Used for cameras (the video role) and devices (the devices role).
+The store (``ConfigStore``, injected by the composer: ``alerts.config_store.SqlConfigStore``) is the truth
+and survives any restart and a Redis flush: id → JSON, None for an item removed through the API; the
+deployment file is the seed those rows override. The capped stream ``{op, id}`` only wakes the running
+roles, which re-read the store for the id it names — so two API nodes racing on one item end with every
+role holding the last committed version, whatever order their stream entries arrived in. The API commits
+the row, then appends to the stream; roles follow with XREAD. Used for cameras (the video role), devices
+and device profiles (the devices role) and by every API node for its own lists.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -19,35 +22,44 @@ log = logging.getLogger(__name__)
 CONTROL_MAXLEN = 10_000
 
 
+class ConfigStore(Protocol):
+    """Where changed items live (SQL): ``kind`` is camera, device or profile."""
+
+    def record(self, kind: str, item_id: str, doc: dict[str, Any] | None) -> None: ...
+
+    def changes(self, kind: str) -> dict[str, dict[str, Any] | None]: ...
+
+    def get(self, kind: str, item_id: str) -> dict[str, Any] | None: ...
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class ConfigChanges:
-    """``put`` / ``remove`` on the API's side; ``overrides`` / ``last_id`` / ``follow`` on the roles' side."""
+    """``put`` / ``remove`` on the API's side; ``overrides`` / ``get`` / ``last_id`` / ``follow`` on the roles' side."""
 
-    def __init__(self, client: redis.Redis, hash_key: str, stream_key: str):
-        self.client, self.hash_key, self.stream_key = client, hash_key, stream_key
+    def __init__(self, client: redis.Redis, store: ConfigStore, kind: str, stream_key: str):
+        self.client, self.store, self.kind, self.stream_key = client, store, kind, stream_key
 
     def put(self, doc: dict[str, Any], *, new: bool) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.hash_key, doc["id"], json.dumps(doc))
-        pipe.xadd(self.stream_key, {"op": "add" if new else "update", "id": doc["id"]}, maxlen=CONTROL_MAXLEN, approximate=True)
-        pipe.execute()
+        """Commit the item to the store, then wake the roles (a store error leaves the roles untouched)."""
+        self.store.record(self.kind, doc["id"], doc)
+        self._announce("add" if new else "update", doc["id"])
 
     def remove(self, item_id: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.hash_key, item_id, "")
-        pipe.xadd(self.stream_key, {"op": "remove", "id": item_id}, maxlen=CONTROL_MAXLEN, approximate=True)
-        pipe.execute()
+        self.store.record(self.kind, item_id, None)
+        self._announce("remove", item_id)
+
+    def _announce(self, op: str, item_id: str) -> None:
+        self.client.xadd(self.stream_key, {"op": op, "id": item_id}, maxlen=CONTROL_MAXLEN, approximate=True)
 
     def overrides(self) -> dict[str, dict[str, Any] | None]:
         """id → JSON, or None for an item removed through the API."""
-        return {_text(k): (json.loads(v) if v else None) for k, v in self.client.hgetall(self.hash_key).items()}
+        return self.store.changes(self.kind)
 
     def get(self, item_id: str) -> dict[str, Any] | None:
-        raw = self.client.hget(self.hash_key, item_id)
-        return json.loads(raw) if raw else None
+        return self.store.get(self.kind, item_id)
 
     def last_id(self) -> str:
         last = self.client.xrevrange(self.stream_key, count=1)
@@ -75,10 +87,6 @@ class ConfigChanges:
                 continue
             for op, item_id in changes:
                 apply(op, item_id)
-
-    def clear(self) -> None:
-        """Forget the API's changes: the deployment file is the truth again (``gridwatch run`` starting afresh)."""
-        self.client.delete(self.hash_key, self.stream_key)
 
 
 def apply_overrides(items: list[Any], overrides: dict[str, dict[str, Any] | None],

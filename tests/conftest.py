@@ -50,8 +50,9 @@ def redis_client(stream_prefix):
     client = redis.Redis.from_url(os.environ.get("GRIDWATCH_TEST_REDIS", "redis://127.0.0.1:6379/0"))
     client.ping()
     yield client
-    for key in client.scan_iter(f"{stream_prefix}:*", count=1000):
-        client.delete(key)
+    for pattern in (f"{stream_prefix}:*", "\\{" + stream_prefix + "\\}:*"):  # plain and hash-tagged names
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
     client.close()
 
 

@@ -5,6 +5,7 @@ from alembic import context
 from sqlalchemy import text
 
 import alerts.channels.models  # noqa: F401  (its tables share the metadata, so autogenerate sees them)
+import alerts.config_store  # noqa: F401  (config_items, likewise)
 from alerts.models import Base
 
 config = context.config

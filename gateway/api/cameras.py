@@ -2,10 +2,10 @@
 
 The video work is the video role's, in whatever process or host runs it: this router reads camera state
 from Redis (``detectors.camera_state``: status, latest JPEG, overlay boxes) and hands camera changes over
-through ``CameraControl`` (a hash + a control stream the video role follows). It validates, authorises
-and audits; probing and the SSRF guard are ``ingest.video``'s.
-Source URLs are always answered redacted (``rtsp://admin:***@…``). Changes made here live until the
-process restarts unless the deployment file is updated too (see docs/OPERATORS.md).
+through ``CameraControl`` (a row of the SQL store, then a control stream the video roles and the other API
+nodes follow). It validates, authorises and audits; probing and the SSRF guard are ``ingest.video``'s.
+Source URLs are always answered redacted (``rtsp://admin:***@…``). Changes made here outlive restarts: the
+deployment file is only the seed (see docs/OPERATORS.md).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query,
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api.changes import hand_over
 from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.auth import Principal
 from gateway.config import Camera
@@ -162,16 +163,6 @@ def _check_place(rt: ApiRuntime, cam: Camera) -> None:
         raise HTTPException(422, f"pose.position: {p.lon:.6f},{p.lat:.6f} is outside every grid")
 
 
-def _apply(rt: ApiRuntime, cam: Camera, *, new: bool) -> None:
-    """Hand the camera to the video role (wherever it runs); the deployment's list is what the API reads back."""
-    import redis
-
-    try:
-        rt.camera_control.put(cam.model_dump(mode="json"), new=new)
-    except redis.RedisError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "camera changes cannot be handed over: Redis does not answer") from exc
-
-
 @router.get("/cameras", response_model=CameraList, responses=errors(401, 403),
             summary="Cameras the caller may see, with health")
 def list_cameras(principal: Principal = Depends(require("cameras:read")), rt: ApiRuntime = Depends(runtime)) -> CameraList:
@@ -216,8 +207,7 @@ def add_camera(cam: Camera, request: Request, principal: Principal = Depends(req
         raise HTTPException(status.HTTP_409_CONFLICT, f"camera {cam.id!r} exists; PUT /cameras/{cam.id} to change it")
     _check_source(rt, cam.source.url)
     _check_place(rt, cam)
-    _apply(rt, cam, new=True)
-    rt.deployment.cameras.append(cam)
+    hand_over("camera", lambda: rt.camera_control.put(cam.model_dump(mode="json"), new=True), rt.config.reload_cameras)
     request.app.state.audit.record(principal.username, "camera.add", f"camera:{cam.id}", url=_redact(cam.source.url))
     return camera_out(rt, cam)
 
@@ -241,8 +231,7 @@ def replace_camera(cam: Camera, request: Request, camera_id: str = PathParam(pat
         cam = cam.model_copy(update={"source": cam.source.model_copy(update={"url": old.source.url})})
     _check_source(rt, cam.source.url)
     _check_place(rt, cam)
-    _apply(rt, cam, new=False)
-    rt.deployment.cameras[rt.deployment.cameras.index(old)] = cam
+    hand_over("camera", lambda: rt.camera_control.put(cam.model_dump(mode="json"), new=False), rt.config.reload_cameras)
     request.app.state.audit.record(principal.username, "camera.update", f"camera:{cam.id}", url=_redact(cam.source.url))
     return camera_out(rt, cam)
 
@@ -250,16 +239,10 @@ def replace_camera(cam: Camera, request: Request, camera_id: str = PathParam(pat
 @router.delete("/cameras/{camera_id}", status_code=204, responses=errors(401, 403, 404, 422), summary="Detach a camera")
 def delete_camera(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
                   principal: Principal = Depends(require("cameras:write")), rt: ApiRuntime = Depends(runtime)) -> Response:
-    import redis
-
     old = _find(rt, camera_id)
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
-    try:
-        rt.camera_control.remove(camera_id)
-    except redis.RedisError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "camera changes cannot be handed over: Redis does not answer") from exc
-    rt.deployment.cameras.remove(old)
+    hand_over("camera", lambda: rt.camera_control.remove(camera_id), rt.config.reload_cameras)
     request.app.state.audit.record(principal.username, "camera.remove", f"camera:{camera_id}")
     return Response(status_code=204)
 

@@ -2,7 +2,8 @@
 
 Secrets are write-only: they are accepted on add/replace and never answered; a listing says only
 whether a device has one. The registry is ``ingest.devices.DeviceRegistry``; the deployment's device
-list is kept in step so a listing shows what the process runs with.
+list is rebuilt from the SQL store after each change (``gateway.config_state``), so a listing shows what
+every node runs with, and the change outlives restarts.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response, status
 from pydantic import BaseModel, Field
 
+from gateway.api.changes import hand_over
 from gateway.api.deps import errors, require, runtime
 from gateway.auth import Principal
 from ingest.config import DeviceConfig
@@ -83,9 +85,9 @@ def add_device(dev: DeviceConfig, request: Request, principal: Principal = Depen
     if _find(rt, dev.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"device {dev.id!r} exists")
     _check_place(rt, dev)
+    # stored, then to the devices roles and the other API nodes wherever they run
+    hand_over("device", lambda: rt.device_changes.put(dev.model_dump(mode="json"), new=True), rt.config.reload_devices)
     rt.devices.upsert(dev)
-    rt.device_changes.put(dev.model_dump(mode="json"), new=True)  # to the devices role, wherever it runs
-    rt.deployment.devices.append(dev)
     request.app.state.audit.record(principal.username, "device.add", f"device:{dev.id}")
     return device_out(rt, dev)
 
@@ -102,9 +104,8 @@ def replace_device(dev: DeviceConfig, request: Request, device_id: str = PathPar
     if dev.secret is None and old.secret:
         dev = dev.model_copy(update={"secret": old.secret})
     _check_place(rt, dev)
+    hand_over("device", lambda: rt.device_changes.put(dev.model_dump(mode="json"), new=False), rt.config.reload_devices)
     rt.devices.upsert(dev)  # the id cannot change (checked above); live state survives
-    rt.device_changes.put(dev.model_dump(mode="json"), new=False)
-    rt.deployment.devices[rt.deployment.devices.index(old)] = dev
     request.app.state.audit.record(principal.username, "device.update", f"device:{dev.id}")
     return device_out(rt, dev)
 
@@ -115,8 +116,7 @@ def delete_device(request: Request, device_id: str = PathParam(pattern=DEVICE_ID
     old = _find(rt, device_id)
     if old is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
+    hand_over("device", lambda: rt.device_changes.remove(device_id), rt.config.reload_devices)
     rt.devices.remove(device_id)
-    rt.device_changes.remove(device_id)
-    rt.deployment.devices.remove(old)
     request.app.state.audit.record(principal.username, "device.remove", f"device:{device_id}")
     return Response(status_code=204)

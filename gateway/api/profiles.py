@@ -3,7 +3,7 @@
 ``PUT /device-profiles/{name}`` adds or replaces a profile; devices using it get its rules at their next
 reading (their rule states restart). The profiles live in ``Runtime.profiles``
 (:class:`detectors.device_profiles.ProfileBook`) and in the deployment held by the process; like device
-edits, a change is not written back to the deployment file.
+edits, a change is a row of the SQL store (it outlives restarts), not written back to the deployment file.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Reques
 from pydantic import BaseModel
 
 from detectors.device_profiles import NAME, DeviceProfile
+from gateway.api.changes import hand_over
 from gateway.api.deps import errors, require, runtime
 from gateway.auth import Principal
 from gateway.api.parts import ApiRuntime
@@ -44,9 +45,9 @@ def get_profile(name: str = PathParam(pattern=NAME), principal: Principal = Depe
             summary="Add or replace a device profile; applies at once, without a restart")
 def put_profile(profile: DeviceProfile, request: Request, name: str = PathParam(pattern=NAME),
                 principal: Principal = Depends(require("devices:write")), rt: ApiRuntime = Depends(runtime)) -> DeviceProfile:
+    # stored (kept for restarts), then to the devices roles and the other API nodes wherever they run
+    hand_over("device profile", lambda: rt.profile_changes.put({"id": name, **profile.model_dump(mode="json")}, new=False))
     rt.profiles.put(name, profile)
     rt.deployment.device_profiles[name] = profile
-    # to the devices role wherever it runs (and kept for restarts)
-    rt.profile_changes.put({"id": name, **profile.model_dump(mode="json")}, new=False)
     request.app.state.audit.record(principal.username, "device_profile.put", f"device_profile:{name}")
     return profile

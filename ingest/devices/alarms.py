@@ -39,6 +39,7 @@ from ingest.devices import metrics
 from ingest.devices.messages import AlarmPress
 from ingest.devices.registry import DeviceRegistry
 from ingest.devices.signing import DEFAULT_WINDOW_S, NonceStore, SignatureError, verify_signed
+from ingest.redis_connect import hash_tag
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class PressLedger:
         self._ttl_ms = max(1000, int(ttl_s * 1000))
 
     def _key(self, device_id: str, kind: str, press_id: str) -> str:
-        return f"{self._prefix}:press:{device_id}:{kind}:{press_id}"
+        return f"{hash_tag(self._prefix)}:press:{device_id}:{kind}:{press_id}"
 
     def begin(self, device_id: str, kind: str, press_id: str, wait_s: float = 0.8) -> tuple[bool, str | None]:
         """``(True, None)`` when this caller must file the press; ``(False, case)`` for a repeat."""

@@ -1,6 +1,6 @@
 """The press filer: takes queued one-key alarms from the press stream and files them, surviving any crash.
 
-A filer is one consumer of the group ``filers`` on ``{prefix}:{presses}`` (see
+A filer is one consumer of the group ``filers`` on ``{prefix}:presses`` (see
 :mod:`ingest.devices.press_queue`). Its claim on a press is the stream's pending entry — a short lease:
 an entry a filer took and did not acknowledge within ``lease_s`` (it died, it hung) is taken over by
 any filer with XAUTOCLAIM, in this process after a restart or in another one. Each step:
@@ -209,8 +209,9 @@ class PressFiler:
         pipe = self._redis.pipeline(transaction=False)
         pipe.xack(self.keys.stream, FILER_GROUP, *ids)
         pipe.xdel(self.keys.stream, *ids)
-        pipe.publish(self.keys.filed_channel, json.dumps([[key, case] for _, key, case in filed], ensure_ascii=False))
         pipe.execute()
+        # apart from the pipeline: a Redis Cluster pipeline refuses PUBLISH (a waiter that misses it reads the ledger)
+        self._redis.publish(self.keys.filed_channel, json.dumps([[key, case] for _, key, case in filed], ensure_ascii=False))
 
     def _retry_or_dead(self, eid: Any, press: AlarmPress, key: str, exc: BaseException | None) -> None:
         info = self._redis.xpending_range(self.keys.stream, FILER_GROUP, min=eid, max=eid, count=1)

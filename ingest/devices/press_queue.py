@@ -2,17 +2,17 @@
 
 Why: a press claimed in memory (or by a ledger key) and then lost with its process is an alarm nobody
 files. Here a verified press is, in ONE atomic Redis script, de-duplicated against the ledger and
-appended to the press stream ``{prefix}:{presses}``; from then on it survives the death of any
+appended to the press stream ``{prefix}:presses``; from then on it survives the death of any
 process (under the AOF policy in docs/RELIABILITY.md) and a :class:`~ingest.devices.press_filer.PressFiler`
 — in this process or another — files it. The side that enqueues (the MQTT ingest, the HTTPS endpoint)
 only needs Redis, so the API process can hand presses to a separate devices process.
 
-Keys (the ``{presses}`` hash tag keeps the stream and its ledger in one Redis Cluster slot, so the
+Keys (the ``{prefix}`` hash tag keeps the stream and its ledger in one Redis Cluster slot, so the
 enqueue script may touch both):
 
-``{prefix}:{presses}``                                the stream; consumer group ``filers``
-``{prefix}:{presses}:case:{device}:{kind}:{press_id}`` the ledger: ``q:<entry id>`` while queued, then the case number
-``{prefix}:{presses}:filed``                          pub/sub channel: ``[[ledger key, case], …]`` after each filed batch
+``{prefix}:presses``                                the stream; consumer group ``filers``
+``{prefix}:presses:case:{device}:{kind}:{press_id}`` the ledger: ``q:<entry id>`` while queued, then the case number
+``{prefix}:presses:filed``                          pub/sub channel: ``[[ledger key, case], …]`` after each filed batch
 
 The box is answered as soon as its case number is known, waiting at most ``wait_s`` (about a second);
 past that it is told ``pending`` — accepted and queued, its retry of the same ``press_id`` gets the
@@ -32,6 +32,7 @@ import redis
 from ingest.devices.alarms import OnAck, ack_message
 from ingest.devices.messages import AlarmPress
 from ingest.failpoints import failpoint
+from ingest.redis_connect import hash_tag
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,14 @@ class PressKeys:
 
     @property
     def stream(self) -> str:
-        return f"{self.prefix}:{{presses}}"
+        return f"{hash_tag(self.prefix)}:presses"
 
     @property
     def filed_channel(self) -> str:
-        return f"{self.prefix}:{{presses}}:filed"
+        return f"{hash_tag(self.prefix)}:presses:filed"
 
     def ledger(self, device_id: str, kind: str, press_id: str) -> str:
-        return f"{self.prefix}:{{presses}}:case:{device_id}:{kind}:{press_id}"
+        return f"{hash_tag(self.prefix)}:presses:case:{device_id}:{kind}:{press_id}"
 
     def ledger_of(self, press: AlarmPress) -> str:
         return self.ledger(press.device_id, press.kind, press.press_id)

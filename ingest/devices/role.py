@@ -20,9 +20,10 @@ from typing import Any
 
 import redis
 
-from ingest.changes import ConfigChanges, apply_overrides
+from ingest.changes import ConfigChanges, ConfigStore
 from ingest.devices.mqtt_ingest import MqttIngest
 from ingest.devices.topics import UPLINK, device_topic, partition_filters, partition_of
+from ingest.redis_connect import hash_tag
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +50,14 @@ class Partition:
         return f"{self.index}/{self.count}"
 
 
-def device_changes(client: redis.Redis, prefix: str) -> ConfigChanges:
-    """Devices added, replaced or removed through the API: ``{prefix}:devices:changes`` + ``{prefix}:devices:control``."""
-    tag = "{" + prefix + "}"
-    return ConfigChanges(client, f"{tag}:devices:changes", f"{tag}:devices:control")
+def device_changes(client: redis.Redis, prefix: str, store: ConfigStore) -> ConfigChanges:
+    """Devices added, replaced or removed through the API: SQL rows (kind ``device``) + ``{prefix}:devices:control``."""
+    return ConfigChanges(client, store, "device", f"{hash_tag(prefix)}:devices:control")
 
 
-def profile_changes(client: redis.Redis, prefix: str) -> ConfigChanges:
-    """Device profiles edited through the API: ``{prefix}:profiles:changes`` + ``{prefix}:profiles:control``."""
-    tag = "{" + prefix + "}"
-    return ConfigChanges(client, f"{tag}:profiles:changes", f"{tag}:profiles:control")
-
-
-def with_device_changes(devices: list[Any], changes: ConfigChanges) -> list[Any]:
-    """The deployment's devices with the API's changes (a restarted API or devices process sees them again)."""
-    from ingest.config import DeviceConfig
-
-    return apply_overrides(devices, changes.overrides(), DeviceConfig.model_validate)
+def profile_changes(client: redis.Redis, prefix: str, store: ConfigStore) -> ConfigChanges:
+    """Device profiles edited through the API: SQL rows (kind ``profile``) + ``{prefix}:profiles:control``."""
+    return ConfigChanges(client, store, "profile", f"{hash_tag(prefix)}:profiles:control")
 
 
 STATS_EVERY_S = 5.0
@@ -142,11 +134,11 @@ class DevicesRole:
         return result
 
     def apply(self, op: str, device_id: str) -> None:
-        """Bring one device to what the API's change hash says now."""
+        """Bring one device to what the API's change (its row in the store) says now."""
         from ingest.config import DeviceConfig
 
-        doc = self.changes.get(device_id) if self.changes is not None else None
         try:
+            doc = self.changes.get(device_id) if self.changes is not None else None
             if op == "remove" or doc is None:
                 self.registry.remove(device_id)
                 log.info("device %s removed", device_id)

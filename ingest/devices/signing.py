@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 import redis
 
 from ingest.devices.registry import DeviceRegistry
+from ingest.redis_connect import hash_tag
 
 Reason = Literal["bad_signature", "replayed_nonce", "timestamp_out_of_window", "unknown_device", "malformed"]
 
@@ -67,7 +68,7 @@ class RedisNonceStore:
         self._prefix = prefix
 
     def _key(self, device_id: str, nonce: str) -> str:
-        return f"{self._prefix}:nonce:{device_id}:{nonce}"
+        return f"{hash_tag(self._prefix)}:nonce:{device_id}:{nonce}"
 
     def claim(self, device_id: str, nonce: str, ttl_s: float) -> bool:
         return bool(self._redis.set(self._key(device_id, nonce), b"1", nx=True, px=max(1, int(ttl_s * 1000))))

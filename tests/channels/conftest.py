@@ -86,7 +86,7 @@ def make_app(rt) -> Any:
 
     from gateway.api import auth as auth_api
     from gateway.api import reports, tickets
-    from gateway.api.ratelimit import TokenBucket
+    from gateway.api.ratelimit import SharedLimit
     from gateway.audit import AuditLog
     from gateway.auth import Authenticator
 
@@ -95,7 +95,7 @@ def make_app(rt) -> Any:
     app.state.keys = rt.keys
     app.state.auth = Authenticator(rt.deployment, rt.grids, rt.redis, rt.keys.prefix)
     app.state.audit = AuditLog(rt.deployment.run_dir / "audit.jsonl")
-    app.state.login_limit = TokenBucket(1000)
+    app.state.login_limit = SharedLimit(1000)
     for module in (auth_api, tickets, reports):
         app.include_router(module.router, prefix="/api/v1")
     reports.mount_pages(app)

@@ -94,6 +94,31 @@ def test_camera_outside_every_grid_is_refused(tmp_path):
     assert problem.line == _line_of(path, "121.500")
 
 
+def test_a_multi_host_deployment_on_sqlite_is_refused_by_check_and_run(tmp_path):
+    path = _copy_demo(tmp_path, lambda t: t.replace("  stream_prefix: gw", "  stream_prefix: gw\n  multi_host: true"))
+    where = f"{path}:{_line_of(path, 'sql_url: sqlite')}: services.sql_url: services.multi_host is true"
+    [problem] = _problems(path)
+    assert str(problem).startswith(where) and "PostgreSQL" in str(problem)
+    for argv in (["check", str(path)], ["run", "--config", str(path)]):
+        refused = subprocess.run([sys.executable, "-m", "gateway.cli", *argv], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and where in refused.stderr, (argv, refused.stderr)
+    on_postgres = _copy_demo(tmp_path / "pg", lambda t: t.replace("  stream_prefix: gw", "  stream_prefix: gw\n  multi_host: true").replace(
+        "sqlite:///{run_dir}/gridwatch.db", "postgresql+psycopg://gw@db.example:5432/gridwatch"))
+    assert load_deployment(on_postgres).services.multi_host
+
+
+def test_a_redis_cluster_url_without_nodes_is_named_with_its_line(tmp_path):
+    path = _copy_demo(tmp_path, lambda t: t.replace("redis_url: redis://127.0.0.1:6379/0", "redis_url: redis+cluster://a:1,b"))
+    [problem] = _problems(path)
+    assert (problem.line, problem.field) == (_line_of(path, "redis+cluster"), "services.redis_url")
+    assert "node 'b' is not host:port" in problem.message
+    cluster = _copy_demo(tmp_path / "ok", lambda t: t.replace("redis_url: redis://127.0.0.1:6379/0",
+                                                              "redis_url: redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000"))
+    from gateway.config import service_endpoints
+
+    assert {("10.0.0.1", 7000), ("10.0.0.2", 7000)} <= set(service_endpoints(load_deployment(cluster)))  # never a camera
+
+
 def test_check_command_exits_non_zero_and_prints_every_problem(tmp_path):
     path = _copy_demo(tmp_path, lambda t: t.replace("bearing_deg: 180", "bearing_deg: south").replace("  stream_prefix: gw", "  stream_prefix: gw\n  colour: blue"))
     bad = subprocess.run([sys.executable, "-m", "gateway.cli", "check", str(path)], capture_output=True, text=True, timeout=60)

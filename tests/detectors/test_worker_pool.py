@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from alerts.publishing import OutboxFactory
+from alerts.streams import StreamKeys
 from detectors.anomaly import Anomaly
 from detectors.config import DetectionConfig
 from detectors.worker_pool import VideoParts, WorkerPoolVideo
@@ -118,7 +119,7 @@ def test_two_workers_publish_anomalies_survive_a_sigkill_and_leave_no_shared_mem
     cams = [_camera(f"cam{i}", rtsp_server.url(mounts[i % 2])) for i in range(4)]
     engine = WorkerPoolVideo(engine_parts, 2, OutboxFactory(REDIS_URL, stream_prefix))
     prefix = engine.prefix
-    stream = f"{stream_prefix}:anomalies"
+    stream = StreamKeys(stream_prefix).anomalies
     try:
         engine.start(cams)
         assert engine.model_status.startswith("yolov8n_int8.onnx loaded"), engine.model_status

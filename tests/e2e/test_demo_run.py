@@ -59,7 +59,7 @@ def test_demo_district_puts_a_camera_ticket_on_a_grid_queue_within_60_s(tmp_path
         auth = {"Authorization": f"Bearer {token}"}
 
         def queued_ticket():
-            for key in redis_client.scan_iter(f"{stream_prefix}:duty:*", count=1000):
+            for key in redis_client.scan_iter("\\{" + stream_prefix + "\\}:duty:*", count=1000):
                 name = key.decode()
                 if name.count(":") == 2 and redis_client.type(key) == b"stream" and redis_client.xlen(key):
                     return name, redis_client.xrange(key, count=1)[0]

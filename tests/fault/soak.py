@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "max": {k: max(v) for k, v in samples.items() if v},
         "samples": samples,
     }
-    for key in client.scan_iter(f"{keys.prefix}:*", count=1000):
+    for key in client.scan_iter("\\{" + keys.prefix + "\\}:*", count=1000):
         client.delete(key)
     client.close()
     store.close()

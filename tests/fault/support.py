@@ -366,8 +366,9 @@ def drop_prefix(redis_url: str, prefix: str) -> None:
 
     client = redis.Redis.from_url(redis_url)
     try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
+        for pattern in (f"{prefix}:*", "\\{" + prefix + "\\}:*"):  # plain and hash-tagged names
+            for key in client.scan_iter(match=pattern, count=1000):
+                client.delete(key)
     finally:
         client.close()
 

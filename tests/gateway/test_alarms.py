@@ -50,7 +50,10 @@ def test_bad_signature_replay_and_unknown_device(client):
 
 
 def test_presses_are_rate_limited_per_device(client):
-    client.app.state.alarm_limit.__init__(2)
+    from gateway.api.ratelimit import SharedLimit
+
+    state = client.app.state  # the same shared (Redis) storage the app counts in, a smaller budget
+    state.alarm_limit = SharedLimit(2, state.alarm_limit.limiter.storage, "alarm")
     codes = []
     for i in range(3):
         body = _press(f"p-rl-{i}", "stb-0002")
