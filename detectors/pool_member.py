@@ -56,6 +56,18 @@ class Held:
     valid_until: float  # on this process's monotonic clock
 
 
+def bounded_client(client: redis.Redis, timeout_s: float) -> redis.Redis:
+    """A client like ``client`` (same server, credentials, TLS) whose every call gives up after ``timeout_s``, with no
+    retries: a partition must not stall the pool's tick past the moment its leases may lapse."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+              "retry": Retry(NoBackoff(), 0)}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+
+
 def default_worker_id() -> str:
     """``GRIDWATCH_WORKER_ID`` if set, else host-pid (unique per process; a restarted worker is a new member)."""
     return os.environ.get(WORKER_ID_ENV) or f"{socket.gethostname()}-{os.getpid()}"

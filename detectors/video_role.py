@@ -20,7 +20,7 @@ from detectors.anomaly import Anomaly, FenceStamp, stamp_fence
 from detectors.camera_state import CameraControl, CameraKeys, CameraStatePublisher, apply_overrides
 from detectors.engine import VideoEngine
 from detectors.pool_keys import PoolKeys
-from detectors.pool_member import PoolMember, PoolTiming, default_worker_id
+from detectors.pool_member import PoolMember, PoolTiming, bounded_client, default_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,6 @@ def make_engine(deployment: Any, workers: int | None, *, publish: Callable[[Anom
         return WorkerPoolVideo(parts, workers=workers, publish_factory=publish_factory)
     return InProcessVideo(deployment.detection, deployment.ingest, deployment.base_dir, evidence_dir,
                           publish, on_health, sources=sources)
-
-
-def _pool_client(client: redis.Redis, timeout_s: float) -> redis.Redis:
-    """A client like ``client`` whose calls give up after ``timeout_s``: a partition must not stall the pool's tick
-    past the moment its leases may lapse."""
-    pool = client.connection_pool
-    kwargs = {**pool.connection_kwargs, "socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
-    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
 class VideoRole:
@@ -101,7 +93,7 @@ class VideoRole:
     # -- the pool -----------------------------------------------------------------------------------------
     def _member(self, cfg: Any, member_id: str) -> PoolMember:
         timing = PoolTiming(member_ttl_s=cfg.member_ttl_s, lease_ttl_s=cfg.lease_ttl_s, tick_s=cfg.tick_s)
-        client = _pool_client(self.client, timing.redis_timeout_s)
+        client = bounded_client(self.client, timing.redis_timeout_s)
         return PoolMember(client, PoolKeys(self.keys.prefix), member_id, on_gain=self._gain, on_lose=self._lose,
                           timing=timing)
 
