@@ -85,6 +85,11 @@ class PoolCounters:
     members: tuple[str, ...] = field(default_factory=tuple)
 
 
+def _some(ids: list[str], n: int = 5) -> str:
+    """A few ids for a log line (a host with 500 cameras must not write 500 lines)."""
+    return ", ".join(sorted(ids)[:n]) + (f" … (+{len(ids) - n})" if len(ids) > n else "")
+
+
 class PoolMember:
     """Drives ``on_gain`` / ``on_lose`` from the pool's state. ``join()`` first (raises ``WorkerIdTaken``)."""
 
@@ -187,23 +192,28 @@ class PoolMember:
             sent = self.clock()
             current = {c: h.fence for c, h in self.held.items()}
             kept = self.store.refresh(current, self.ttl_ms)
-            for cid in current:
-                if cid in kept:
-                    self.held[cid].valid_until = sent + self.timing.lease_ttl_s - self.timing.margin_s
-                else:
-                    log.warning("video pool: lease of camera %s was lost; stopping it", cid)
-                    self.counters.lost += 1
+            lost = [cid for cid in current if cid not in kept]
+            for cid in kept:
+                self.held[cid].valid_until = sent + self.timing.lease_ttl_s - self.timing.margin_s
+            if lost:
+                log.warning("video pool: lease of %d camera(s) lost, stopping them: %s", len(lost), _some(lost))
+                self.counters.lost += len(lost)
+                for cid in lost:
                     self._drop(cid)
         going = {c: self.held[c].fence for c in list(self.held) if c not in want}
         for cid in going:
             self._drop(cid)  # stop analysing first, then hand the lease over
         if going:
+            log.info("video pool: handing over %d camera(s) to their new owners: %s", len(going), _some(list(going)))
             self.store.release(going)
             self.counters.released += len(going)
         missing = sorted(want - set(self.held))
         if missing:
             sent = self.clock()
-            for cid, fence in self.store.acquire(missing, self.ttl_ms).items():
+            got = self.store.acquire(missing, self.ttl_ms)
+            if got:
+                log.info("video pool: took %d camera lease(s): %s", len(got), _some(list(got)))
+            for cid, fence in got.items():
                 self.held[cid] = Held(fence, sent + self.timing.lease_ttl_s - self.timing.margin_s)
                 self.counters.gained += 1
                 try:
@@ -222,10 +232,13 @@ class PoolMember:
     def expire_local(self) -> None:
         """Stop every camera whose lease may have lapsed on the server (Redis did not answer in time)."""
         now = self.clock()
-        for cid in [c for c, h in self.held.items() if now >= h.valid_until]:
-            log.warning("video pool: lease of camera %s may have lapsed (no refresh); stopping it", cid)
-            self.counters.lapsed += 1
-            self._drop(cid)
+        lapsed = [c for c, h in self.held.items() if now >= h.valid_until]
+        if lapsed:
+            log.warning("video pool: lease of %d camera(s) may have lapsed (no refresh), stopping them: %s",
+                        len(lapsed), _some(lapsed))
+            self.counters.lapsed += len(lapsed)
+            for cid in lapsed:
+                self._drop(cid)
 
     def _drop(self, camera_id: str) -> None:
         self.held.pop(camera_id, None)

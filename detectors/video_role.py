@@ -107,7 +107,7 @@ class VideoRole:
         if hasattr(self.engine, "set_fence"):
             self.engine.set_fence(camera_id, stamp)
         self.engine.add_camera(cam)
-        log.info("video pool: camera %s is ours (fence %d)", camera_id, fence)
+        log.debug("video pool: camera %s is ours (fence %d)", camera_id, fence)
 
     def _lose(self, camera_id: str) -> None:
         """Stop analysing before the lease goes (the pool calls this first)."""
@@ -116,7 +116,7 @@ class VideoRole:
         except KeyError:
             pass
         self.fences.pop(camera_id, None)
-        log.info("video pool: camera %s is no longer ours", camera_id)
+        log.debug("video pool: camera %s is no longer ours", camera_id)
 
     def _lease_of(self, camera_id: str) -> dict[str, Any] | None:
         stamp = self.fences.get(camera_id)
