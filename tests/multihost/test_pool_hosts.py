@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -81,27 +80,16 @@ def hosts():
 @pytest.fixture
 def own_redis(hosts, tmp_path):
     """A redis-server of the test's own on 127.0.0.1 and the services address (the shared one listens on loopback)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", f"127.0.0.1 {SERVICES_IP}", "--save", "",
-                             "--appendonly", "no", "--protected-mode", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
+    from tests.fault.support import OwnRedis
+
+    server = OwnRedis(tmp_path, bind=f"127.0.0.1 {SERVICES_IP}")
+    server.start()
+    client = redis.Redis(port=server.port)
     try:
-        wait_for(lambda: _pings(client), 10, what="the test's redis-server")
-        yield port, client
+        yield server.port, client
     finally:
-        proc.kill()
-        proc.wait(10)
-
-
-def _pings(client) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
+        client.close()
+        server.kill()
 
 
 @pytest.fixture
@@ -141,11 +129,8 @@ class Cluster:
 
     def stop(self) -> None:
         if self.intake is not None and self.intake.poll() is None:
-            self.intake.terminate()
-            try:
-                self.intake.wait(20)
-            except subprocess.TimeoutExpired:
-                self.intake.kill()
+            self.intake.kill()  # what it filed is committed; nothing to shut down gracefully for
+            self.intake.wait(10)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
