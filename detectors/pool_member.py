@@ -54,6 +54,7 @@ class PoolTiming:
 class Held:
     fence: int
     valid_until: float  # on this process's monotonic clock
+    started: bool = False  # on_gain done (the engine analyses it)
 
 
 def bounded_client(client: redis.Redis, timeout_s: float) -> redis.Redis:
@@ -109,6 +110,9 @@ class PoolMember:
         self._want_for: tuple[frozenset[str], tuple[str, ...]] | None = None
         self.held: dict[str, Held] = {}
         self.counters = PoolCounters()
+        self._engine_lock = threading.Lock()  # on_gain / on_lose one at a time, in order
+        self._stopping: list[str] = []
+        self._refreshed_at = float("-inf")
         self.lock = threading.RLock()  # one tick at a time; camera changes from the API take it too
         self._joined_at = time.time()
 
@@ -128,7 +132,7 @@ class PoolMember:
 
     def fence(self, camera_id: str) -> int | None:
         held = self.held.get(camera_id)
-        return held.fence if held is not None else None
+        return held.fence if held is not None and held.started else None
 
     # -- membership ----------------------------------------------------------------------------------------------
     def join(self, wait_s: float | None = None) -> None:
@@ -153,6 +157,7 @@ class PoolMember:
             held = {c: h.fence for c, h in self.held.items()}
             for cid in list(self.held):
                 self._drop(cid)
+            self._stop_dropped()
             try:
                 self.store.release(held)
                 self.store.leave()
@@ -169,6 +174,7 @@ class PoolMember:
             except WorkerIdTaken:
                 for cid in list(self.held):
                     self._drop(cid)
+                self._stop_dropped()
                 raise
             except redis.RedisError as exc:
                 self.counters.redis_errors += 1
@@ -177,6 +183,8 @@ class PoolMember:
                 self.counters.last_error = str(exc)
             finally:
                 self.expire_local()
+        self._stop_dropped()
+        self.start_pending()
 
     def _round(self) -> None:
         beat = self.store.beat(int(self.timing.member_ttl_s * 1000), self.info())
@@ -188,21 +196,11 @@ class PoolMember:
             log.warning("video pool: %s had dropped out of the pool; rejoined", self.member_id)
         self._members = self.counters.members = beat.members
         want = self._share()
-        if self.held:
-            sent = self.clock()
-            current = {c: h.fence for c, h in self.held.items()}
-            kept = self.store.refresh(current, self.ttl_ms)
-            lost = [cid for cid in current if cid not in kept]
-            for cid in kept:
-                self.held[cid].valid_until = sent + self.timing.lease_ttl_s - self.timing.margin_s
-            if lost:
-                log.warning("video pool: lease of %d camera(s) lost, stopping them: %s", len(lost), _some(lost))
-                self.counters.lost += len(lost)
-                for cid in lost:
-                    self._drop(cid)
+        self._refresh()
         going = {c: self.held[c].fence for c in list(self.held) if c not in want}
         for cid in going:
-            self._drop(cid)  # stop analysing first, then hand the lease over
+            self._drop(cid)
+        self._stop_dropped()  # stop analysing first, then hand the lease over
         if going:
             log.info("video pool: handing over %d camera(s) to their new owners: %s", len(going), _some(list(going)))
             self.store.release(going)
@@ -216,10 +214,51 @@ class PoolMember:
             for cid, fence in got.items():
                 self.held[cid] = Held(fence, sent + self.timing.lease_ttl_s - self.timing.margin_s)
                 self.counters.gained += 1
+
+    def _refresh(self) -> None:
+        """Extend every held lease (one compare-and-set script); a lease that is not ours any more is dropped."""
+        if not self.held:
+            return
+        sent = self.clock()
+        current = {c: h.fence for c, h in self.held.items()}
+        kept = self.store.refresh(current, self.ttl_ms)
+        self._refreshed_at = sent
+        lost = [cid for cid in current if cid not in kept]
+        for cid in kept:
+            if cid in self.held:
+                self.held[cid].valid_until = sent + self.timing.lease_ttl_s - self.timing.margin_s
+        if lost:
+            log.warning("video pool: lease of %d camera(s) lost, stopping them: %s", len(lost), _some(lost))
+            self.counters.lost += len(lost)
+            for cid in lost:
+                self._drop(cid)
+
+    def keep(self) -> None:
+        """Refresh the held leases if the last refresh is a tick old, and stop what may have lapsed. Run by the keeper
+        thread while the tick thread is busy starting cameras (that can take seconds: the first loads models)."""
+        with self.lock:
+            if self.clock() - self._refreshed_at >= self.timing.tick_s:
                 try:
-                    self.on_gain(cid, fence)
+                    self._refresh()
+                except redis.RedisError:
+                    pass  # the tick thread counts and logs outages
+            self.expire_local()
+        self._stop_dropped()
+
+    def start_pending(self) -> None:
+        """Hand the newly held leases to the engine (``on_gain``), outside the state lock, so the keeper can refresh
+        meanwhile; a lease lost during a start is stopped right after it (``on_lose`` waits for the engine lock)."""
+        while True:
+            with self.lock:
+                todo = next(((c, h) for c, h in self.held.items() if not h.started), None)
+                if todo is None:
+                    return
+                todo[1].started = True
+            with self._engine_lock:
+                try:
+                    self.on_gain(todo[0], todo[1].fence)
                 except Exception:  # noqa: BLE001 - one camera that cannot start must not stop the pool
-                    log.exception("video pool: starting camera %s failed", cid)
+                    log.exception("video pool: starting camera %s failed", todo[0])
 
     def _share(self) -> set[str]:
         """This member's HRW share; recomputed only when the cameras or the members change (10k × 20 hashes)."""
@@ -241,15 +280,29 @@ class PoolMember:
                 self._drop(cid)
 
     def _drop(self, camera_id: str) -> None:
-        self.held.pop(camera_id, None)
-        try:
-            self.on_lose(camera_id)
-        except Exception:  # noqa: BLE001
-            log.exception("video pool: stopping camera %s failed", camera_id)
+        """Forget the lease (caller holds ``lock``); the engine stops the camera in ``_stop_dropped``."""
+        held = self.held.pop(camera_id, None)
+        if held is not None and held.started:
+            self._stopping.append(camera_id)
+
+    def _stop_dropped(self) -> None:
+        """``on_lose`` for every dropped camera, under the engine lock (after a start still in progress)."""
+        while self._stopping:
+            camera_id = self._stopping.pop(0)
+            with self._engine_lock:
+                try:
+                    self.on_lose(camera_id)
+                except Exception:  # noqa: BLE001
+                    log.exception("video pool: stopping camera %s failed", camera_id)
 
     # -- the thread ----------------------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event) -> None:
-        """Tick every ``tick_s`` until ``stop``; the local lease check also runs between ticks."""
+        """Tick every ``tick_s`` until ``stop``; a keeper thread refreshes the leases while a tick starts cameras."""
+        def keeper() -> None:
+            while not stop.wait(self.timing.tick_s / 2):
+                self.keep()
+
+        threading.Thread(target=keeper, name="video-pool-keeper", daemon=True).start()
         while not stop.is_set():
             started = self.clock()
             try:

@@ -154,6 +154,21 @@ class Cluster:
                     out[c] = worker
         return out
 
+    def api_shows_owners(self) -> None:
+        """The camera list/status API's own code (``gateway.api.cameras``) over the same Redis: each camera's
+        health names its lease owner and that owner's host (what the camera page shows as "worker @ host")."""
+        from types import SimpleNamespace
+
+        from detectors.camera_state import CameraKeys, CameraStateReader
+        from gateway.api.cameras import _healths
+
+        rt = SimpleNamespace(camera_state=CameraStateReader(self.client, CameraKeys(PREFIX)))
+        owners = self.owners()
+        for cid, health in _healths(rt, self.cams).items():
+            worker = health.detail["worker"]
+            assert worker == owners[cid], (cid, health.detail)
+            assert health.detail["host"] == self.hosts.host(int(worker.rsplit("-", 1)[1])).hostname
+
     def reporting_since(self, since_ms: int) -> dict[str, set[str]]:
         """camera → workers whose anomalies reached the stream after ``since_ms`` (Redis server time)."""
         out: dict[str, set[str]] = {}
@@ -205,7 +220,8 @@ def test_cameras_move_off_a_killed_and_a_partitioned_host_without_duplicates(hos
             cluster.start_host(i)
         wait_for(lambda: _all_on(cluster, names) and len(set(cluster.owners().values())) == 3, 60, interval=0.5,
                  what="three hosts to share every camera")
-        assert set(members(client, cluster.keys)) and len(members(client, cluster.keys)) == 3
+        assert len(members(client, cluster.keys)) == 3
+        cluster.api_shows_owners()
 
         # -- host 2 loses power: every process of its namespace SIGKILLed --------------------------------------------
         h2 = "worker-2"
