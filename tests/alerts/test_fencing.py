@@ -50,6 +50,11 @@ def test_a_superseded_owner_is_fenced_out_and_counted(intake, service, redis_cli
     intrusion = next(t for t in _tickets(service) if t["kind"] == "intrusion")
     assert [o["anomaly_id"] for o in service.get_ticket(intrusion["id"])["occurrences"]] == [fresh.id]
     assert board(redis_client, pool)["fenced"] == {"cam-plaza": 1, "_total": 1}
+    from gateway.metrics import pool_metrics  # /metrics shows the same count (read from /status's pool entry)
+
+    scraped = {s.labels["camera"]: s.value for m in pool_metrics(board(redis_client, pool))
+               if m.name == "gridwatch_pool_fenced" for s in m.samples}
+    assert scraped == {"cam-plaza": 1.0, "_total": 1.0}
     assert redis_client.xpending(keys.anomalies, INTAKE_GROUP)["pending"] == 0  # the stale entry is acknowledged
 
 
