@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from alerts import activity, lifecycle
 from alerts.config import AlertsConfig, CategoryConfig
 from alerts.events import Effects, ensure_group, entries_key, publish
+from alerts.fencing import stale_owner
 from alerts.grids import Grid, GridIndex
 from alerts.lifecycle import OPEN
 from alerts.models import HistoryEntry, Occurrence, Suppression, Ticket
@@ -272,6 +273,9 @@ class Intake:
             anomaly = Anomaly.from_stream(fields)
         except (ValidationError, ValueError) as exc:
             self._dead(ack, f"invalid anomaly: {str(exc)[:500]}", raw)
+            return True
+        if stale_owner(self.redis, self.keys.prefix, anomaly, eid):  # a superseded camera owner's (alerts.fencing)
+            self.redis.xack(*ack)
             return True
         try:
             ref, effects = self._commit(anomaly)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +34,18 @@ class Evidence(BaseModel):
     kind: Literal["snapshot", "frame", "clip", "photo", "audio"]
     path: str
     content_type: str = "image/jpeg"
+
+
+class FenceStamp(BaseModel):
+    """Which lease a video anomaly was made under: the camera, the pool member that held it, the lease's fencing
+    token. Intake rejects a stamp whose lease a newer token superseded before the anomaly reached the stream
+    (``alerts.fencing``), so a stalled former owner never files a duplicate ticket."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    camera: str
+    owner: str
+    token: int = Field(ge=1)
 
 
 class Anomaly(BaseModel):
@@ -61,6 +74,7 @@ class Anomaly(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     tier: Literal["alert", "activity"] = Field(
         "alert", description="alert: intake files a ticket; activity: intake only records it (camera timeline)")
+    fence: FenceStamp | None = Field(None, description="video pool lease the anomaly was made under; None: not pooled")
 
     def to_stream(self) -> dict[str, str]:
         return {"anomaly": self.model_dump_json()}
@@ -71,3 +85,11 @@ class Anomaly(BaseModel):
         if raw is None:
             raise ValueError("stream entry has no 'anomaly' field")
         return cls.model_validate_json(raw)
+
+
+def stamp_fence(anomaly: Anomaly, fences: Mapping[str, FenceStamp]) -> Anomaly:
+    """The anomaly with the fence of its camera's lease, when the camera is pooled (``fences`` has it)."""
+    if anomaly.source != "camera" or anomaly.fence is not None:
+        return anomaly
+    stamp = fences.get(anomaly.source_id)
+    return anomaly if stamp is None else anomaly.model_copy(update={"fence": stamp})

@@ -29,7 +29,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +89,11 @@ class CameraStatePublisher:
     means one per camera per second (alarm snapshots and the console's wall need no more).
     """
 
-    def __init__(self, client: redis.Redis, keys: CameraKeys, engine: Any, *, worker: str | None = None):
+    def __init__(self, client: redis.Redis, keys: CameraKeys, engine: Any, *, worker: str | None = None,
+                 lease: Callable[[str], dict[str, Any] | None] | None = None):
         self.client, self.keys, self.engine = client, keys, engine
         self.worker = worker or worker_id()
+        self.lease = lease or (lambda _cid: None)  # pooled: the lease (owner, fence) the camera is analysed under
         self.host = socket.gethostname()
         self._last_jpeg: dict[str, float] = {}
         self._last_seq: dict[str, int] = {}
@@ -118,7 +120,7 @@ class CameraStatePublisher:
         at = time.time()
         pipe = self.client.pipeline(transaction=False)
         for cid, row in rows.items():
-            doc = {**row, "worker": self.worker, "host": self.host, "published_at": at}
+            doc = {**row, "worker": self.worker, "host": self.host, "published_at": at, "lease": self.lease(cid)}
             pipe.set(self.keys.status(cid), json.dumps(doc, default=str), ex=STATUS_TTL_S)
         stats = {**self.engine.stats(), "model_status": self.engine.model_status, "cameras": sorted(rows),
                  "worker": self.worker, "host": self.host, "published_at": at}

@@ -98,6 +98,17 @@ class EvidenceConfig(_Strict):
                               "is closed after this many seconds of video (pre_s included)")
 
 
+class PoolConfig(_Strict):
+    """The video pool across hosts (docs/ARCHITECTURE.md, "The video pool"): off = this video role analyses every camera."""
+
+    enabled: bool = Field(False, description="video roles join a pool in Redis and each analyses only the cameras whose "
+                                             "lease it holds (rendezvous hashing over the live members)")
+    member_ttl_s: float = Field(6.0, ge=1, description="a member whose heartbeat is this old is gone")
+    lease_ttl_s: float = Field(8.0, ge=3, description="a camera's lease lapses this long after its owner's last refresh; "
+                                                      "failover takes about this plus the camera's first frame")
+    tick_s: float = Field(1.0, gt=0, le=5, description="heartbeat, refresh and rebalance period")
+
+
 class DetectionConfig(_Strict):
     motion: MotionConfig = MotionConfig()
     model: ModelConfig = ModelConfig()
@@ -105,6 +116,7 @@ class DetectionConfig(_Strict):
     fire_model: AuxModelConfig = AuxModelConfig(classes=["fire", "smoke", "Fire", "Smoke"], confidence=0.4)
     tracking: TrackingConfig = TrackingConfig()
     evidence: EvidenceConfig = EvidenceConfig()
+    pool: PoolConfig = PoolConfig()
 
 
 class Zone(_Strict):

@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
+from detectors.anomaly import Anomaly, FenceStamp, stamp_fence
 from detectors.config import DetectionConfig
 from detectors.detector_process import DetectorClient, ModelInfo, RemoteModel
 from detectors.health import health_anomaly
@@ -63,11 +64,16 @@ class WorkerSpec:
 
 
 class _Publisher:
-    """Whatever ``publish_factory()`` returned: a callable, or an object with ``publish`` (and maybe ``flush``)."""
+    """Whatever ``publish_factory()`` returned: a callable, or an object with ``publish`` (and maybe ``flush``).
+    Anomalies of pooled cameras leave stamped with the fence of the camera's lease (``fences``)."""
 
     def __init__(self, made: Any):
-        self.publish: Callable[[Any], None] = made.publish if hasattr(made, "publish") else made
+        self._publish: Callable[[Any], None] = made.publish if hasattr(made, "publish") else made
         self._flush = getattr(made, "flush", None)
+        self.fences: dict[str, FenceStamp] = {}
+
+    def publish(self, anomaly: Anomaly) -> None:
+        self._publish(stamp_fence(anomaly, self.fences))
 
     def flush(self) -> None:
         if self._flush is not None:
@@ -113,8 +119,9 @@ class VideoWorker:
             self.publisher.publish(anomaly)
 
     # -- cameras -----------------------------------------------------------------------------------------------
-    def add(self, camera: Any, rings: CameraRings) -> None:
+    def add(self, camera: Any, rings: CameraRings, fence: FenceStamp | None = None) -> None:
         cid = camera.id
+        self.fence(cid, fence)
         self._frames[cid] = Ring(rings.frames)
         crops = self._crops[cid] = Ring(rings.crops)
         crops.reset()  # a previous owner of this camera may have died with slots in flight
@@ -128,6 +135,13 @@ class VideoWorker:
             log.warning("camera %s: %s", cid, self._errors[cid])
             return
         self.cameras.start([camera])  # a source that cannot be attached is parked with its reason, not raised
+
+    def fence(self, camera_id: str, stamp: FenceStamp | None) -> None:
+        """The lease this camera is analysed under now (None: not pooled)."""
+        if stamp is None:
+            self.publisher.fences.pop(camera_id, None)
+        else:
+            self.publisher.fences[camera_id] = stamp
 
     def update(self, camera: Any) -> None:
         cid = camera.id
@@ -152,6 +166,7 @@ class VideoWorker:
         self._configs.pop(camera_id, None)
         self._errors.pop(camera_id, None)
         self.detector.detach(camera_id)
+        self.publisher.fences.pop(camera_id, None)
         for rings in (self._frames, self._crops):
             ring = rings.pop(camera_id, None)
             if ring is not None:
@@ -191,11 +206,11 @@ class VideoWorker:
         return [(tuple(float(v) for v in o.box), o.label, float(o.score), o.id) for o in list(tracker.objects.values())]
 
     # -- the loop ------------------------------------------------------------------------------------------------
-    def serve(self, cameras: list[tuple[Any, CameraRings]]) -> None:
+    def serve(self, cameras: list[tuple[Any, CameraRings, FenceStamp | None]]) -> None:
         self.detector.start()
         self.pipeline.start()
-        for camera, rings in cameras:
-            self.add(camera, rings)
+        for camera, rings, fence in cameras:
+            self.add(camera, rings, fence)
         next_report = 0.0
         try:
             while True:
@@ -210,7 +225,9 @@ class VideoWorker:
                 if msg[0] == "stop":
                     break
                 if msg[0] == "add":
-                    self.add(msg[1], msg[2])
+                    self.add(msg[1], msg[2], msg[3])
+                elif msg[0] == "fence":
+                    self.fence(msg[1], msg[2])
                 elif msg[0] == "update":
                     self.update(msg[1])
                 elif msg[0] == "remove":
@@ -231,7 +248,7 @@ class VideoWorker:
             rings.clear()
 
 
-def run_worker(spec: WorkerSpec, control: Connection, cameras: list[tuple[Any, CameraRings]]) -> None:
+def run_worker(spec: WorkerSpec, control: Connection, cameras: list[tuple[Any, CameraRings, FenceStamp | None]]) -> None:
     """Process entry point (spawn): build the worker and serve until stopped."""
     logging.basicConfig(level=spec.log_level, format=f"%(asctime)s %(levelname)s video-worker-{spec.index} %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the engine stops us in order

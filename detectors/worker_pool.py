@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable
 
+from detectors.anomaly import FenceStamp
 from detectors.config import DetectionConfig
 from detectors.detector_process import DetectorSpec, ModelInfo, crop_size, run_detector
 from detectors.engine import OverlayBox
@@ -111,6 +112,7 @@ class WorkerPoolVideo:
         self._lock = threading.RLock()
         self._cameras: dict[str, Any] = {}  # camera id -> config
         self._owner: dict[str, int] = {}  # camera id -> worker index
+        self._fences: dict[str, FenceStamp] = {}  # camera id -> the pool lease it is analysed under (pooled only)
         self._rings: dict[str, tuple[Ring, Ring]] = {}  # camera id -> (frames, crops), created here
         self._ring_no = 0
         self._workers = [_Child(f"video-worker-{i}") for i in range(self.n_workers)]
@@ -166,6 +168,7 @@ class WorkerPoolVideo:
             rings, self._rings = list(self._rings.values()), {}
             self._cameras.clear()
             self._owner.clear()
+            self._fences.clear()
         for frames, crops in rings:
             frames.close()
             crops.close()
@@ -192,7 +195,19 @@ class WorkerPoolVideo:
                 raise ValueError(f"camera {camera.id} is already attached")
             index = self._place(camera)
             if self._started:
-                self._tell(self._workers[index], ("add", camera, self._ring_names(camera.id)))
+                self._tell(self._workers[index], ("add", camera, self._ring_names(camera.id), self._fences.get(camera.id)))
+
+    def set_fence(self, camera_id: str, stamp: FenceStamp | None) -> None:
+        """The pool lease a camera is analysed under (set before ``add_camera``): its worker stamps every anomaly
+        of the camera with it, so intake can fence out a superseded owner (``alerts.fencing``)."""
+        with self._lock:
+            if stamp is None:
+                self._fences.pop(camera_id, None)
+            else:
+                self._fences[camera_id] = stamp
+            index = self._owner.get(camera_id)
+            if index is not None and self._started:
+                self._tell(self._workers[index], ("fence", camera_id, stamp))
 
     def update_camera(self, camera: Any) -> None:
         with self._lock:
@@ -209,6 +224,7 @@ class WorkerPoolVideo:
                 raise KeyError(f"camera {camera_id} is not attached")
             index = self._owner.pop(camera_id)
             del self._cameras[camera_id]
+            self._fences.pop(camera_id, None)
             child = self._workers[index]
             self._tell(child, ("remove", camera_id))
             child.status.pop(camera_id, None)
@@ -341,7 +357,8 @@ class WorkerPoolVideo:
 
     def _start_worker(self, index: int) -> None:
         child = self._workers[index]
-        cams = [(c, self._ring_names(cid)) for cid, c in self._cameras.items() if self._owner.get(cid) == index]
+        cams = [(c, self._ring_names(cid), self._fences.get(cid)) for cid, c in self._cameras.items()
+                if self._owner.get(cid) == index]
         spec = WorkerSpec(index, self.parts.ingest, self._worker_detection(), self.parts.base_dir, self.parts.evidence_dir,
                           self.publish_factory, self._address, self._authkey, self._models, self._log_level)
         parent, child_end = self._ctx.Pipe()

@@ -42,6 +42,8 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gridwatch run: {exc}", file=sys.stderr)
         return 2
+    if args.worker_id:  # the video pool's member id (detectors.pool_member); children inherit it
+        os.environ["GRIDWATCH_WORKER_ID"] = args.worker_id
     if not args.child:  # the supervisor says it once, not every role process
         for note in dep.deprecations:
             print(f"warning: {note}", file=sys.stderr)
@@ -52,7 +54,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.child or args.one_process or len(roles) == 1:
         if args.child:
             _title(f"gridwatch-{'+'.join(roles)}" + (f"-{partition.index}of{partition.count}" if partition else ""))
-        return serve(dep, roles, video_workers=args.video_workers, devices_partition=partition, services=not args.child)
+        from detectors.pool_store import WorkerIdTaken
+
+        try:
+            return serve(dep, roles, video_workers=args.video_workers, devices_partition=partition, services=not args.child)
+        except WorkerIdTaken as exc:  # the video pool refused a second process with this worker id
+            print(f"gridwatch run: {exc}", file=sys.stderr)
+            return 2
     from gateway.supervisor import supervise
 
     _title("gridwatch-supervisor")
@@ -121,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="supervisor: run N devices processes, each ingesting its partition of the devices")
     run.add_argument("--devices-partition", default=None, metavar="I/N",
                      help="this devices process ingests partition I of N (devices split by a hash of their id)")
+    run.add_argument("--worker-id", default=None, metavar="ID",
+                     help="this video role's id in the video pool (detection.pool.enabled; default: host-pid, or "
+                          "GRIDWATCH_WORKER_ID). A second live process with the same id is refused")
     run.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # started by the supervisor
     run.set_defaults(func=_run)
 

@@ -87,10 +87,26 @@ class RuntimeCollector(Collector):
             depth.add_metric([name], value)
         yield depth
 
+        yield from pool_metrics(status.get("pool") or {})
+
         tickets = GaugeMetricFamily("gridwatch_tickets", "tickets by status", labels=["status"])
         for st, n in ticket_counts(rt).items():
             tickets.add_metric([st], n)
         yield tickets
+
+
+def pool_metrics(pool: dict) -> Iterator[Metric]:
+    """The video pool as /status shows it: live members and the anomalies intake fenced out (alerts.fencing)."""
+    if not isinstance(pool, dict) or "members" not in pool:
+        return
+    members = GaugeMetricFamily("gridwatch_pool_members", "live members of the video pool")
+    members.add_metric([], float(len(pool["members"])))
+    yield members
+    fenced = GaugeMetricFamily("gridwatch_pool_fenced", "anomalies rejected at intake from a superseded camera owner",
+                               labels=["camera"])
+    for camera, n in (pool.get("fenced") or {}).items():
+        fenced.add_metric([camera], float(n))
+    yield fenced
 
 
 def queue_depths(rt: ApiRuntime) -> dict[str, float]:

@@ -281,6 +281,8 @@ class Runtime:
         return engines[0].get("model_status", "unknown") if engines else "unknown: no video role has reported"
 
     def status(self) -> dict:
+        from detectors.pool_keys import PoolKeys
+        from detectors.pool_store import board as pool_board
         from gateway.supervisor import RoleBoard
         from ingest.devices.role import IngestBoard
 
@@ -297,6 +299,7 @@ class Runtime:
             "mqtt": self.mqtt.stats() if self.mqtt else None,
             "mqtt_ingest": IngestBoard(self.redis, self.keys.prefix).read(),  # every devices process, by client id
             "roles": RoleBoard(self.redis, self.camera_keys.tag).read(),
+            "pool": pool_board(self.redis, PoolKeys(self.deployment.services.stream_prefix)),  # video pool, fencing
             "process_roles": list(self.role_names),
         }
 

@@ -180,6 +180,8 @@ def test_operator_to_worker_flow(server: dict, browser: Any) -> None:
     _login(page, base, "admin", "admin123")
     page.goto(f"{base}/#/cameras")
     page.wait_for_selector("tr[data-id='cam-plaza']")
+    # the camera list names the video worker that analyses the camera and its host
+    assert page.inner_text("tr[data-id='cam-plaza'] .owner") == f"{cams['cam-plaza']['worker']} @ {cams['cam-plaza']['host']}"
     page.click("tr[data-id='cam-plaza'] button")
     page.wait_for_function("() => { const c = document.querySelector('canvas.zone-canvas'); return c && c.dataset.loaded === '1'; }",
                            timeout=15_000)

@@ -60,8 +60,8 @@ class OwnRedis:
     replies, so a SIGKILL of the server loses nothing acknowledged; only a power cut could lose the last
     second (docs/RELIABILITY.md)."""
 
-    def __init__(self, workdir: Path, fsync: str = "everysec"):
-        self.fsync = fsync
+    def __init__(self, workdir: Path, fsync: str = "everysec", bind: str = "127.0.0.1"):
+        self.fsync, self.bind = fsync, bind  # bind: space-separated addresses (the multi-host test adds its own)
         if shutil.which("redis-server") is None:
             pytest.skip("redis-server is not installed")
         self.dir = workdir / "redis"
@@ -75,7 +75,7 @@ class OwnRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+            ["redis-server", "--port", str(self.port), "--bind", self.bind, "--dir", str(self.dir),
              "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "", "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: port_open(self.port), 10, f"own redis on {self.port}")
