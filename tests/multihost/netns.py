@@ -154,3 +154,59 @@ def _quote(arg: str) -> str:
     import shlex
 
     return shlex.quote(arg)
+
+
+class TcpRelay:
+    """Makes a loopback-only service of the root namespace (the machine's PostgreSQL) reachable on the services
+    address: every connection to ``SERVICES_IP:port`` is piped to ``target``. Bytes are copied unchanged, so the
+    namespaces talk to the real server; it stops with ``close()``."""
+
+    def __init__(self, target: tuple[str, int]):
+        import socket
+        import threading
+
+        self.target = target
+        self._server = socket.create_server((SERVICES_IP, 0))
+        self.port = self._server.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="tcp-relay", daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                inbound, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            try:
+                outbound = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                inbound.close()
+                continue
+            with self._lock:
+                self._open += [inbound, outbound]
+            for a, b in ((inbound, outbound), (outbound, inbound)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()
+        with self._lock:
+            for s in self._open:
+                s.close()

@@ -1,10 +1,12 @@
 """The video pool across three hosts made as network namespaces (tests/multihost/netns.py).
 
 Each namespace runs one video role (``gateway.cli run --child --roles video --video-workers 1``: the multi-process
-engine, one worker process and one detector process) under its own hostname, reaching the test's own redis-server
-and the project's RTSP fixture on the root namespace's services address. Intake runs in the root namespace (SQLite
-store: no namespace crosses the SQL boundary, only the video workers live in the namespaces). Cameras run the motion
-rule as an alert, so every camera files tickets without a model.
+engine, one worker process and one detector process) under its own hostname, reaching the test's own redis-server,
+the project's RTSP fixture and the machine's PostgreSQL (a database of the test's own, through a TCP relay on the
+services address: the server listens on loopback only) on the root namespace's services address. The deployment
+is ``services.multi_host: true``, so it must be PostgreSQL: every role reads the cameras changed through the API from
+SQL. Intake runs in the root namespace. Cameras run the motion rule as an alert, so every camera files tickets
+without a model.
 
 What a user checks: each camera is analysed by one worker of a live host; a host SIGKILLed → its cameras are
 analysed by the others within 15 s; it comes back → the pool rebalances; a host cut off from Redis → its cameras
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from alerts.streams import StreamKeys
 from detectors.pool_keys import PoolKeys
 from detectors.pool_store import lease_owners, members
 from tests.conftest import REPO
@@ -36,7 +39,7 @@ N_CAMERAS = int(os.environ.get("GRIDWATCH_MULTIHOST_CAMERAS", "6"))
 PREFIX = "gwmh"
 
 
-def _config(tmp: Path, redis_port: int, rtsp) -> Path:
+def _config(tmp: Path, redis_port: int, rtsp, sql_url: str) -> Path:
     text = (REPO / "config" / "demo.yaml").read_text(encoding="utf-8")
     head, rest = text.split("\ncameras:\n", 1)
     tail = "\ndevices:\n" + rest.split("\ndevices:\n", 1)[1]
@@ -51,6 +54,7 @@ def _config(tmp: Path, redis_port: int, rtsp) -> Path:
     for old, new in {
         "redis_url: redis://127.0.0.1:6379/0": f"redis_url: redis://{SERVICES_IP}:{redis_port}/0",
         "run_dir: ../run": f"run_dir: {tmp / 'run'}",
+        "sql_url: sqlite:///{run_dir}/gridwatch.db": f"sql_url: {sql_url}\n  multi_host: true",
         "stream_prefix: gw": f"stream_prefix: {PREFIX}",
         "file: grids/qingshui.geojson": f"file: {REPO / 'config' / 'grids' / 'qingshui.geojson'}",
         "footage_dir: ../../shared/footage": "footage_dir: /nonexistent\n  camera_networks: [10.213.0.0/16]",
@@ -93,6 +97,24 @@ def own_redis(hosts, tmp_path):
 
 
 @pytest.fixture
+def own_database(hosts):
+    """A PostgreSQL database of the test's own, reachable from the namespaces at the services address."""
+    from sqlalchemy.engine import make_url
+
+    from tests.fault.support import PgDatabase
+    from tests.multihost.netns import TcpRelay
+
+    db = PgDatabase()
+    url = make_url(db.url)
+    relay = TcpRelay((url.host or "127.0.0.1", url.port or 5432))
+    try:
+        yield db.url, url.set(host=SERVICES_IP, port=relay.port).render_as_string(hide_password=False)
+    finally:
+        relay.close()
+        db.drop()
+
+
+@pytest.fixture
 def rtsp_services(rtsp_clips, hosts):
     from tests.fixtures.rtsp import RtspServer
 
@@ -107,8 +129,8 @@ def rtsp_services(rtsp_clips, hosts):
 class Cluster:
     """The running pieces and what the test reads back."""
 
-    def __init__(self, hosts: Hosts, client: redis.Redis, config: Path, tmp: Path):
-        self.hosts, self.client, self.config, self.tmp = hosts, client, config, tmp
+    def __init__(self, hosts: Hosts, client: redis.Redis, config: Path, tmp: Path, sql_url: str):
+        self.hosts, self.client, self.config, self.tmp, self.sql_url = hosts, client, config, tmp, sql_url
         self.keys = PoolKeys(PREFIX)
         self.cams = [f"cam-{i:02d}" for i in range(N_CAMERAS)]
         self.env = {k: v for k, v in os.environ.items() if k != "GRIDWATCH_WORKER_ID"}
@@ -197,22 +219,24 @@ def _tickets_and_stream(cluster: Cluster) -> tuple[dict[str, int], list[tuple[in
     from alerts.store import open_store
     from sqlalchemy import func, select
 
-    store = open_store(f"sqlite:///{cluster.tmp / 'run' / 'gridwatch.db'}")
+    store = open_store(cluster.sql_url)
     with store.read() as s:
         per_cam = dict(s.execute(select(Ticket.source_id, func.count()).group_by(Ticket.source_id)).all())
         filed = set(s.scalars(select(Occurrence.anomaly_id)))
     store.close()
     stream = []
-    for entry_id, fields in cluster.client.xrange(f"{PREFIX}:anomalies"):
+    for entry_id, fields in cluster.client.xrange(StreamKeys(PREFIX).anomalies):
         a = json.loads(fields[b"anomaly"])
         if a.get("fence") and a["id"] in filed:
             stream.append((int(entry_id.split(b"-")[0]), a["source_id"], a["fence"]["token"], a["id"]))
     return per_cam, stream
 
 
-def test_cameras_move_off_a_killed_and_a_partitioned_host_without_duplicates(hosts, own_redis, rtsp_services, tmp_path):
+def test_cameras_move_off_a_killed_and_a_partitioned_host_without_duplicates(hosts, own_redis, own_database,
+                                                                            rtsp_services, tmp_path):
     port, client = own_redis
-    cluster = Cluster(hosts, client, _config(tmp_path, port, rtsp_services), tmp_path)
+    local_sql, relayed_sql = own_database
+    cluster = Cluster(hosts, client, _config(tmp_path, port, rtsp_services, relayed_sql), tmp_path, local_sql)
     names = {"worker-1", "worker-2", "worker-3"}
     try:
         cluster.start_intake()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from alerts.streams import StreamKeys
 from detectors.camera_state import CameraControl, CameraKeys
 from detectors.pool_keys import PoolKeys
 from detectors.pool_store import lease_owners
@@ -18,7 +19,7 @@ from tests.support import wait_for
 pytestmark = pytest.mark.timeout(60)
 
 
-def _role(redis_client, stream_prefix: str, tmp_path: Path, worker_id: str):
+def _role(redis_client, stream_prefix: str, tmp_path: Path, worker_id: str, config_store):
     from alerts.publishing import OutboxFactory
     from detectors.video_role import VideoRole
     from gateway.config import Camera, load_deployment
@@ -30,7 +31,8 @@ def _role(redis_client, stream_prefix: str, tmp_path: Path, worker_id: str):
     dep.services.stream_prefix = stream_prefix
     outbox = OutboxFactory("redis://127.0.0.1:6379/0", stream_prefix)()
     return VideoRole(dep, redis_client, CameraKeys(stream_prefix), publish=outbox.publish, evidence_dir=tmp_path,
-                     load_camera=Camera.model_validate, workers=0, sources=False, worker_id=worker_id), dep
+                     load_camera=Camera.model_validate, workers=0, sources=False, worker_id=worker_id,
+                     config_store=config_store), dep
 
 
 def _analysing(role) -> set[str]:
@@ -39,7 +41,11 @@ def _analysing(role) -> set[str]:
 
 
 def test_pooled_video_role_holds_leases_follows_changes_and_fences(redis_client, stream_prefix, tmp_path):
-    role, dep = _role(redis_client, stream_prefix, tmp_path, "role-a")
+    from alerts.config_store import SqlConfigStore
+    from alerts.store import open_store
+
+    config_store = SqlConfigStore(open_store(f"sqlite:///{tmp_path / 'gw.db'}"))
+    role, dep = _role(redis_client, stream_prefix, tmp_path, "role-a", config_store)
     pool = PoolKeys(stream_prefix)
     ids = [c.id for c in dep.cameras]
     role.start()
@@ -50,12 +56,12 @@ def test_pooled_video_role_holds_leases_follows_changes_and_fences(redis_client,
 
         # an anomaly of a held camera leaves stamped with that camera's lease
         role.publish(anomaly(source_id="cam-plaza"))
-        entry = redis_client.xrange(f"{stream_prefix}:anomalies")[-1][1]
+        entry = redis_client.xrange(StreamKeys(stream_prefix).anomalies)[-1][1]
         fence = json.loads(entry[b"anomaly"])["fence"]
         assert fence == {"camera": "cam-plaza", "owner": "role-a", "token": owners["cam-plaza"].fence}
 
         # a camera added through the API is taken; a removed one is dropped and its lease given back
-        control = CameraControl(redis_client, CameraKeys(stream_prefix))
+        control = CameraControl(redis_client, CameraKeys(stream_prefix), config_store)
         doc = dep.cameras[0].model_dump(mode="json") | {"id": "cam-new", "name": "新加"}
         control.put(doc, new=True)
         wait_for(lambda: "cam-new" in _analysing(role), 10, what="the added camera to be analysed")
