@@ -194,7 +194,7 @@ class Cluster:
     def reporting_since(self, since_ms: int) -> dict[str, set[str]]:
         """camera → workers whose anomalies reached the stream after ``since_ms`` (Redis server time)."""
         out: dict[str, set[str]] = {}
-        for _entry_id, fields in self.client.xrange(f"{PREFIX}:anomalies", min=f"{since_ms}-0"):
+        for _entry_id, fields in self.client.xrange(StreamKeys(PREFIX).anomalies, min=f"{since_ms}-0"):
             a = json.loads(fields[b"anomaly"])
             fence = a.get("fence")
             if a.get("source") == "camera" and fence:
@@ -279,9 +279,9 @@ def test_cameras_move_off_a_killed_and_a_partitioned_host_without_duplicates(hos
                  what="the healed host to rejoin and take its share")
 
         # -- nothing lost, nothing duplicated -------------------------------------------------------------------
-        wait_for(lambda: client.xpending(f"{PREFIX}:anomalies", "intake")["pending"] == 0, 20,
+        wait_for(lambda: client.xpending(StreamKeys(PREFIX).anomalies, "intake")["pending"] == 0, 20,
                  what="intake to handle every anomaly")
-        assert client.xlen(f"{PREFIX}:deadletter") == 0
+        assert client.xlen(StreamKeys(PREFIX).deadletter) == 0
         per_cam, stream = _tickets_and_stream(cluster)
         assert per_cam == {c: 1 for c in cluster.cams}, per_cam        # one ticket per camera: 0 lost, 0 duplicates
         last: dict[str, int] = {}
