@@ -19,6 +19,7 @@ from alerts.channels.config import ChannelsConfig
 from alerts.config import AlertsConfig, GridsConfig
 from detectors.config import CameraAnalytics, DetectionConfig
 from detectors.device_profiles import NAME as PROFILE_NAME, DeviceProfile, merged_profiles, shipped_profiles
+from ingest.blobs import BlobStore, EvidenceStoreConfig, local_dir, open_blob_store
 from ingest.config import CameraConfig, DeviceConfig, IngestConfig
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
@@ -35,6 +36,8 @@ class ServicesConfig(_Strict):
     run_dir: str = Field("../run", description="data of auto-started services, the SQLite file, evidence; relative to the deployment file")
     stream_prefix: str = Field("gw", description="prefix of every Redis key GridWatch writes")
     autostart: bool = Field(True, description="start redis-server/mosquitto when a localhost URL has no listener")
+    evidence_store: EvidenceStoreConfig = Field(EvidenceStoreConfig(), description="where snapshots, clips and photos "
+                                                "are kept: a local folder, or an S3-compatible bucket for several hosts")
 
 
 class User(_Strict):
@@ -116,6 +119,15 @@ class Deployment(_Strict):
     @property
     def run_dir(self) -> Path:
         return self.resolve(self.services.run_dir)
+
+    @property
+    def evidence_dir(self) -> Path:
+        """The local evidence folder (the local store's root; scratch only where evidence goes to S3)."""
+        return local_dir(self.services.evidence_store, self.run_dir, self.base_dir)
+
+    def evidence_store(self) -> BlobStore:
+        """The evidence store this deployment names (a folder is created; a bucket is not contacted yet)."""
+        return open_blob_store(self.services.evidence_store, self.run_dir, self.base_dir)
 
     @property
     def sql_url(self) -> str:

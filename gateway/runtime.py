@@ -64,15 +64,15 @@ class Runtime:
         self.camera_keys = CameraKeys(dep.services.stream_prefix)
         self.grids: GridIndex = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
         dep.run_dir.mkdir(parents=True, exist_ok=True)
-        self.evidence_dir: Path = dep.run_dir / "evidence"
-        self.evidence_dir.mkdir(parents=True, exist_ok=True)
+        self.evidence_dir: Path = dep.evidence_dir  # the local store's folder (tests and tools read it)
+        self.evidence_store = dep.evidence_store()  # every evidence writer and the API's evidence reads
         self.redis = redis.Redis.from_url(dep.services.redis_url)
         self.outbox = AnomalyOutbox(self.redis, self.keys)
         self.consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
         # Cameras as the API sees them, wherever they are decoded: state read from Redis, changes sent there.
         self.camera_state = CameraStateReader(self.redis, self.camera_keys)
         self.camera_control = CameraControl(self.redis, self.camera_keys)
-        self.snapshots_near = NearbySnapshots(self.camera_state, self._camera_poses, self.evidence_dir)
+        self.snapshots_near = NearbySnapshots(self.camera_state, self._camera_poses, self.evidence_store)
         self.device_changes = device_changes(self.redis, dep.services.stream_prefix)
         self.profile_changes = profile_changes(self.redis, dep.services.stream_prefix)
         self._take_api_changes()
@@ -155,7 +155,7 @@ class Runtime:
         # part that files or times tickets must see the same set, so it is computed once, here.
         # The channels build the intake and case service over that set; the whole process shares them.
         self.channels = build_channels(dep, store=self.store, grids=self.grids, redis_client=self.redis, keys=self.keys,
-                                       evidence_dir=self.evidence_dir, secret=load_secret(dep), consumer=self.consumer)
+                                       evidence_dir=self.evidence_store, secret=load_secret(dep), consumer=self.consumer)
         self.alerts_cfg = self.channels.alerts_cfg
         self.intake = self.channels.service.intake
         self.cases = self.channels.service.cases
@@ -186,7 +186,7 @@ class Runtime:
         from detectors.video_role import VideoRole
         from gateway.config import Camera
 
-        role = VideoRole(self.deployment, self.redis, self.camera_keys, publish=self.publish, evidence_dir=self.evidence_dir,
+        role = VideoRole(self.deployment, self.redis, self.camera_keys, publish=self.publish, evidence_dir=self.evidence_store,
                          load_camera=Camera.model_validate, workers=workers, sources=self.sources,
                          publish_factory=OutboxFactory.of(self.deployment))
         self.roles["video"] = role
@@ -274,6 +274,11 @@ class Runtime:
 
     def start(self) -> None:
         self._loop("outbox", self._flush_outbox, self._stop)
+        if "sla" in self.role_names:  # the one timer role sweeps old evidence (ingest.blobs.retention)
+            from ingest.blobs.retention import run_sweeper
+
+            retention = self.deployment.services.evidence_store.retention
+            self._loop("evidence-retention", lambda stop: run_sweeper(self.evidence_store, retention, stop), self._stop)
         self.press_queue.start()
         for role in self.roles.values():
             role.start()

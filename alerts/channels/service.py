@@ -100,7 +100,7 @@ class ChannelService:
                  clock: Callable[[], datetime] = utcnow):
         self.store, self.grids, self.alerts_cfg, self.redis, self.keys = store, grids, alerts_cfg, redis_client, keys
         self.intake, self.cases, self.catalog, self.classifier, self.cfg = intake, cases, catalog, classifier, cfg
-        self.evidence_dir, self.gazetteer, self.clock = Path(evidence_dir), gazetteer, clock
+        self.evidence_dir, self.gazetteer, self.clock = evidence_dir, gazetteer, clock  # a BlobStore or a folder
         self.seed = list(seed or [])
         self.flood = FloodGuard(redis_client, keys.prefix, cfg.reports_per_phone_per_hour, cfg.reports_per_phone_per_day)
         self._corrections_trained = self._count_corrections()
