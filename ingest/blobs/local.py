@@ -15,6 +15,14 @@ from pathlib import Path
 from ingest.blobs.store import BlobError, BlobInfo, BlobNotFound, BlobStore, check_key
 
 
+def _remove(path: Path) -> None:
+    """Remove a scratch file if it is there; a path that cannot even exist (a file where a folder is) is fine."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 class LocalDirStore(BlobStore):
     kind = "local"
 
@@ -40,7 +48,7 @@ class LocalDirStore(BlobStore):
             tmp.write_bytes(data)
             tmp.replace(target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             raise BlobError(f"evidence {key} not written to {self.root}: {exc.strerror or exc}") from None
 
     def put_file(self, key: str, path: Path, content_type: str) -> None:
@@ -56,11 +64,11 @@ class LocalDirStore(BlobStore):
                     shutil.copyfile(path, tmp)
                     tmp.replace(target)
                 finally:
-                    tmp.unlink(missing_ok=True)
+                    _remove(tmp)
         except OSError as exc:
             raise BlobError(f"evidence {key} not written to {self.root}: {exc.strerror or exc}") from None
         finally:
-            path.unlink(missing_ok=True)
+            _remove(path)
 
     def get(self, key: str) -> bytes:
         try:
