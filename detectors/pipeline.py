@@ -359,6 +359,7 @@ class VideoPipeline:
         with self._cond:
             cams = dict(self._cameras)
             pending = sum(1 for s in cams.values() if s.pending is not None)
+            recorders = [s.analyzer.evidence for s in cams.values() if s.analyzer.evidence is not None]
         return {
             "model_status": self.model_status,
             "cameras": {
@@ -375,6 +376,10 @@ class VideoPipeline:
             "detect_inflight_crops": self._inflight, "detect_max_inflight": self.max_inflight,
             "detect_waiting_cameras": len(self._waiting), "detect_denied": self.denied,
             "clips_pending": self._writer.pending if self._writer else 0,
+            "clips_stored": self._writer.written if self._writer else 0,
+            "clips_failed": self._writer.failed if self._writer else 0,
+            "clips_remuxed": sum(e.remuxed for e in recorders),  # cut from the camera's packets, not encoded
+            "evidence_failures": sum(e.failures for e in recorders),  # not stored, so not named by the anomaly
             "anomalies_published": self.published,
             "rejected_frames": self.rejected,
         }
