@@ -189,7 +189,8 @@ class CameraAnalyzer:
         view = View(now, w, h, objects, plan.motion, "objects" in per_model, frame.image, aux,
                     {k: v[1] for k, v in self.aux.items()})
         if self.evidence is not None:
-            self.evidence.record(frame.image, frame.captured_at)  # an older frame back from the detector is not re-added
+            # an older frame back from the detector is not re-added
+            self.evidence.record(frame.image, frame.captured_at, frame.packets)
         out: list[Anomaly] = []
         for rule in self.rules:
             try:

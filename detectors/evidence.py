@@ -1,14 +1,24 @@
-"""Evidence for an anomaly: an annotated snapshot, the raw frame, and an MP4 clip from a pre-event ring buffer.
+"""Evidence for an anomaly: an annotated snapshot, the raw frame, and an MP4 clip from before to after the event.
 
-Nothing is encoded on the analysis thread: ``capture`` only decides the paths (relative to ``evidence_dir``) and
-hands the work to one writer thread, so the anomaly leaves at once and its files appear shortly after (snapshots
-first — they go ahead of clip work in the writer's queue; an operator sees them well inside the ~2 s budget).
+Everything goes through the deployment's blob store (``ingest.blobs``: a local folder, or S3 for several hosts),
+and an anomaly names only what was stored (finding F-EVID-1): the two JPEGs are encoded and stored on the analysis
+thread before ``capture`` returns (a few ms for the analysis-size frame; a store that is down fails at once, see
+``ingest.blobs.s3``), and a clip is named only when its first part is stored, or — for encoded clips — when the
+store just took the stills.
 
-Clips: a camera has at most one clip collecting at a time. A later anomaly of that camera while it is still
-collecting shares it — its Evidence links the same file and the clip is extended to cover ``post_s`` after the new
-anomaly, up to ``max_clip_s`` of video — instead of encoding the same frames once per anomaly (which on a busy
-camera cost more than decoding it). The clip is encoded as it grows (H.264, ``ultrafast``, one thread, so it never
-takes both cores from the detector), which also keeps memory to the ring buffer and the writer's backlog.
+Clips, two ways:
+
+* **Remuxed** (cameras read through PyAV: RTSP, RTMP, HLS, files): the camera's own H.264/H.265 packets from the
+  source's ring (``ingest.video.packets``), from the keyframe before ``pre_s`` to ``post_s`` after the event, are
+  put in an MP4 without decoding or encoding anything — as Frigate records the camera's stream. The part up to the
+  event is stored at once (so the named clip exists), the whole clip replaces it when ``post_s`` has passed.
+* **Encoded** (sources without packets: synthetic, MJPEG, HTTP snapshots, WHIP): analysis frames from a pre-event
+  ring at ``fps``, encoded as they come (H.264, ``ultrafast``, one thread) by the one writer thread and stored when
+  finished. The store taking the stills is the proof it is up; should it fail later, the clip named is missing
+  (counted in ``ClipWriter.failed``).
+
+A camera has at most one clip collecting at a time; a later anomaly of that camera while it is collecting shares
+it — its Evidence links the same clip, extended to ``post_s`` after the new anomaly, up to ``max_clip_s``.
 """
 from __future__ import annotations
 
@@ -26,28 +36,45 @@ import numpy as np
 
 from detectors.anomaly import Evidence
 from detectors.config import EvidenceConfig
+from ingest.blobs import BlobError, BlobStore, as_blob_store
+from ingest.video.packets import PacketRing, PacketWindow, StreamFormat, StreamPacket, remux_mp4
 
 log = logging.getLogger(__name__)
 
 MAX_CLIP_BACKLOG = 1000  # clip frames waiting for the encoder; beyond this new frames are dropped (and counted)
+KEEP_MARGIN_S = 1.0  # packets kept beyond pre_s, so the window's start always has its keyframe
+MP4 = "video/mp4"
+
+
+def _often(n: int) -> bool:
+    """Log the 1st, 10th, 100th and every 1000th of a repeated failure, not each."""
+    return n in (1, 10, 100) or n % 1000 == 0
 
 
 @dataclass(eq=False)
-class _Clip:
-    path: Path
+class _FrameClip:
+    """A clip encoded from analysis frames, stored when finished."""
+
+    store: BlobStore
+    key: str
     until: float
-    frames: list[tuple[float, np.ndarray]] = field(default_factory=list)  # handed to the writer, not yet encoded
     start: float = 0.0
+    frames: list[tuple[float, np.ndarray]] = field(default_factory=list)  # handed to the writer, not yet encoded
     failed: bool = False
 
 
 @dataclass(eq=False)
-class _Stills:
-    """Snapshot + frame JPEGs of one anomaly, written by the writer thread."""
+class _PacketClip:
+    """A clip remuxed from the camera's packets: what was collected so far, and where the ring's reading stands."""
 
-    items: list[tuple[Path, np.ndarray, list, list | None]]  # (absolute path, image, boxes, zone — none for the raw frame)
-    quality: int
-    owner: "EvidenceRecorder | None" = None
+    store: BlobStore
+    key: str
+    until: float
+    start: float
+    fmt: StreamFormat
+    generation: int
+    packets: list[StreamPacket]
+    last_seq: int
 
 
 def _scaled(image: np.ndarray, max_width: int) -> np.ndarray:
@@ -78,17 +105,17 @@ def annotate(image: np.ndarray, boxes: list[tuple[tuple[float, float, float, flo
 
 
 class _Encoder:
-    """One MP4 being written frame by frame (variable frame rate, ms time base, even dimensions)."""
+    """One MP4 being written frame by frame to ``path`` (variable frame rate, ms time base, even dimensions)."""
 
     def __init__(self, path: Path, w: int, h: int):
         import av
 
-        self.path, self.tmp = path, path.with_name(path.name + ".part")
+        self.path = path
         self.w, self.h = w - w % 2, h - h % 2
         self.t0: float | None = None
         self.last = -1
         self.frames = 0
-        self.out = av.open(str(self.tmp), mode="w", format="mp4")
+        self.out = av.open(str(path), mode="w", format="mp4")
         try:
             stream = self.out.add_stream("libx264", rate=30)
             stream.width, stream.height, stream.pix_fmt = self.w, self.h, "yuv420p"
@@ -122,63 +149,54 @@ class _Encoder:
         except BaseException:
             self.abort()
             raise
-        self.tmp.replace(self.path)
 
     def abort(self) -> None:
         try:
             self.out.close()
         except Exception:
             pass
-        self.tmp.unlink(missing_ok=True)  # a full disk or a broken frame must not leave half files behind
+        self.path.unlink(missing_ok=True)  # a full disk or a broken frame must not leave half files behind
 
 
 class ClipWriter:
-    """The one evidence writer thread: snapshot/frame JPEGs first, then clip frames, encoded as they come.
+    """The one evidence writer thread: encodes frame clips as their frames come and stores finished clips.
 
-    ``put(clip)`` hands over a finished clip (all its frames); a recorder streams a collecting clip's frames with
-    ``add_frames`` and ends it with ``end``. ``wait_idle`` lets tests and shutdown wait for the files.
+    A recorder streams a collecting frame clip with ``add_frames`` and ends it with ``end``; ``put(clip)`` hands a
+    whole one; ``remux(clip)`` stores a packet clip's final MP4. ``wait_idle`` lets tests and shutdown wait.
     """
 
     def __init__(self):
         self._cond = threading.Condition()
-        self._stills: deque[_Stills] = deque()
-        self._clips: deque[tuple[str, _Clip, list[tuple[float, np.ndarray]]]] = deque()
+        self._clips: deque[tuple[str, _FrameClip | _PacketClip, list[tuple[float, np.ndarray]]]] = deque()
         self._backlog = 0
         self._busy = False
         self._closed = False
-        self._encoders: dict[int, _Encoder] = {}
+        self._encoders: dict[int, tuple[_Encoder, _FrameClip]] = {}
         self._thread = threading.Thread(target=self._run, name="gw-evidence", daemon=True)
         self._thread.start()
-        self.written = 0  # clips
+        self.written = 0  # clips stored
         self.failed = 0
-        self.stills_written = 0
-        self.stills_failed = 0
         self.dropped_frames = 0
 
     # -- producers (analysis thread) ---------------------------------------------------------------------------
-    def put_stills(self, job: _Stills) -> None:
-        with self._cond:
-            self._stills.append(job)
-            self._cond.notify()
-
-    def add_frames(self, clip: _Clip, frames: list[tuple[float, np.ndarray]]) -> None:
+    def add_frames(self, clip: _FrameClip, frames: list[tuple[float, np.ndarray]]) -> None:
         with self._cond:
             if self._backlog + len(frames) > MAX_CLIP_BACKLOG:
                 self.dropped_frames += len(frames)
-                if self.dropped_frames in (1, 10, 100) or self.dropped_frames % 1000 == 0:
+                if _often(self.dropped_frames):
                     log.warning("evidence writer behind: %d clip frames dropped so far", self.dropped_frames)
                 return
             self._backlog += len(frames)
             self._clips.append(("frames", clip, frames))
             self._cond.notify()
 
-    def end(self, clip: _Clip) -> None:
+    def end(self, clip: _FrameClip | _PacketClip) -> None:
         with self._cond:
             self._clips.append(("end", clip, []))
             self._cond.notify()
 
-    def put(self, clip: _Clip) -> None:
-        """A whole clip at once (its frames, then its end)."""
+    def put(self, clip: _FrameClip) -> None:
+        """A whole frame clip at once (its frames, then its end)."""
         frames, clip.frames = clip.frames, []
         if frames:
             with self._cond:  # a complete clip is never cut by the backlog bound
@@ -196,7 +214,7 @@ class ClipWriter:
         """Wait until every handed-over job is written (tests; a shutdown); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._stills or self._clips or self._busy:
+            while self._clips or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -206,82 +224,74 @@ class ClipWriter:
     @property
     def pending(self) -> int:
         with self._cond:
-            return len(self._stills) + sum(1 for kind, _, _ in self._clips if kind == "end")
+            return sum(1 for kind, _, _ in self._clips if kind == "end")
 
     # -- the thread --------------------------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stills and not self._clips and not self._closed:
+                while not self._clips and not self._closed:
                     self._busy = False
                     self._cond.notify_all()
                     self._cond.wait()
-                if self._stills:
-                    job: object = self._stills.popleft()
-                elif self._clips:
-                    job = self._clips.popleft()
-                    self._backlog -= len(job[2])
-                else:  # closed and drained
+                if not self._clips:  # closed and drained
                     self._busy = False
                     self._cond.notify_all()
-                    for enc in self._encoders.values():
-                        self._finish(enc)
-                    self._encoders.clear()
+                    for key in list(self._encoders):
+                        self._finish(key)
                     return
+                job = self._clips.popleft()
+                self._backlog -= len(job[2])
                 self._busy = True
-            if isinstance(job, _Stills):
-                self._write_stills(job)
+            kind, clip, frames = job
+            if isinstance(clip, _PacketClip):
+                self._store_remux(clip)
+            elif kind == "end":
+                self._finish(id(clip))
             else:
-                self._clip_work(*job)
+                self._encode(clip, frames)
 
-    def _write_stills(self, job: _Stills) -> None:
-        q = [int(cv2.IMWRITE_JPEG_QUALITY), job.quality]
-        for path, image, boxes, zone in job.items:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                ok = cv2.imwrite(str(path), annotate(image, boxes, zone) if boxes or zone else image, q)
-            except (OSError, cv2.error) as exc:
-                log.error("evidence %s not written: %s", path, exc)
-                ok = False
-            if ok:
-                self.stills_written += 1
-            else:
-                self.stills_failed += 1
-                if job.owner is not None:
-                    job.owner.failures += 1
-
-    def _clip_work(self, kind: str, clip: _Clip, frames: list[tuple[float, np.ndarray]]) -> None:
+    def _encode(self, clip: _FrameClip, frames: list[tuple[float, np.ndarray]]) -> None:
         key = id(clip)
-        if kind == "end":
-            enc = self._encoders.pop(key, None)
-            if enc is not None:
-                self._finish(enc)
-            return
         if clip.failed:
             return
         try:
-            enc = self._encoders.get(key)
-            if enc is None:
-                clip.path.parent.mkdir(parents=True, exist_ok=True)
+            if key not in self._encoders:
                 h, w = frames[0][1].shape[:2]
-                enc = self._encoders[key] = _Encoder(clip.path, w, h)
+                self._encoders[key] = (_Encoder(clip.store.scratch(clip.key), w, h), clip)
+            enc = self._encoders[key][0]
             for t, img in frames:
                 enc.add(t, img)
-        except Exception:
+        except Exception as exc:
             clip.failed = True
             self.failed += 1
-            log.exception("writing clip %s failed", clip.path)
-            enc = self._encoders.pop(key, None)
-            if enc is not None:
-                enc.abort()
+            log.error("clip %s not written: %s", clip.key, exc)
+            held = self._encoders.pop(key, None)
+            if held is not None:
+                held[0].abort()
 
-    def _finish(self, enc: _Encoder) -> None:
+    def _finish(self, key: int) -> None:
+        held = self._encoders.pop(key, None)
+        if held is None:
+            return
+        enc, clip = held
         try:
             enc.finish()
+            clip.store.put_file(clip.key, enc.path, MP4)
             self.written += 1
-        except Exception:
+        except Exception as exc:
             self.failed += 1
-            log.exception("writing clip %s failed", enc.path)
+            enc.path.unlink(missing_ok=True)
+            log.error("clip %s not stored: %s", clip.key, exc)
+
+    def _store_remux(self, clip: _PacketClip) -> None:
+        packets = [p for p in clip.packets if p.at <= clip.until]
+        try:
+            clip.store.put(clip.key, remux_mp4(clip.fmt, packets), MP4)
+            self.written += 1
+        except Exception as exc:  # the part stored at capture stays: the clip named still plays
+            self.failed += 1
+            log.error("clip %s not extended past the event: %s", clip.key, exc)
 
 
 def write_mp4(path: Path, frames: list[tuple[float, np.ndarray]]) -> None:
@@ -289,82 +299,150 @@ def write_mp4(path: Path, frames: list[tuple[float, np.ndarray]]) -> None:
     if not frames:
         return
     h, w = frames[0][1].shape[:2]
-    enc = _Encoder(path, w, h)
+    tmp = path.with_name(path.name + ".part")
+    enc = _Encoder(tmp, w, h)
     try:
         for t, img in frames:
             enc.add(t, img)
+        enc.finish()
+        tmp.replace(path)
     except BaseException:
         enc.abort()
         raise
-    enc.finish()
 
 
 class EvidenceRecorder:
-    """Per camera: keeps the ring buffer and the one clip still collecting post-event frames."""
+    """Per camera: the pre-event ring (the source's packets, else analysis frames) and the one clip collecting."""
 
-    def __init__(self, camera_id: str, root: Path, cfg: EvidenceConfig, writer: ClipWriter):
+    def __init__(self, camera_id: str, store: BlobStore | Path, cfg: EvidenceConfig, writer: ClipWriter):
         self.camera_id = camera_id
-        self.root = root
+        self.store = as_blob_store(store)
         self.cfg = cfg
         self.writer = writer
         self._ring: deque[tuple[float, np.ndarray]] = deque(maxlen=max(1, int(cfg.pre_s * cfg.fps) + 1))
+        self._packets: PacketRing | None = None
         self._last = -1e18
-        self._open: _Clip | None = None
-        self.failures = 0  # evidence files that could not be written (disk full, permissions); counted by the writer
+        self._open: _FrameClip | _PacketClip | None = None
+        self.failures = 0  # evidence that could not be stored (disk full, bucket down): not named by its anomaly
+        self.stored = 0  # snapshot/frame JPEGs stored
         self.clips = 0  # clips started
+        self.remuxed = 0  # of which cut from the camera's packets
         self.shared = 0  # anomalies that linked a clip already collecting
 
-    def record(self, image: np.ndarray, now: float) -> None:
-        """Offer every analysed frame; kept at ``cfg.fps`` and ``cfg.max_width``."""
-        if not self.cfg.enabled or now - self._last < 1.0 / self.cfg.fps - 1e-6:
+    # -- every analysed frame -------------------------------------------------------------------------------------
+    def record(self, image: np.ndarray, now: float, packets: PacketRing | None = None) -> None:
+        """Offer every analysed frame (and its source's packet ring, when it has one)."""
+        if not self.cfg.enabled:
+            return
+        if packets is not None and packets is not self._packets:
+            self._packets = packets
+            packets.keep(self.cfg.pre_s + KEEP_MARGIN_S)
+        clip = self._open
+        if isinstance(clip, _PacketClip):
+            self._collect(clip, now)
+        if now - self._last < 1.0 / self.cfg.fps - 1e-6:
             return
         self._last = now
+        if self._packets_ready() and not isinstance(clip, _FrameClip):
+            self._ring.clear()  # the packets cover the pre-event seconds: no decoded frames held for that
+            return
         small = _scaled(image, self.cfg.max_width)
         self._ring.append((now, small))
-        clip = self._open
-        if clip is not None:
+        if isinstance(clip, _FrameClip):
             self.writer.add_frames(clip, [(now, small)])
             if now >= clip.until:
                 self.writer.end(clip)
                 self._open = None
 
+    def _packets_ready(self) -> bool:
+        return self._packets is not None and self._packets.ready
+
+    def _collect(self, clip: _PacketClip, now: float) -> None:
+        """Move the packets that arrived since the last frame into the collecting clip; hand it over when done."""
+        got = self._packets.after(clip.last_seq, clip.generation) if self._packets is not None else None
+        if got is not None:
+            clip.packets.extend(got[0])
+            clip.last_seq = got[1]
+        if got is None or now >= clip.until:  # done, or the camera reconnected: the clip ends with what it has
+            self.writer.end(clip)
+            self._open = None
+
+    # -- an anomaly ---------------------------------------------------------------------------------------------------
     def capture(self, anomaly_id: str, image: np.ndarray, now: float,
                 boxes: list[tuple[tuple[float, float, float, float], str]],
                 zone: list[tuple[float, float]] | None = None) -> list[Evidence]:
-        """Name the snapshot, frame and clip and queue them for the writer; returns the Evidence list at once.
+        """Store the snapshot and frame, start or extend the clip; the Evidence of what was stored.
 
-        The files appear shortly after (the writer thread); one that cannot be written (disk full) is logged and
-        counted in ``failures`` — the anomaly itself is never held back for its evidence.
+        Anything the store refuses (disk full, bucket down) is logged, counted in ``failures`` and left out — the
+        anomaly itself is never held back for its evidence, and never names a file that is not there.
         """
         if not self.cfg.enabled:
             return []
         day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d")
-        rel = Path(self.camera_id) / day
-        snap, raw = rel / f"{anomaly_id}-snapshot.jpg", rel / f"{anomaly_id}-frame.jpg"
-        self.writer.put_stills(_Stills([(self.root / snap, image, list(boxes), zone),
-                                        (self.root / raw, image, [], None)], self.cfg.jpeg_quality, self))
-        evidence = [Evidence(kind="snapshot", path=snap.as_posix()), Evidence(kind="frame", path=raw.as_posix())]
-        clip = self._clip_for(anomaly_id, rel, now)
-        if clip is not None:
-            evidence.append(Evidence(kind="clip", path=clip.relative_to(self.root).as_posix(), content_type="video/mp4"))
+        rel = f"{self.camera_id}/{day}/{anomaly_id}"
+        evidence = []
+        annotated = annotate(image, boxes, zone) if boxes or zone else image
+        for kind, key, picture in (("snapshot", f"{rel}-snapshot.jpg", annotated), ("frame", f"{rel}-frame.jpg", image)):
+            if self._store_jpeg(key, picture):
+                evidence.append(Evidence(kind=kind, path=key))
+        if evidence:  # the store took the stills: it is up
+            clip = self._clip_for(f"{rel}-clip.mp4", now)
+            if clip is not None:
+                evidence.append(Evidence(kind="clip", path=clip, content_type=MP4))
         return evidence
 
-    def _clip_for(self, anomaly_id: str, rel: Path, now: float) -> Path | None:
-        """The clip this anomaly links: the one still collecting (extended), or a new one from the ring buffer."""
+    def _store_jpeg(self, key: str, image: np.ndarray) -> bool:
+        try:
+            ok, data = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), self.cfg.jpeg_quality])
+            if not ok:
+                raise ValueError("the JPEG encoder refused the picture")
+            self.store.put(key, data.tobytes(), "image/jpeg")
+        except (BlobError, ValueError, cv2.error) as exc:
+            self.failures += 1
+            if _often(self.failures):
+                log.error("camera %s: evidence %s not stored (%d so far): %s", self.camera_id, key, self.failures, exc)
+            return False
+        self.stored += 1
+        return True
+
+    def _clip_for(self, key: str, now: float) -> str | None:
+        """The clip this anomaly links: the one still collecting (extended), or a new one."""
         cfg = self.cfg
         clip = self._open
         if clip is not None and now + cfg.post_s <= clip.start + cfg.max_clip_s:
             clip.until = max(clip.until, now + cfg.post_s)
             self.shared += 1
-            return clip.path
+            return clip.key
         if clip is not None:  # too long already: close it, start afresh
             self.writer.end(clip)
             self._open = None
+        window = self._packets.window(now - cfg.pre_s, now) if self._packets is not None else None
+        if window is not None:
+            return self._start_packet_clip(key, now, window)
+        return self._start_frame_clip(key, now)
+
+    def _start_packet_clip(self, key: str, now: float, window: PacketWindow) -> str | None:
+        """Store the packets up to the event now (the clip named exists at once), collect the rest after."""
+        try:
+            self.store.put(key, remux_mp4(window.fmt, window.packets), MP4)
+        except (BlobError, ValueError, OSError) as exc:  # OSError: PyAV's errors are OSError subclasses
+            self.failures += 1
+            log.error("camera %s: clip %s not stored: %s", self.camera_id, key, exc)
+            return None
+        self.clips += 1
+        self.remuxed += 1
+        clip = _PacketClip(self.store, key, now + self.cfg.post_s, window.packets[0].at, window.fmt,
+                           window.generation, list(window.packets), window.last_seq)
+        if self.cfg.post_s > 0:
+            self._open = clip
+        return key
+
+    def _start_frame_clip(self, key: str, now: float) -> str | None:
+        cfg = self.cfg
         if cfg.post_s <= 0 and not self._ring:
             return None
         frames = list(self._ring)
-        clip = _Clip(self.root / rel / f"{anomaly_id}-clip.mp4", now + cfg.post_s,
-                     start=frames[0][0] if frames else now)
+        clip = _FrameClip(self.store, key, now + cfg.post_s, start=frames[0][0] if frames else now)
         self.clips += 1
         if frames:
             self.writer.add_frames(clip, frames)
@@ -372,7 +450,7 @@ class EvidenceRecorder:
             self._open = clip
         else:
             self.writer.end(clip)
-        return clip.path
+        return key
 
     def flush(self) -> None:
         """Hand the unfinished clip to the writer with what it has (camera removed, pipeline stopping)."""

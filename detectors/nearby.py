@@ -7,16 +7,9 @@ by distance; a camera whose view points away is used only when no camera faces t
 from __future__ import annotations
 
 import math
-import time
-import uuid
 from collections.abc import Iterable
-from pathlib import Path
 
-import cv2
-
-from detectors.anomaly import Evidence
 from ingest.config import GeoPose
-from ingest.frame import Frame
 from ingest.geo import GeoPoint
 
 
@@ -46,16 +39,3 @@ def cameras_seeing(poses: Iterable[tuple[str, GeoPose]], point: GeoPoint, *, lim
         if distance <= max_distance_m:
             ranked.append((not in_view(pose, point), distance, camera_id))
     return [camera_id for _, _, camera_id in sorted(ranked)[:limit]]
-
-
-def write_snapshot(frame: Frame, evidence_dir: Path, quality: int = 85) -> Evidence:
-    """Save a frame as a JPEG under the evidence folder; the Evidence path is relative to it."""
-    day = time.strftime("%Y%m%d", time.gmtime(frame.captured_at))
-    relative = Path("snapshots") / day / f"{frame.camera_id}-{uuid.uuid4().hex[:12]}.jpg"
-    target = evidence_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"could not encode a snapshot of {frame.camera_id}")
-    target.write_bytes(data.tobytes())
-    return Evidence(kind="snapshot", path=relative.as_posix())

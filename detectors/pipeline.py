@@ -34,6 +34,7 @@ from detectors.config import CameraAnalytics, DetectionConfig
 from detectors.evidence import ClipWriter, EvidenceRecorder
 from detectors.inference import InferenceWorker
 from detectors.model import ObjectModel, default_cache_dir
+from ingest.blobs import BlobStore, as_blob_store
 from ingest.config import GeoPose
 from ingest.frame import Frame
 
@@ -78,14 +79,14 @@ class _CameraSlot:
 
 
 class VideoPipeline:
-    def __init__(self, detection: DetectionConfig, base_dir: Path, evidence_dir: Path,
+    def __init__(self, detection: DetectionConfig, base_dir: Path, evidence_dir: BlobStore | Path,
                  publish: Callable[[Anomaly], None], *, model: ObjectModel | None = None,
                  worker: InferenceWorker | None = None, aux_models: dict[str, ObjectModel] | None = None):
         """``model``/``worker``/``aux_models`` replace the in-process model and batcher (a video worker process
         passes stand-ins whose crops go to the host's detector process: ``detectors.worker_pool``)."""
         self.detection = detection
         self.base_dir = Path(base_dir)
-        self.evidence_dir = Path(evidence_dir)
+        self.evidence_store = as_blob_store(evidence_dir)  # a BlobStore, or a folder for the local one
         self.publish = publish
         m = detection.model
         cache = Path(m.cache_dir).expanduser() if m.cache_dir else default_cache_dir()
@@ -149,7 +150,7 @@ class VideoPipeline:
                 aux[name] = (cfg.interval_s, model.names)
         if self._writer is None:
             self._writer = ClipWriter()
-        evidence = EvidenceRecorder(camera_id, self.evidence_dir, self.detection.evidence, self._writer)
+        evidence = EvidenceRecorder(camera_id, self.evidence_store, self.detection.evidence, self._writer)
         analyzer = CameraAnalyzer(camera_id, pose, analytics, self.detection, self.model.names, self.model.loaded,
                                   aux, evidence, self.model.imgsz)
         with self._cond:
@@ -358,6 +359,7 @@ class VideoPipeline:
         with self._cond:
             cams = dict(self._cameras)
             pending = sum(1 for s in cams.values() if s.pending is not None)
+            recorders = [s.analyzer.evidence for s in cams.values() if s.analyzer.evidence is not None]
         return {
             "model_status": self.model_status,
             "cameras": {
@@ -374,6 +376,10 @@ class VideoPipeline:
             "detect_inflight_crops": self._inflight, "detect_max_inflight": self.max_inflight,
             "detect_waiting_cameras": len(self._waiting), "detect_denied": self.denied,
             "clips_pending": self._writer.pending if self._writer else 0,
+            "clips_stored": self._writer.written if self._writer else 0,
+            "clips_failed": self._writer.failed if self._writer else 0,
+            "clips_remuxed": sum(e.remuxed for e in recorders),  # cut from the camera's packets, not encoded
+            "evidence_failures": sum(e.failures for e in recorders),  # not stored, so not named by the anomaly
             "anomalies_published": self.published,
             "rejected_frames": self.rejected,
         }

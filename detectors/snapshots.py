@@ -2,7 +2,7 @@
 
 An alarm is filed in the devices role, which holds no camera: the pictures come from
 ``{prefix}:camera:{id}:jpeg`` (see ``detectors.camera_state``), so the filer needs only Redis and the
-shared evidence folder, wherever the cameras are decoded.
+shared evidence store, wherever the cameras are decoded.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 from detectors.anomaly import Evidence
 from detectors.camera_state import CameraStateReader
 from detectors.nearby import cameras_seeing
+from ingest.blobs import BlobStore, as_blob_store
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 class NearbySnapshots:
     """``snapshots_near(points)``: for each point, JPEGs of the cameras facing it (then nearest), saved as evidence."""
 
-    def __init__(self, reader: CameraStateReader, poses: Callable[[], Iterable[tuple[str, Any]]], evidence_dir: Path):
-        self.reader, self.poses, self.evidence_dir = reader, poses, Path(evidence_dir)
+    def __init__(self, reader: CameraStateReader, poses: Callable[[], Iterable[tuple[str, Any]]],
+                 evidence: BlobStore | Path):
+        self.reader, self.poses, self.store = reader, poses, as_blob_store(evidence)
 
     def __call__(self, points: list[Any], limit: int = 3) -> list[list[Evidence]]:
         """A burst of presses from one estate sees the same few cameras: each is saved once per call and shared."""
@@ -42,8 +44,6 @@ class NearbySnapshots:
         return [[taken[cid] for cid in ids if cid in taken] for ids in chosen]
 
     def _save(self, camera_id: str, data: bytes) -> Evidence:
-        relative = Path("snapshots") / time.strftime("%Y%m%d", time.gmtime()) / f"{camera_id}-{uuid.uuid4().hex[:12]}.jpg"
-        target = self.evidence_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        return Evidence(kind="snapshot", path=relative.as_posix())
+        key = f"snapshots/{time.strftime('%Y%m%d', time.gmtime())}/{camera_id}-{uuid.uuid4().hex[:12]}.jpg"
+        self.store.put(key, data, "image/jpeg")  # BlobError is an OSError: the caller logs it, the alarm goes on
+        return Evidence(kind="snapshot", path=key)

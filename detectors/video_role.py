@@ -44,7 +44,7 @@ def make_engine(deployment: Any, workers: int | None, *, publish: Callable[[Anom
             raise ValueError("--video-workers N (N >= 1) needs a publish_factory for the worker processes")
         from detectors.worker_pool import VideoParts, WorkerPoolVideo
 
-        parts = VideoParts(deployment.ingest, deployment.detection, Path(deployment.base_dir), Path(evidence_dir))
+        parts = VideoParts(deployment.ingest, deployment.detection, Path(deployment.base_dir), evidence_dir)
         return WorkerPoolVideo(parts, workers=workers, publish_factory=publish_factory)
     return InProcessVideo(deployment.detection, deployment.ingest, deployment.base_dir, evidence_dir,
                           publish, on_health, sources=sources)

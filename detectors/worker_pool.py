@@ -58,14 +58,14 @@ class VideoParts:
     ingest: IngestConfig
     detection: DetectionConfig
     base_dir: Path
-    evidence_dir: Path
+    evidence_dir: Any  # an ingest.blobs.BlobStore (picklable), or a folder
 
     @classmethod
     def of(cls, deployment_or_parts: Any) -> "VideoParts":
         if isinstance(deployment_or_parts, VideoParts):
             return deployment_or_parts
         dep = deployment_or_parts
-        return cls(dep.ingest, dep.detection, Path(dep.base_dir), Path(dep.run_dir) / "evidence")
+        return cls(dep.ingest, dep.detection, Path(dep.base_dir), dep.evidence_store())
 
 
 @dataclass
@@ -100,7 +100,6 @@ class WorkerPoolVideo:
         if start_method not in ("spawn", "forkserver"):
             raise ValueError("start_method must be spawn or forkserver (torch/onnxruntime and fork do not mix)")
         self.parts = VideoParts.of(deployment_or_parts)
-        self.parts.evidence_dir.mkdir(parents=True, exist_ok=True)
         self.n_workers = max(1, int(workers or os.cpu_count() or 1))
         self.publish_factory = publish_factory
         self._ctx = mp.get_context(start_method)

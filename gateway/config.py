@@ -19,6 +19,7 @@ from alerts.channels.config import ChannelsConfig
 from alerts.config import AlertsConfig, GridsConfig
 from detectors.config import FLAT_CAMERA_FIELDS, CameraAnalytics, DetectionConfig
 from detectors.device_profiles import NAME as PROFILE_NAME, DeviceProfile, merged_profiles, shipped_profiles
+from ingest.blobs import BlobStore, EvidenceStoreConfig, local_dir, open_blob_store
 from ingest.config import CameraConfig, DeviceConfig, IngestConfig
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
@@ -38,6 +39,8 @@ class ServicesConfig(_Strict):
     stream_prefix: str = Field("gw", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                                description="prefix of every Redis key GridWatch writes, as a Redis Cluster hash tag: {gw}:anomalies …")
     autostart: bool = Field(True, description="start redis-server/mosquitto when a localhost URL has no listener")
+    evidence_store: EvidenceStoreConfig = Field(EvidenceStoreConfig(), description="where snapshots, clips and photos "
+                                                "are kept: a local folder, or an S3-compatible bucket for several hosts")
     multi_host: bool = Field(False, description="roles of this deployment run on more than one machine (API nodes behind a "
                                                 "balancer, video workers on several hosts): needs PostgreSQL, refused with SQLite")
 
@@ -50,6 +53,7 @@ class ServicesConfig(_Strict):
         if is_cluster(value):
             redis_nodes(value)
         return value
+
 
 
 class User(_Strict):
@@ -146,6 +150,15 @@ class Deployment(_Strict):
     @property
     def run_dir(self) -> Path:
         return self.resolve(self.services.run_dir)
+
+    @property
+    def evidence_dir(self) -> Path:
+        """The local evidence folder (the local store's root; scratch only where evidence goes to S3)."""
+        return local_dir(self.services.evidence_store, self.run_dir, self.base_dir)
+
+    def evidence_store(self) -> BlobStore:
+        """The evidence store this deployment names (a folder is created; a bucket is not contacted yet)."""
+        return open_blob_store(self.services.evidence_store, self.run_dir, self.base_dir)
 
     @property
     def sql_url(self) -> str:

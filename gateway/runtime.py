@@ -66,8 +66,8 @@ class Runtime:
         self.camera_keys = CameraKeys(dep.services.stream_prefix)
         self.grids: GridIndex = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
         dep.run_dir.mkdir(parents=True, exist_ok=True)
-        self.evidence_dir: Path = dep.run_dir / "evidence"
-        self.evidence_dir.mkdir(parents=True, exist_ok=True)
+        self.evidence_dir: Path = dep.evidence_dir  # the local store's folder (tests and tools read it)
+        self.evidence_store = dep.evidence_store()  # every evidence writer and the API's evidence reads
         self.redis = connect(dep.services.redis_url)  # one server or a Redis Cluster (ingest.redis_connect)
         self.outbox = AnomalyOutbox(self.redis, self.keys)
         self.consumer = consumer or f"{os.uname().nodename}-{os.getpid()}"
@@ -78,7 +78,7 @@ class Runtime:
         # Cameras as the API sees them, wherever they are decoded: state read from Redis, changes via SQL + a stream.
         self.camera_state = CameraStateReader(self.redis, self.camera_keys)
         self.camera_control = CameraControl(self.redis, self.camera_keys, self.config_store)
-        self.snapshots_near = NearbySnapshots(self.camera_state, self._camera_poses, self.evidence_dir)
+        self.snapshots_near = NearbySnapshots(self.camera_state, self._camera_poses, self.evidence_store)
         self.device_changes = device_changes(self.redis, dep.services.stream_prefix, self.config_store)
         self.profile_changes = profile_changes(self.redis, dep.services.stream_prefix, self.config_store)
         self.config = ConfigState(dep, self.camera_control, self.device_changes, self.profile_changes)
@@ -118,7 +118,7 @@ class Runtime:
         self.core = build_core(CoreParts(self.store, self.grids, self.redis, self.keys), dep.alerts,
                                dep.resolve(dep.channels.categories_file), consumer=self.consumer)
         self.alerts_cfg, self.intake, self.cases = self.core.alerts_cfg, self.core.intake, self.core.cases
-        self.channels = build_channels(self.core, ChannelSetup.of(dep, evidence_dir=self.evidence_dir,
+        self.channels = build_channels(self.core, ChannelSetup.of(dep, evidence_dir=self.evidence_store,
                                                                    secret=load_secret(dep)))
         self.filer = AlarmFiler(self.intake, self.cases, self.devices.get, self.snapshots_near)
         if "devices" in self.role_names:
@@ -147,7 +147,7 @@ class Runtime:
         from detectors.video_role import VideoRole
         from gateway.config import Camera
 
-        role = VideoRole(self.deployment, self.redis, self.camera_keys, publish=self.publish, evidence_dir=self.evidence_dir,
+        role = VideoRole(self.deployment, self.redis, self.camera_keys, publish=self.publish, evidence_dir=self.evidence_store,
                          load_camera=Camera.model_validate, workers=workers, sources=self.sources,
                          publish_factory=OutboxFactory.of(self.deployment), config_store=self.config_store)
         self.roles["video"] = role
@@ -231,6 +231,11 @@ class Runtime:
     def start(self) -> None:
         self._loop("outbox", self._flush_outbox, self._stop)
         self._follow_config()
+        if "sla" in self.role_names:  # the one timer role sweeps old evidence (ingest.blobs.retention)
+            from ingest.blobs.retention import run_sweeper
+
+            retention = self.deployment.services.evidence_store.retention
+            self._loop("evidence-retention", lambda stop: run_sweeper(self.evidence_store, retention, stop), self._stop)
         self.press_queue.start()
         for role in self.roles.values():
             role.start()

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ingest.video.packets import PacketRing
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +23,7 @@ class Frame:
     pts: float
     captured_at: float
     image: np.ndarray  # BGR, uint8, H x W x 3
+    packets: "PacketRing | None" = None  # the source's compressed packets, for evidence clips (same process only)
 
     @property
     def width(self) -> int:

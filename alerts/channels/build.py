@@ -31,6 +31,7 @@ from alerts.channels.staff_reports import StaffReports
 from alerts.channels.suggestions import Suggester
 from alerts.channels.surveys import Surveys
 from alerts.core import Core
+from ingest.blobs import BlobStore
 
 
 class ChannelDeployment(Protocol):
@@ -56,12 +57,12 @@ class ChannelSetup:
     places_file: Path
     seed_file: Path
     run_dir: Path
-    evidence_dir: Path
+    evidence_dir: "BlobStore | Path"
     secret: str
     devices: Sequence[Any] = ()
 
     @classmethod
-    def of(cls, deployment: ChannelDeployment, *, evidence_dir: Path, secret: str,
+    def of(cls, deployment: ChannelDeployment, *, evidence_dir: "BlobStore | Path", secret: str,
            cfg: ChannelsConfig | None = None) -> "ChannelSetup":
         cfg = cfg or deployment.channels
         return cls(cfg=cfg, places_file=deployment.resolve(cfg.places_file),

@@ -35,6 +35,7 @@ from alerts.lifecycle import STATUS_LABELS
 from alerts.models import Ticket
 from detectors.anomaly import Anomaly
 from ingest.geo import GeoPoint
+from ingest.blobs import BlobStore
 
 log = logging.getLogger("alerts.channels")
 
@@ -79,11 +80,11 @@ class ReportFiling:
     """Screening, keeping and filing of reports; thread-safe (each call opens its own session)."""
 
     def __init__(self, core: Core, cfg: ChannelsConfig, suggester: Suggester, gazetteer: Gazetteer,
-                 merges: ReportMerges, evidence_dir: Path):
+                 merges: ReportMerges, evidence_dir: "BlobStore | Path"):
         self.store, self.grids, self.intake = core.parts.store, core.parts.grids, core.intake
         self.catalog, self.clock, self.cfg = core.catalog, core.clock, cfg
         self.suggester, self.gazetteer, self.merges = suggester, gazetteer, merges
-        self.evidence_dir = Path(evidence_dir)
+        self.evidence_dir = evidence_dir  # a BlobStore (ingest.blobs) or a folder
         self.flood = FloodGuard(core.parts.redis, core.parts.keys.prefix, cfg.reports_per_phone_per_hour,
                                 cfg.reports_per_phone_per_day)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detectors.anomaly import Evidence
+from ingest.blobs import BlobStore, as_blob_store
 
 ALLOWED = {"JPEG", "PNG", "WEBP", "MPO"}
 
@@ -74,13 +75,13 @@ def clean_photo(data: bytes, name: str = "照片", *, max_bytes: int = 4_000_000
     return out.getvalue(), img.width, img.height
 
 
-def save_photo(evidence_dir: Path, jpeg: bytes, channel: str) -> Evidence:
-    """Write a cleaned photo under ``evidence_dir/reports/YYYYMMDD/`` and describe it as Evidence(kind='photo')."""
+def save_photo(evidence: BlobStore | Path, jpeg: bytes, channel: str) -> Evidence:
+    """Store a cleaned photo as ``reports/YYYYMMDD/…`` in the evidence store; Evidence(kind='photo') for it.
+
+    Raises ``ingest.blobs.BlobError`` (an OSError) when the store refuses it: the report then fails with that
+    reason rather than naming a photo that is not there.
+    """
     day = datetime.now(timezone.utc).strftime("%Y%m%d")
-    rel = Path("reports") / day / f"{channel}-{uuid.uuid4().hex}.jpg"
-    path = Path(evidence_dir) / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(jpeg)
-    tmp.replace(path)
-    return Evidence(kind="photo", path=rel.as_posix(), content_type="image/jpeg")
+    key = f"reports/{day}/{channel}-{uuid.uuid4().hex}.jpg"
+    as_blob_store(evidence).put(key, jpeg, "image/jpeg")
+    return Evidence(kind="photo", path=key, content_type="image/jpeg")

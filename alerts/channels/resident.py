@@ -26,6 +26,7 @@ from alerts.channels.values import CHANNEL_LABELS, Location, Photo, ReportInput
 from alerts.core import Core
 from alerts.lifecycle import OPEN, STATUS_LABELS
 from alerts.models import HistoryEntry
+from ingest.blobs import BlobStore
 
 # What a resident sees of the history: the action, and the note only where it speaks to them.
 PUBLIC_ACTIONS = {"create": "已受理", "register": "已立案", "dispatch": "已派遣", "sign": "已签收", "start": "处置中",
@@ -75,10 +76,10 @@ class ResidentReportDetail(ResidentReport):
 
 
 class ResidentChannel:
-    def __init__(self, core: Core, filing: ReportFiling, surveys: Surveys, evidence_dir: Path, *, max_text_chars: int):
+    def __init__(self, core: Core, filing: ReportFiling, surveys: Surveys, evidence_dir: "BlobStore | Path", *, max_text_chars: int):
         self.store, self.grids, self.cases = core.parts.store, core.parts.grids, core.cases
         self.catalog: Catalog = core.catalog
-        self.filing, self.surveys, self.evidence_dir = filing, surveys, Path(evidence_dir)
+        self.filing, self.surveys, self.evidence_dir = filing, surveys, evidence_dir
         self.max_text_chars, self.clock = max_text_chars, core.clock
 
     def file(self, inp: ReportInput, photos: Iterable[Photo] = (), *, resident_phone: str | None) -> FiledReport:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from detectors.device_profiles import ProfileBook
     from gateway.config import Deployment
     from ingest.changes import ConfigChanges
+    from ingest.blobs import BlobStore
     from ingest.devices import DeviceRegistry
 
 
@@ -34,6 +35,7 @@ class ApiRuntime(Protocol):
     redis: redis.Redis
     keys: StreamKeys
     evidence_dir: Path
+    evidence_store: BlobStore
     # the SQL store and the case core (None only in a process built without the alerts roles)
     store: Store | None
     intake: Intake | None

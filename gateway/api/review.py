@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from alerts.review import BadCursor, Cursor, ReviewFilter, activity_evidence, review_items
@@ -112,10 +112,10 @@ def camera_timeline(
 
 @router.get("/activity/{activity_id}/evidence/{index}", response_class=FileResponse, responses={
     200: {"content": {"image/jpeg": {}, "video/mp4": {}}, "description": "the evidence file"},
-    **errors(401, 403, 404, 422)}, summary="An evidence file of an activity record (same access rule as review)")
+    **errors(401, 403, 404, 422, 503)}, summary="An evidence file of an activity record (same access rule as review)")
 def activity_evidence_file(activity_id: int = PathParam(ge=1, le=2**62), index: int = PathParam(ge=0, le=10_000),
                            principal: Principal = Depends(require_media("tickets:read")),
-                           rt: ApiRuntime = Depends(runtime)) -> FileResponse:
+                           rt: ApiRuntime = Depends(runtime)) -> Response:
     items = activity_evidence(rt.store, activity_id, scope_codes(principal))
     if items is None:
         if principal.scope is None:

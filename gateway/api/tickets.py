@@ -7,12 +7,12 @@ caller's role may never take, so the answer never reveals what exists elsewhere.
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerts import lifecycle
@@ -20,6 +20,9 @@ from alerts.service import NotVisible, TicketNotFound, TransitionError
 from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.auth import Principal
 from gateway.api.parts import ApiRuntime
+from ingest.blobs import BadKey, BlobError, BlobNotFound
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["tickets"])
 
@@ -334,23 +337,34 @@ def ticket_action(request: Request, ref: str = PathParam(pattern=TICKET_REF),
 
 @router.get("/tickets/{ref}/evidence/{index}", response_class=FileResponse, responses={
     200: {"content": {"image/jpeg": {}, "application/octet-stream": {}}, "description": "the evidence file"},
-    **errors(401, 403, 404, 422)}, summary="An evidence file of a ticket (same access rule as the ticket)")
+    **errors(401, 403, 404, 422, 503)}, summary="An evidence file of a ticket (same access rule as the ticket)")
 def evidence_file(ref: str = PathParam(pattern=TICKET_REF), index: int = PathParam(ge=0, le=10_000),
-                  principal: Principal = Depends(require_media("tickets:read")), rt: ApiRuntime = Depends(runtime)) -> FileResponse:
+                  principal: Principal = Depends(require_media("tickets:read")), rt: ApiRuntime = Depends(runtime)) -> Response:
     ticket = load_visible(rt, ref, principal)
     return evidence_response(rt, ticket.get("evidence") or [], index)
 
 
-def evidence_response(rt: ApiRuntime, items: list[dict], index: int) -> FileResponse:
-    """Evidence item ``index`` of a ticket or an activity record, as a file from the evidence folder (never outside it)."""
+def evidence_response(rt: ApiRuntime, items: list[dict], index: int) -> Response:
+    """Evidence item ``index`` of a ticket or an activity record, read through the deployment's evidence store.
+
+    Any API node serves it, whatever host stored it (S3); a key outside the store (``../``) is refused by
+    ``ingest.blobs.check_key`` as if absent. The local store's files go out as files (range requests for clips).
+    """
     if index >= len(items):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
-    base = rt.evidence_dir.resolve()
-    target = (base / str(items[index].get("path", ""))).resolve()
-    if not target.is_relative_to(base) or not target.is_file():  # never serve outside the evidence folder
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence")
-    return FileResponse(target, media_type=items[index].get("content_type") or "application/octet-stream",
-                        headers={"Cache-Control": "private, max-age=300"})
+    store, key = rt.evidence_store, str(items[index].get("path", ""))
+    media = items[index].get("content_type") or "application/octet-stream"
+    headers = {"Cache-Control": "private, max-age=300"}
+    try:
+        path = store.local_path(key)
+        if path is not None:
+            return FileResponse(path, media_type=media, headers=headers)
+        return Response(store.get(key), media_type=media, headers=headers)
+    except (BadKey, BlobNotFound):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence") from None
+    except BlobError as exc:
+        log.warning("evidence %s not readable: %s", key, exc)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "evidence store unavailable, try again") from None
 
 
 @router.get("/wall", response_model=WallOut, responses=errors(401, 403, 422),

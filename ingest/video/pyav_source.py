@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import av
+import av.bitstream
 import av.error
 
 from ingest.video.errors import SourceError, SourceUnavailableError, UnsupportedSourceError
+from ingest.video.packets import ANNEXB_FILTERS, PacketRing, StreamFormat, StreamPacket
 from ingest.video.picture import Picture
 from ingest.video.source import Source, SourceContext, StreamInfo
 from ingest.video.urls import redact_text, url_scheme
@@ -97,6 +100,8 @@ class PyAVSource(Source):
         self._stream: av.video.stream.VideoStream | None = None
         self._offset = 0.0  # stream-time offset added at each loop of a file
         self._last_pts = 0.0
+        self.packets = PacketRing()  # the camera's own packets, for evidence clips (ingest.video.packets)
+        self._annexb: av.bitstream.BitStreamFilterContext | None = None
 
     def _target(self) -> str:
         if self.is_file:
@@ -146,11 +151,45 @@ class PyAVSource(Source):
             ctx.skip_frame = "NONKEY"
         stream.thread_type = "SLICE"  # frame threading adds a frame of latency per thread
         self._stream = stream
+        self._start_packets(stream)
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
         if fps is not None and not (0.5 <= fps <= 240):
             fps = None
         return StreamInfo(codec=ctx.name, width=ctx.width or None, height=ctx.height or None, fps=fps, kind=self.kind)
+
+    def _start_packets(self, stream: av.video.stream.VideoStream) -> None:
+        """A new connection for the packet ring: its format, and the filter that makes its packets Annex B."""
+        ctx = stream.codec_context
+        name = ANNEXB_FILTERS.get(ctx.name)
+        self._annexb = None
+        if name is None or not ctx.width or not ctx.height:
+            self.packets.restart(None)  # no MP4 clip from these packets: clips are encoded from frames
+            return
+        extradata = bytes(ctx.extradata or b"")
+        annexb = extradata if extradata.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")) else b""
+        try:
+            self._annexb = av.bitstream.BitStreamFilterContext(name, stream)
+        except (av.error.FFmpegError, ValueError) as exc:
+            log.debug("%s: no %s filter (%s); clips will be encoded", self.kind, name, exc)
+            self.packets.restart(None)
+            return
+        self.packets.restart(StreamFormat(ctx.name, int(ctx.width), int(ctx.height), annexb))
+
+    def _keep_packet(self, packet: av.Packet, time_base: Fraction | None) -> None:
+        """Offer a demuxed (and already decoded) packet to the ring, as Annex B, with times in seconds."""
+        if self._annexb is None or time_base is None or (packet.pts is None and packet.dts is None):
+            return
+        pts = packet.pts if packet.pts is not None else packet.dts
+        dts = packet.dts if packet.dts is not None else packet.pts
+        key, at = bool(packet.is_keyframe), time.time()
+        try:
+            filtered = self._annexb.filter(packet)
+        except av.error.FFmpegError:
+            return  # a packet the filter cannot parse is no use to a clip either
+        for out in filtered:
+            self.packets.add(StreamPacket(bytes(out), float(pts * time_base) + self._offset,
+                                          float(dts * time_base) + self._offset, key, at))
 
     def _seek_start(self) -> None:
         assert self._container is not None and self._stream is not None
@@ -189,6 +228,8 @@ class PyAVSource(Source):
                         if decode_errors >= MAX_CONSECUTIVE_DECODE_ERRORS:
                             raise self._error(exc, f"{decode_errors} consecutive undecodable packets") from None
                         continue
+                    if self.packets.wanted:
+                        self._keep_packet(packet, stream.time_base)
                     for frame in decoded:
                         t = frame.time
                         t = self._last_pts + frame_dur if t is None else float(t) + self._offset

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.config import AnalysisConfig, SourceConfig
+from ingest.video.packets import PacketRing
 from ingest.video.picture import Picture
 from ingest.video.urls import SourcePolicy
 
@@ -53,6 +54,8 @@ class Source(ABC):
 
     kind: str = "unknown"
     live: bool = True  # False for sources that loop themselves (files); EOF is then an error
+    # The stream's own compressed packets for evidence clips (``ingest.video.packets``); None: clips are encoded.
+    packets: PacketRing | None = None
 
     def __init__(self, url: str, ctx: SourceContext):
         self.url = url

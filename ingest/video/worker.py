@@ -194,7 +194,8 @@ class CameraWorker:
         self._check_frozen(image, mono)
         self._seq += 1
         pts = picture.pts if picture.pts is not None else mono - self._started_mono
-        frame = Frame(camera_id=self.camera.id, seq=self._seq, pts=float(pts), captured_at=now, image=image)
+        frame = Frame(camera_id=self.camera.id, seq=self._seq, pts=float(pts), captured_at=now, image=image,
+                      packets=self.source.packets)
         self.analysis_size = (frame.width, frame.height)
         with self._slot_cond:
             if self._slot is not None:

@@ -86,9 +86,9 @@ def test_capture_on_a_full_disk_does_not_raise_and_works_again_after_space_is_fr
         writer.close(20)
 
 
-@pytest.mark.xfail(strict=True, reason="detectors/evidence.py: EvidenceRecorder.capture ignores cv2.imwrite()'s False "
-                   "on ENOSPC and names snapshot/frame/clip files that were never written (finding F-EVID-1)")
 def test_evidence_named_by_an_anomaly_exists_even_when_the_disk_is_full(tmpfs):
+    """F-EVID-1: what the anomaly names is on disk — on a full disk nothing is named (and the loss is counted),
+    once space is back the snapshot, frame and clip are named and all there."""
     rec, writer = _recorder(tmpfs.path)
     try:
         tmpfs.fill()
@@ -96,9 +96,17 @@ def test_evidence_named_by_an_anomaly_exists_even_when_the_disk_is_full(tmpfs):
             rec.record(_image(), 1000.0 + i)
         evidence = rec.capture("a-full", _image(), 1003.0, [((0, 0, 10, 10), "person")])
         rec.flush()
-        writer.close(20)
+        assert writer.wait_idle(20)
         missing = [e.path for e in evidence if not (tmpfs.path / e.path).exists()]
         assert missing == [], f"evidence named but not on disk: {missing}"
+        assert rec.failures >= 2  # the snapshot and the frame, refused by the full disk
+        tmpfs.free()
+        evidence = rec.capture("a-free", _image(), 1004.0, [((0, 0, 10, 10), "person")])
+        rec.flush()
+        assert writer.wait_idle(20)
+        assert {e.kind for e in evidence} == {"snapshot", "frame", "clip"}
+        assert [e.path for e in evidence if not (tmpfs.path / e.path).stat().st_size] == []
+        assert [p.name for p in tmpfs.path.rglob("*.part")] == []
     finally:
         writer.close(1)
 
