@@ -32,6 +32,14 @@ HELDOUT = DATA / "heldout_reports.jsonl"
 HELDOUT_AFTER = DATA / "heldout_after_lexicon.jsonl"   # written once the lexicon and weights were committed
 HELDOUT_FINAL = DATA / "heldout_final.jsonl"           # written after the lexicon revision that followed it
 HELDOUT_FOURTH = DATA / "heldout_fourth.jsonl"         # written after the seed was enlarged
+HELDOUT_FIFTH = DATA / "heldout_fifth.jsonl"           # written first in the next round, before any change of it
+# The later held-out files, each written after the previous round's changes were committed: key, file, title.
+LATER_HELDOUT = (
+    ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
+    ("final", HELDOUT_FINAL, "third held-out ({n}, written after the revised lexicon was committed)"),
+    ("fourth", HELDOUT_FOURTH, "fourth held-out ({n}, written after the seed was enlarged)"),
+    ("fifth", HELDOUT_FIFTH, "fifth held-out ({n}, written before round 3's seed, lexicon and model changes)"),
+)
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl")
 CURVE = (50, 200, 500)
 SHUFFLE_SEED = 16
@@ -86,6 +94,11 @@ def confusion(suggestions: list[Suggestion], rows: list[Example], labels: list[s
     return {c: dict(v) for c, v in table.items()}
 
 
+def missed_critical(suggestions: list[Suggestion], rows: list[Example]) -> list[str]:
+    """Critical reports the classifier did not rate critical (printed so that every miss is seen)."""
+    return [r.text for s, r in zip(suggestions, rows) if r.urgency == "critical" and s.urgency != "critical"]
+
+
 def reliability(suggestions: list[Suggestion], rows: list[Example], bins: int = 5) -> list[dict[str, Any]]:
     """Top-1 confidence against accuracy, in equal-width bins."""
     out = []
@@ -104,11 +117,17 @@ def expected_calibration_error(table: list[dict[str, Any]]) -> float:
     return round(sum(b["n"] * abs(b["confidence"] - b["accuracy"]) for b in table) / max(1, n), 4)
 
 
+def later_heldout() -> dict[str, list[Example]]:
+    """The later held-out files by key (``LATER_HELDOUT``), for ``evaluate(extra=…)``."""
+    return {key: load_examples(path) for key, path, _ in LATER_HELDOUT}
+
+
 def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool: list[Example],
              curve: tuple[int, ...] = CURVE, variants: bool = True, other: list[Example] | None = None,
-             later: list[Example] | None = None, final: list[Example] | None = None,
-             fourth: list[Example] | None = None) -> dict[str, Any]:
-    """Everything ``main`` prints, as a dict (the CI test asserts on it)."""
+             extra: dict[str, list[Example]] | None = None) -> dict[str, Any]:
+    """Everything ``main`` prints, as a dict (the CI test asserts on it). ``extra``: more held-out sets by key,
+    each scored on day one and along the curve as ``{key}_day_one`` / ``{key}_curve`` / ``{key}_n``."""
+    extra = extra or {}
     texts = [r.text for r in heldout]
     clf = ReportClassifier(catalog).fit(seed)
     day_one = [clf.suggest(t) for t in texts]
@@ -121,19 +140,12 @@ def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool
         for name, kw in (("rules_only", dict(use_model=False)), ("model_only", dict(use_rules=False))):
             v = ReportClassifier(catalog, **kw).fit(seed)
             out[name] = score([v.suggest(t) for t in texts], heldout).to_dict()
-    if later:
-        out["later_day_one"] = score([clf.suggest(r.text) for r in later], later).to_dict()
-        out["later_n"] = len(later)
-    if final:
-        out["final_day_one"] = score([clf.suggest(r.text) for r in final], final).to_dict()
-        out["final_n"] = len(final)
-    if fourth:
-        out["fourth_day_one"] = score([clf.suggest(r.text) for r in fourth], fourth).to_dict()
-        out["fourth_n"] = len(fourth)
     out["curve"] = {}
-    out["later_curve"] = {}
-    out["final_curve"] = {}
-    out["fourth_curve"] = {}
+    for key, rows in extra.items():
+        suggested = [clf.suggest(r.text) for r in rows]
+        out[f"{key}_day_one"], out[f"{key}_n"], out[f"{key}_curve"] = score(suggested, rows).to_dict(), len(rows), {}
+        out[f"{key}_confusion_day_one"] = confusion(suggested, rows, catalog.labels())
+        out[f"{key}_missed_critical_day_one"] = missed_critical(suggested, rows)
     last = day_one
     for n in curve:
         if n > len(pool):
@@ -141,18 +153,14 @@ def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool
         clf.learn(seed, pool[:n])   # the dispatcher's correction path (ChannelService.retrain → learn)
         last = [clf.suggest(t) for t in texts]
         out["curve"][str(n)] = score(last, heldout).to_dict()
-        if later:
-            out["later_curve"][str(n)] = score([clf.suggest(r.text) for r in later], later).to_dict()
-        if final:
-            out["final_curve"][str(n)] = score([clf.suggest(r.text) for r in final], final).to_dict()
-        if fourth:
-            out["fourth_curve"][str(n)] = score([clf.suggest(r.text) for r in fourth], fourth).to_dict()
+        for key, rows in extra.items():
+            out[f"{key}_curve"][str(n)] = score([clf.suggest(r.text) for r in rows], rows).to_dict()
     out["confusion_day_one"] = confusion(day_one, heldout, catalog.labels())
     out["reliability_day_one"] = reliability(day_one, heldout)
     out["ece_day_one"] = expected_calibration_error(out["reliability_day_one"])
     out["reliability_last"] = reliability(last, heldout)
     out["ece_last"] = expected_calibration_error(out["reliability_last"])
-    out["missed_critical_day_one"] = [r.text for s, r in zip(day_one, heldout) if r.urgency == "critical" and s.urgency != "critical"]
+    out["missed_critical_day_one"] = missed_critical(day_one, heldout)
     return out
 
 
@@ -195,9 +203,7 @@ def _print(result: dict[str, Any], catalog: Catalog) -> None:
             print(line(f"  {name.replace('_', ' ')}", result[name]))
     for n, s in result["curve"].items():
         print(line(f"after {n} corrections", s))
-    for key, title in (("later", "second held-out ({n}, written after the lexicon and weights were committed)"),
-                       ("final", "third held-out ({n}, written after the revised lexicon was committed)"),
-                       ("fourth", "fourth held-out ({n}, written after the seed was enlarged)")):
+    for key, _, title in LATER_HELDOUT:
         if f"{key}_day_one" in result:
             print("\n" + title.format(n=result[f"{key}_n"]) + ":")
             print(line("day one (seed only)", result[f"{key}_day_one"]))
@@ -206,21 +212,28 @@ def _print(result: dict[str, Any], catalog: Catalog) -> None:
     if "older_set_day_one" in result:
         o = result["older_set_day_one"]
         print(f"\nolder set (216, another writer, not read while the lexicon was written), day one:\n{line('day one (seed only)', o)}")
-    print("\nconfusion, day one (rows: true category, columns: suggested; codes as in report_categories.yaml)")
-    labels = catalog.labels()
-    print("      " + " ".join(f"{c[-3:]:>4}" for c in labels))
-    for c in labels:
-        row = result["confusion_day_one"].get(c, {})
-        print(f"{c:>5} " + " ".join(f"{row.get(d, 0) or '.':>4}" for d in labels))
+    for key, title in [("", "first held-out"), *((f"{k}_", t.split(" (")[0]) for k, _, t in LATER_HELDOUT)]:
+        if f"{key}confusion_day_one" in result:
+            _print_confusion(result[f"{key}confusion_day_one"], catalog.labels(), title)
     for key in ("reliability_day_one", "reliability_last"):
         print(f"\nreliability ({key.split('_', 1)[1].replace('_', ' ')}): confidence bin → n, mean confidence, accuracy;"
               f" ECE {result['ece_' + key.split('_', 1)[1]]}")
         for b in result[key]:
             print(f"  {b['bin']}: n={b['n']:<4} confidence {b['confidence']:.3f}  accuracy {b['accuracy']:.3f}")
-    if result["missed_critical_day_one"]:
-        print("\ncritical reports not rated critical on day one:")
-        for t in result["missed_critical_day_one"]:
-            print("  -", t)
+    for key, title in [("", "first held-out"), *((f"{k}_", t.split(" (")[0]) for k, _, t in LATER_HELDOUT)]:
+        missed = result.get(f"{key}missed_critical_day_one") or []
+        if missed:
+            print(f"\n{title}: critical reports not rated critical on day one:")
+            for t in missed:
+                print("  -", t)
+
+
+def _print_confusion(table: dict[str, dict[str, int]], labels: list[str], title: str) -> None:
+    print(f"\nconfusion, {title}, day one (rows: true category, columns: suggested; codes as in report_categories.yaml)")
+    print("      " + " ".join(f"{c[-3:]:>4}" for c in labels))
+    for c in labels:
+        row = table.get(c, {})
+        print(f"{c:>5} " + " ".join(f"{row.get(d, 0) or '.':>4}" for d in labels))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     catalog = demo_catalog()
     result = evaluate(load_examples(Path(args.heldout)), catalog, load_examples(SEED_FILE), correction_pool(),
                       curve=(200,) if args.short else CURVE, variants=not args.short,
-                      other=None if args.short else load_examples(TUNING[1]), later=load_examples(HELDOUT_AFTER),
-                      final=load_examples(HELDOUT_FINAL), fourth=load_examples(HELDOUT_FOURTH))
+                      other=None if args.short else load_examples(TUNING[1]), extra=later_heldout())
     if args.json:
         json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
         print()

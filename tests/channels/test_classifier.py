@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
-from alerts.channels.evaluate import (HELDOUT, HELDOUT_AFTER, HELDOUT_FINAL, HELDOUT_FOURTH, TUNING, correction_pool,
-                                     cross_validate, demo_catalog, evaluate)
+from alerts.channels.evaluate import (HELDOUT, LATER_HELDOUT, TUNING, correction_pool, cross_validate, demo_catalog,
+                                     evaluate, later_heldout)
 from tests.channels.conftest import DATA
 
 
@@ -41,12 +41,17 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
     others = {e.text for p in (SEED_FILE, *TUNING) for e in load_examples(p)}
     assert not {r.text for r in heldout} & others
     assert not {r.text for r in heldout} & {r.text for r in correction_pool()}
+    # So are the later held-out files (the seed grew after some of them were written).
+    for key, rows in later_heldout().items():
+        assert len(rows) >= 100 and {r.category for r in rows} == set(catalog.labels()), key
+        assert not {r.text for r in rows} & others, key
+    assert len(later_heldout()["fifth"]) >= 150
 
 
 @pytest.mark.timeout(240)
 def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     r = evaluate(load_examples(HELDOUT), catalog, load_examples(SEED_FILE), correction_pool(), curve=(200,), variants=False,
-                 later=load_examples(HELDOUT_AFTER), final=load_examples(HELDOUT_FINAL), fourth=load_examples(HELDOUT_FOURTH))
+                 extra=later_heldout())
     day1, after = r["day_one"], r["curve"]["200"]
     assert day1["critical_recall"] >= 0.95, r["missed_critical_day_one"]
     assert after["critical_recall"] >= 0.95
