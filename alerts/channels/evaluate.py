@@ -40,7 +40,7 @@ LATER_HELDOUT = (
     ("fourth", HELDOUT_FOURTH, "fourth held-out ({n}, written after the seed was enlarged)"),
     ("fifth", HELDOUT_FIFTH, "fifth held-out ({n}, written before round 3's seed, lexicon and model changes)"),
 )
-TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl")
+TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl", DATA / "tuning_round3.jsonl")
 CURVE = (50, 200, 500)
 SHUFFLE_SEED = 16
 EXPECTED_HANDOVER = {"0301": "119", "0304": "119", "0303": "120", "0302": "120", "0402": "110"}
