@@ -149,3 +149,13 @@ def test_a_correction_changes_the_next_suggestion_at_once(catalog):
     clf.learn(seed, [Example(text, wanted, "low")])
     after = clf.suggest(text)
     assert after.category == wanted and after.urgency == "low" and after.method == "correction"
+
+
+def test_no_lexicon_concept_is_switched_off_by_its_own_words():
+    """An ``unless`` word inside one of the concept's own words (下沉 in 往下沉) silently turns the concept off
+    exactly when its own evidence is there."""
+    from alerts.channels.lexicon import default_lexicon
+    clashes = [(c.name, u, w) for c in default_lexicon().concepts.values() for u in c.unless
+               for w in c.strong + c.words if u in w]
+    assert not clashes
+    assert default_lexicon().hits("有人游泳抽筋了，在往下沉")[0].concept == "in_water"
