@@ -61,15 +61,17 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     assert after["category"] >= 0.92 and after["urgency"] >= 0.85, after
     # Confidence means what it says: expected calibration error of the top suggestion.
     assert r["ece_day_one"] <= 0.08 and r["ece_last"] <= 0.08, (r["reliability_day_one"], r["reliability_last"])
-    # The later held-out sets (each written after the previous change was committed) are harder and below the
-    # issue's targets (docs/CHANNELS.md); these floors sit about one report under what was measured, so that
-    # none can get worse unseen.
-    for key, recall, category, urgency in (("later", (0.71, 0.71), (0.77, 0.81), (0.70, 0.74)),
-                                           ("final", (0.77, 0.81), (0.83, 0.85), (0.81, 0.84)),
-                                           ("fourth", (0.90, 0.90), (0.82, 0.84), (0.87, 0.88))):
+    # The later held-out sets (each written after the previous change was committed) are harder; the second,
+    # third and fourth are below some of the targets (docs/CHANNELS.md). These floors sit about one report
+    # under what was measured, so that none can get worse unseen. The fifth (written first in round 3, before
+    # any change of that round) meets the targets: its critical recall is asserted at the target itself.
+    for key, recall, category, urgency in (("later", (0.80, 0.80), (0.83, 0.85), (0.79, 0.82)),
+                                           ("final", (0.86, 0.90), (0.86, 0.88), (0.82, 0.84)),
+                                           ("fourth", (0.95, 0.95), (0.86, 0.87), (0.89, 0.90)),
+                                           ("fifth", (0.95, 0.95), (0.91, 0.92), (0.87, 0.87))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
-            assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got)
+            assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got, r[f"{key}_missed_critical_day_one"])
             assert got["category"] >= cat and got["urgency"] >= urg, (key, got)
 
 
