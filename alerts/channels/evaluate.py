@@ -33,14 +33,17 @@ HELDOUT_AFTER = DATA / "heldout_after_lexicon.jsonl"   # written once the lexico
 HELDOUT_FINAL = DATA / "heldout_final.jsonl"           # written after the lexicon revision that followed it
 HELDOUT_FOURTH = DATA / "heldout_fourth.jsonl"         # written after the seed was enlarged
 HELDOUT_FIFTH = DATA / "heldout_fifth.jsonl"           # written first in the next round, before any change of it
+HELDOUT_SIXTH = DATA / "heldout_sixth.jsonl"           # written after the fifth was scored, before the next changes
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
     ("final", HELDOUT_FINAL, "third held-out ({n}, written after the revised lexicon was committed)"),
     ("fourth", HELDOUT_FOURTH, "fourth held-out ({n}, written after the seed was enlarged)"),
     ("fifth", HELDOUT_FIFTH, "fifth held-out ({n}, written before round 3's seed, lexicon and model changes)"),
+    ("sixth", HELDOUT_SIXTH, "sixth held-out ({n}, written before round 3's second lexicon batch)"),
 )
-TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl", DATA / "tuning_round3.jsonl")
+TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl", DATA / "tuning_round3.jsonl",
+          DATA / "tuning_round3b.jsonl")
 CURVE = (50, 200, 500)
 SHUFFLE_SEED = 16
 EXPECTED_HANDOVER = {"0301": "119", "0304": "119", "0303": "120", "0302": "120", "0402": "110"}
