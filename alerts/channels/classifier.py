@@ -31,7 +31,11 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import ComplementNB
+from sklearn.svm import LinearSVC
 from sklearn.pipeline import Pipeline
 
 from alerts.channels import segment
@@ -160,11 +164,27 @@ def _analyzer_without_lexicon(text: str) -> list[str]:
     return [f for f in features(text) if not f.startswith("k:")]
 
 
-def _make_pipeline(lexicon: bool = True) -> Pipeline:
+MODELS = ("lr", "svm", "lr+cnb")   # compared by ``python -m alerts.channels.evaluate --models`` (CV on tuning)
+
+
+def _estimator(model: str) -> Any:
+    """``lr`` (the default: best in the cross-validation of the tuning part, docs/CHANNELS.md), a linear SVM
+    with sigmoid calibration, or a soft vote of LR and complement naive Bayes."""
+    lr = LogisticRegression(C=MODEL_C, solver="saga", tol=1e-3, max_iter=500, random_state=0)  # saga: 30× faster than lbfgs
+    if model == "lr":
+        return lr
+    if model == "svm":
+        return CalibratedClassifierCV(LinearSVC(C=0.5), cv=3, method="sigmoid")
+    if model == "lr+cnb":
+        return VotingClassifier([("lr", lr), ("nb", ComplementNB(alpha=0.3))], voting="soft")
+    raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
+
+
+def _make_pipeline(lexicon: bool = True, model: str = "lr") -> Pipeline:
     """``lexicon=False``: the model alone, without the lexicon's concepts (for the comparison in evaluate)."""
     return Pipeline([
         ("tfidf", TfidfVectorizer(analyzer=_analyzer if lexicon else _analyzer_without_lexicon, sublinear_tf=True, min_df=1)),
-        ("clf", LogisticRegression(C=MODEL_C, solver="saga", tol=1e-3, max_iter=500, random_state=0)),  # saga: 30× faster than lbfgs
+        ("clf", _estimator(model)),
     ])
 
 
@@ -180,12 +200,14 @@ class ReportClassifier:
     """Category + urgency suggestions; ``fit``/``learn`` may be called again at any time (thread-safe swap)."""
 
     def __init__(self, catalog: Catalog, *, rule_weight: float = RULE_WEIGHT, use_model: bool = True,
-                 use_rules: bool = True, lexicon: Lexicon | None = None):
+                 use_rules: bool = True, lexicon: Lexicon | None = None, model: str = "lr"):
         self.catalog = catalog
         self.labels = catalog.labels()
         self.rule_weight = rule_weight
         self.use_model = use_model
         self.use_rules = use_rules
+        self.model = model
+        _estimator(model)   # an unknown model name fails here, not at the first fit
         self.lexicon = lexicon or default_lexicon()
         segment.configure(self.lexicon.words)
         self._cat_model: Pipeline | None = None
@@ -205,10 +227,10 @@ class ReportClassifier:
         if self.use_model and len({e.category for e in rows}) >= 2:
             texts = [_clean(e.text) for e in rows]
             weights = np.array([e.weight for e in rows])
-            cat_model = _make_pipeline(self.use_rules).fit(texts, [e.category for e in rows], clf__sample_weight=weights)
+            cat_model = _make_pipeline(self.use_rules, self.model).fit(texts, [e.category for e in rows], clf__sample_weight=weights)
             urg = [e.urgency if e.urgency in URGENCIES else "normal" for e in rows]
             if len(set(urg)) >= 2:
-                urg_model = _make_pipeline(self.use_rules).fit(texts, urg, clf__sample_weight=weights)
+                urg_model = _make_pipeline(self.use_rules, self.model).fit(texts, urg, clf__sample_weight=weights)
         with self._lock:
             self._cat_model, self._urg_model, self.trained_on = cat_model, urg_model, len(rows)
         log.info("report classifier trained on %d examples", len(rows))

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from alerts.channels.categories import Catalog, load_catalog
-from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, Suggestion, load_examples
+from alerts.channels.classifier import MODELS, SEED_FILE, Example, ReportClassifier, Suggestion, load_examples
 from alerts.config import AlertsConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -194,6 +194,28 @@ def cross_validate(labelled: list[Example], catalog: Catalog, seed: list[Example
     return out
 
 
+def compare_models(catalog: Catalog, seed: list[Example], pool: list[Example], corrections: int = 200,
+                   folds: int = 5) -> dict[str, dict[str, float]]:
+    """Model choice on the tuning part only (never a held-out file): day one (seed → every tuning report) and
+    k-fold (seed + ``corrections`` reports of the other folds as corrections → the fold), per ``MODELS``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    out: dict[str, dict[str, float]] = {}
+    y = [r.category for r in pool]
+    for model in MODELS:
+        day_one = score([ReportClassifier(catalog, model=model).fit(seed).suggest(r.text) for r in pool], pool)
+        cat = urg = 0.0
+        for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(pool, y):
+            clf = ReportClassifier(catalog, model=model)
+            clf.learn(seed, [pool[i] for i in train[:corrections]])
+            rows = [pool[i] for i in test]
+            s = score([clf.suggest(r.text) for r in rows], rows)
+            cat, urg = cat + s.category * len(rows), urg + s.urgency * len(rows)
+        out[model] = {"day_one_category": round(day_one.category, 4), "day_one_urgency": round(day_one.urgency, 4),
+                      f"cv{folds}_category": round(cat / len(pool), 4), f"cv{folds}_urgency": round(urg / len(pool), 4)}
+    return out
+
+
 def _print(result: dict[str, Any], catalog: Catalog) -> None:
     def line(name: str, s: dict[str, Any]) -> str:
         return (f"  {name:<22} category {s['category']:.3f}  urgency {s['urgency']:.3f}  critical recall "
@@ -244,8 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heldout", default=str(HELDOUT), help="labelled reports to score (never trained on)")
     ap.add_argument("--short", action="store_true", help="day one and 200 corrections only, no variants (the CI form)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--models", action="store_true",
+                    help=f"compare the models ({', '.join(MODELS)}) by cross-validation of the tuning part, and stop")
     args = ap.parse_args(argv)
     catalog = demo_catalog()
+    if args.models:
+        for model, figures in compare_models(catalog, load_examples(SEED_FILE), correction_pool()).items():
+            print(f"{model:<8} " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+        return 0
     result = evaluate(load_examples(Path(args.heldout)), catalog, load_examples(SEED_FILE), correction_pool(),
                       curve=(200,) if args.short else CURVE, variants=not args.short,
                       other=None if args.short else load_examples(TUNING[1]), extra=later_heldout())
