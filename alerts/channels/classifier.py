@@ -5,9 +5,10 @@ Three parts, each explainable:
 * **Lexicon** (``lexicon.py``, ``data/lexicon.yaml``): concepts of what people actually say (臭鸡蛋味 → gas,
   叫不醒 → medical, 冒火苗 → fire …), with negation. Its matches are the reasons shown to the dispatcher and
   a rule distribution over categories that works from day one.
-* **Model**: jieba words and word bigrams + character 1–3-grams + the concepts found, TF-IDF, into a
-  multinomial logistic regression (probabilities, not scores) trained on the packaged seed plus every
-  dispatcher correction (``learn``). Blended with the rule distribution; the blend weight was chosen on
+* **Model**: jieba words and word bigrams + words after a negation as their own tokens + character
+  1–3-grams + the concepts found, TF-IDF, into a multinomial logistic regression (probabilities, not
+  scores; chosen over a calibrated linear SVM and an LR + complement-NB vote by cross-validation of the
+  tuning part, ``evaluate --models``) trained on the packaged seed plus every dispatcher correction (``learn``). Blended with the rule distribution; the blend weight was chosen on
   the tuning reports only.
 * **Safety net** (``urgency`` below): urgency is decided apart from category and biased to critical. Any
   danger sign (fire, gas, explosion, not breathing, heavy bleeding, weapon, trapped, in the water, chest
