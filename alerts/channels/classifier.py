@@ -5,9 +5,10 @@ Three parts, each explainable:
 * **Lexicon** (``lexicon.py``, ``data/lexicon.yaml``): concepts of what people actually say (臭鸡蛋味 → gas,
   叫不醒 → medical, 冒火苗 → fire …), with negation. Its matches are the reasons shown to the dispatcher and
   a rule distribution over categories that works from day one.
-* **Model**: jieba words and word bigrams + character 1–3-grams + the concepts found, TF-IDF, into a
-  multinomial logistic regression (probabilities, not scores) trained on the packaged seed plus every
-  dispatcher correction (``learn``). Blended with the rule distribution; the blend weight was chosen on
+* **Model**: jieba words and word bigrams + words after a negation as their own tokens + character
+  1–3-grams + the concepts found, TF-IDF, into a multinomial logistic regression (probabilities, not
+  scores; chosen over a calibrated linear SVM and an LR + complement-NB vote by cross-validation of the
+  tuning part, ``evaluate --models``) trained on the packaged seed plus every dispatcher correction (``learn``). Blended with the rule distribution; the blend weight was chosen on
   the tuning reports only.
 * **Safety net** (``urgency`` below): urgency is decided apart from category and biased to critical. Any
   danger sign (fire, gas, explosion, not breathing, heavy bleeding, weapon, trapped, in the water, chest
@@ -31,7 +32,11 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import ComplementNB
+from sklearn.svm import LinearSVC
 from sklearn.pipeline import Pipeline
 
 from alerts.channels import segment
@@ -52,7 +57,7 @@ LEXICON_EXAMPLE_WEIGHT = 0.3  # each lexicon word as an example (chosen on the t
 # tuning reports with the danger words switched off: recall 0.85 of critical reports, 4 % of others raised.
 CRITICAL_CATEGORY_MASS = 0.3  # probability on the critical categories (火情, 医疗急救, 燃气泄漏) while the top one is another
 CRITICAL_URGENCY_P = 0.2      # the urgency model's probability of critical
-CORRECTION_WEIGHT = 2.0     # a dispatcher's correction counts this many seed examples
+CORRECTION_WEIGHT = 4.0     # a dispatcher's correction counts this many seed examples (1/2/4 compared by 5-fold CV on the tuning part)
 TOP_N = 3
 MODEL_C = 8.0
 
@@ -113,12 +118,28 @@ def _hits(text: str) -> tuple[Hit, ...]:
     return tuple(default_lexicon().hits(text))
 
 
+_NEGATORS = frozenset({"没有", "没", "不是", "并不是", "并没有", "未", "无", "不像", "也没", "没什么", "不"})
+_CLAUSE_BREAK = re.compile(r"[，,。.!！?？;；、\s]|但是|但|不过|可是")
+
+
+def _negated_words(text: str) -> list[str]:
+    """Words said after a negation in the same clause (“没有冒烟”, “不是煤气味”): the model sees them as
+    ``n:`` tokens of their own, so a denial does not read like the thing denied."""
+    out: list[str] = []
+    for clause in _CLAUSE_BREAK.split(text):
+        ws = segment.words(clause)
+        for i, w in enumerate(ws):
+            if w in _NEGATORS or (len(w) > 1 and w[0] in "没未" and w not in ("没人",)):
+                out += [f"n:{x}" for x in ws[i + 1:i + 4]] + ([f"n:{w[1:]}"] if len(w) > 1 and w not in _NEGATORS else [])
+    return out
+
+
 @lru_cache(maxsize=20000)
 def features(text: str) -> tuple[str, ...]:
-    """Tokens the model sees: words, word bigrams, character 1–3-grams and the lexicon's concepts."""
+    """Tokens the model sees: words, word bigrams, negated words, character 1–3-grams and the lexicon's concepts."""
     ws = segment.words(text)
     chars = _norm(text)
-    out = [f"w:{w}" for w in ws]
+    out = [f"w:{w}" for w in ws] + _negated_words(text)
     out += [f"b:{a}|{b}" for a, b in zip(ws, ws[1:])]
     for n in (1, 2, 3):
         out += [f"c:{chars[i:i + n]}" for i in range(len(chars) - n + 1)]
@@ -144,11 +165,27 @@ def _analyzer_without_lexicon(text: str) -> list[str]:
     return [f for f in features(text) if not f.startswith("k:")]
 
 
-def _make_pipeline(lexicon: bool = True) -> Pipeline:
+MODELS = ("lr", "svm", "lr+cnb")   # compared by ``python -m alerts.channels.evaluate --models`` (CV on tuning)
+
+
+def _estimator(model: str) -> Any:
+    """``lr`` (the default: best in the cross-validation of the tuning part, docs/CHANNELS.md), a linear SVM
+    with sigmoid calibration, or a soft vote of LR and complement naive Bayes."""
+    lr = LogisticRegression(C=MODEL_C, solver="saga", tol=1e-3, max_iter=500, random_state=0)  # saga: 30× faster than lbfgs
+    if model == "lr":
+        return lr
+    if model == "svm":
+        return CalibratedClassifierCV(LinearSVC(C=0.5), cv=3, method="sigmoid")
+    if model == "lr+cnb":
+        return VotingClassifier([("lr", lr), ("nb", ComplementNB(alpha=0.3))], voting="soft")
+    raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
+
+
+def _make_pipeline(lexicon: bool = True, model: str = "lr") -> Pipeline:
     """``lexicon=False``: the model alone, without the lexicon's concepts (for the comparison in evaluate)."""
     return Pipeline([
         ("tfidf", TfidfVectorizer(analyzer=_analyzer if lexicon else _analyzer_without_lexicon, sublinear_tf=True, min_df=1)),
-        ("clf", LogisticRegression(C=MODEL_C, solver="saga", tol=1e-3, max_iter=500, random_state=0)),  # saga: 30× faster than lbfgs
+        ("clf", _estimator(model)),
     ])
 
 
@@ -164,12 +201,14 @@ class ReportClassifier:
     """Category + urgency suggestions; ``fit``/``learn`` may be called again at any time (thread-safe swap)."""
 
     def __init__(self, catalog: Catalog, *, rule_weight: float = RULE_WEIGHT, use_model: bool = True,
-                 use_rules: bool = True, lexicon: Lexicon | None = None):
+                 use_rules: bool = True, lexicon: Lexicon | None = None, model: str = "lr"):
         self.catalog = catalog
         self.labels = catalog.labels()
         self.rule_weight = rule_weight
         self.use_model = use_model
         self.use_rules = use_rules
+        self.model = model
+        _estimator(model)   # an unknown model name fails here, not at the first fit
         self.lexicon = lexicon or default_lexicon()
         segment.configure(self.lexicon.words)
         self._cat_model: Pipeline | None = None
@@ -189,10 +228,10 @@ class ReportClassifier:
         if self.use_model and len({e.category for e in rows}) >= 2:
             texts = [_clean(e.text) for e in rows]
             weights = np.array([e.weight for e in rows])
-            cat_model = _make_pipeline(self.use_rules).fit(texts, [e.category for e in rows], clf__sample_weight=weights)
+            cat_model = _make_pipeline(self.use_rules, self.model).fit(texts, [e.category for e in rows], clf__sample_weight=weights)
             urg = [e.urgency if e.urgency in URGENCIES else "normal" for e in rows]
             if len(set(urg)) >= 2:
-                urg_model = _make_pipeline(self.use_rules).fit(texts, urg, clf__sample_weight=weights)
+                urg_model = _make_pipeline(self.use_rules, self.model).fit(texts, urg, clf__sample_weight=weights)
         with self._lock:
             self._cat_model, self._urg_model, self.trained_on = cat_model, urg_model, len(rows)
         log.info("report classifier trained on %d examples", len(rows))

@@ -3,7 +3,7 @@
 The split is fixed by file (tests/channels/data/README.md): ``heldout_reports.jsonl`` is only ever
 scored; dispatcher corrections are drawn from the tuning part (``tuning_reports.jsonl`` and the older
 ``labelled_reports.jsonl``) in one fixed shuffled order and fed through ``ReportClassifier.learn`` — the
-path every dispatcher's one-click correction takes (``ChannelService.retrain``). Printed: held-out
+path every dispatcher's one-click correction takes (``Suggester.retrain``). Printed: held-out
 category and urgency accuracy on day one (packaged seed only) and after 50 / 200 / 500 corrections,
 rules alone and the model alone for comparison, a confusion table, critical recall, the share of
 non-critical reports raised to critical, whether the right emergency line comes first, and a
@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from alerts.channels.categories import Catalog, load_catalog
-from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, Suggestion, load_examples
+from alerts.channels.classifier import MODELS, SEED_FILE, Example, ReportClassifier, Suggestion, load_examples
 from alerts.config import AlertsConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,18 @@ HELDOUT = DATA / "heldout_reports.jsonl"
 HELDOUT_AFTER = DATA / "heldout_after_lexicon.jsonl"   # written once the lexicon and weights were committed
 HELDOUT_FINAL = DATA / "heldout_final.jsonl"           # written after the lexicon revision that followed it
 HELDOUT_FOURTH = DATA / "heldout_fourth.jsonl"         # written after the seed was enlarged
-TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl")
+HELDOUT_FIFTH = DATA / "heldout_fifth.jsonl"           # written first in the next round, before any change of it
+HELDOUT_SIXTH = DATA / "heldout_sixth.jsonl"           # written after the fifth was scored, before the next changes
+# The later held-out files, each written after the previous round's changes were committed: key, file, title.
+LATER_HELDOUT = (
+    ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
+    ("final", HELDOUT_FINAL, "third held-out ({n}, written after the revised lexicon was committed)"),
+    ("fourth", HELDOUT_FOURTH, "fourth held-out ({n}, written after the seed was enlarged)"),
+    ("fifth", HELDOUT_FIFTH, "fifth held-out ({n}, written before round 3's seed, lexicon and model changes)"),
+    ("sixth", HELDOUT_SIXTH, "sixth held-out ({n}, written before round 3's second lexicon batch)"),
+)
+TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl", DATA / "tuning_round3.jsonl",
+          DATA / "tuning_round3b.jsonl")
 CURVE = (50, 200, 500)
 SHUFFLE_SEED = 16
 EXPECTED_HANDOVER = {"0301": "119", "0304": "119", "0303": "120", "0302": "120", "0402": "110"}
@@ -86,6 +97,11 @@ def confusion(suggestions: list[Suggestion], rows: list[Example], labels: list[s
     return {c: dict(v) for c, v in table.items()}
 
 
+def missed_critical(suggestions: list[Suggestion], rows: list[Example]) -> list[str]:
+    """Critical reports the classifier did not rate critical (printed so that every miss is seen)."""
+    return [r.text for s, r in zip(suggestions, rows) if r.urgency == "critical" and s.urgency != "critical"]
+
+
 def reliability(suggestions: list[Suggestion], rows: list[Example], bins: int = 5) -> list[dict[str, Any]]:
     """Top-1 confidence against accuracy, in equal-width bins."""
     out = []
@@ -104,11 +120,17 @@ def expected_calibration_error(table: list[dict[str, Any]]) -> float:
     return round(sum(b["n"] * abs(b["confidence"] - b["accuracy"]) for b in table) / max(1, n), 4)
 
 
+def later_heldout() -> dict[str, list[Example]]:
+    """The later held-out files by key (``LATER_HELDOUT``), for ``evaluate(extra=…)``."""
+    return {key: load_examples(path) for key, path, _ in LATER_HELDOUT}
+
+
 def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool: list[Example],
              curve: tuple[int, ...] = CURVE, variants: bool = True, other: list[Example] | None = None,
-             later: list[Example] | None = None, final: list[Example] | None = None,
-             fourth: list[Example] | None = None) -> dict[str, Any]:
-    """Everything ``main`` prints, as a dict (the CI test asserts on it)."""
+             extra: dict[str, list[Example]] | None = None) -> dict[str, Any]:
+    """Everything ``main`` prints, as a dict (the CI test asserts on it). ``extra``: more held-out sets by key,
+    each scored on day one and along the curve as ``{key}_day_one`` / ``{key}_curve`` / ``{key}_n``."""
+    extra = extra or {}
     texts = [r.text for r in heldout]
     clf = ReportClassifier(catalog).fit(seed)
     day_one = [clf.suggest(t) for t in texts]
@@ -121,38 +143,27 @@ def evaluate(heldout: list[Example], catalog: Catalog, seed: list[Example], pool
         for name, kw in (("rules_only", dict(use_model=False)), ("model_only", dict(use_rules=False))):
             v = ReportClassifier(catalog, **kw).fit(seed)
             out[name] = score([v.suggest(t) for t in texts], heldout).to_dict()
-    if later:
-        out["later_day_one"] = score([clf.suggest(r.text) for r in later], later).to_dict()
-        out["later_n"] = len(later)
-    if final:
-        out["final_day_one"] = score([clf.suggest(r.text) for r in final], final).to_dict()
-        out["final_n"] = len(final)
-    if fourth:
-        out["fourth_day_one"] = score([clf.suggest(r.text) for r in fourth], fourth).to_dict()
-        out["fourth_n"] = len(fourth)
     out["curve"] = {}
-    out["later_curve"] = {}
-    out["final_curve"] = {}
-    out["fourth_curve"] = {}
+    for key, rows in extra.items():
+        suggested = [clf.suggest(r.text) for r in rows]
+        out[f"{key}_day_one"], out[f"{key}_n"], out[f"{key}_curve"] = score(suggested, rows).to_dict(), len(rows), {}
+        out[f"{key}_confusion_day_one"] = confusion(suggested, rows, catalog.labels())
+        out[f"{key}_missed_critical_day_one"] = missed_critical(suggested, rows)
     last = day_one
     for n in curve:
         if n > len(pool):
             break
-        clf.learn(seed, pool[:n])   # the dispatcher's correction path (ChannelService.retrain → learn)
+        clf.learn(seed, pool[:n])   # the dispatcher's correction path (Suggester.retrain → learn)
         last = [clf.suggest(t) for t in texts]
         out["curve"][str(n)] = score(last, heldout).to_dict()
-        if later:
-            out["later_curve"][str(n)] = score([clf.suggest(r.text) for r in later], later).to_dict()
-        if final:
-            out["final_curve"][str(n)] = score([clf.suggest(r.text) for r in final], final).to_dict()
-        if fourth:
-            out["fourth_curve"][str(n)] = score([clf.suggest(r.text) for r in fourth], fourth).to_dict()
+        for key, rows in extra.items():
+            out[f"{key}_curve"][str(n)] = score([clf.suggest(r.text) for r in rows], rows).to_dict()
     out["confusion_day_one"] = confusion(day_one, heldout, catalog.labels())
     out["reliability_day_one"] = reliability(day_one, heldout)
     out["ece_day_one"] = expected_calibration_error(out["reliability_day_one"])
     out["reliability_last"] = reliability(last, heldout)
     out["ece_last"] = expected_calibration_error(out["reliability_last"])
-    out["missed_critical_day_one"] = [r.text for s, r in zip(day_one, heldout) if r.urgency == "critical" and s.urgency != "critical"]
+    out["missed_critical_day_one"] = missed_critical(day_one, heldout)
     return out
 
 
@@ -183,6 +194,28 @@ def cross_validate(labelled: list[Example], catalog: Catalog, seed: list[Example
     return out
 
 
+def compare_models(catalog: Catalog, seed: list[Example], pool: list[Example], corrections: int = 200,
+                   folds: int = 5, models: tuple[str, ...] = MODELS) -> dict[str, dict[str, float]]:
+    """Model choice on the tuning part only (never a held-out file): day one (seed → every tuning report) and
+    k-fold (seed + ``corrections`` reports of the other folds as corrections → the fold), per ``MODELS``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    out: dict[str, dict[str, float]] = {}
+    y = [r.category for r in pool]
+    for model in models:
+        day_one = score([ReportClassifier(catalog, model=model).fit(seed).suggest(r.text) for r in pool], pool)
+        cat = urg = 0.0
+        for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(pool, y):
+            clf = ReportClassifier(catalog, model=model)
+            clf.learn(seed, [pool[i] for i in train[:corrections]])
+            rows = [pool[i] for i in test]
+            s = score([clf.suggest(r.text) for r in rows], rows)
+            cat, urg = cat + s.category * len(rows), urg + s.urgency * len(rows)
+        out[model] = {"day_one_category": round(day_one.category, 4), "day_one_urgency": round(day_one.urgency, 4),
+                      f"cv{folds}_category": round(cat / len(pool), 4), f"cv{folds}_urgency": round(urg / len(pool), 4)}
+    return out
+
+
 def _print(result: dict[str, Any], catalog: Catalog) -> None:
     def line(name: str, s: dict[str, Any]) -> str:
         return (f"  {name:<22} category {s['category']:.3f}  urgency {s['urgency']:.3f}  critical recall "
@@ -195,9 +228,7 @@ def _print(result: dict[str, Any], catalog: Catalog) -> None:
             print(line(f"  {name.replace('_', ' ')}", result[name]))
     for n, s in result["curve"].items():
         print(line(f"after {n} corrections", s))
-    for key, title in (("later", "second held-out ({n}, written after the lexicon and weights were committed)"),
-                       ("final", "third held-out ({n}, written after the revised lexicon was committed)"),
-                       ("fourth", "fourth held-out ({n}, written after the seed was enlarged)")):
+    for key, _, title in LATER_HELDOUT:
         if f"{key}_day_one" in result:
             print("\n" + title.format(n=result[f"{key}_n"]) + ":")
             print(line("day one (seed only)", result[f"{key}_day_one"]))
@@ -206,21 +237,28 @@ def _print(result: dict[str, Any], catalog: Catalog) -> None:
     if "older_set_day_one" in result:
         o = result["older_set_day_one"]
         print(f"\nolder set (216, another writer, not read while the lexicon was written), day one:\n{line('day one (seed only)', o)}")
-    print("\nconfusion, day one (rows: true category, columns: suggested; codes as in report_categories.yaml)")
-    labels = catalog.labels()
-    print("      " + " ".join(f"{c[-3:]:>4}" for c in labels))
-    for c in labels:
-        row = result["confusion_day_one"].get(c, {})
-        print(f"{c:>5} " + " ".join(f"{row.get(d, 0) or '.':>4}" for d in labels))
+    for key, title in [("", "first held-out"), *((f"{k}_", t.split(" (")[0]) for k, _, t in LATER_HELDOUT)]:
+        if f"{key}confusion_day_one" in result:
+            _print_confusion(result[f"{key}confusion_day_one"], catalog.labels(), title)
     for key in ("reliability_day_one", "reliability_last"):
         print(f"\nreliability ({key.split('_', 1)[1].replace('_', ' ')}): confidence bin → n, mean confidence, accuracy;"
               f" ECE {result['ece_' + key.split('_', 1)[1]]}")
         for b in result[key]:
             print(f"  {b['bin']}: n={b['n']:<4} confidence {b['confidence']:.3f}  accuracy {b['accuracy']:.3f}")
-    if result["missed_critical_day_one"]:
-        print("\ncritical reports not rated critical on day one:")
-        for t in result["missed_critical_day_one"]:
-            print("  -", t)
+    for key, title in [("", "first held-out"), *((f"{k}_", t.split(" (")[0]) for k, _, t in LATER_HELDOUT)]:
+        missed = result.get(f"{key}missed_critical_day_one") or []
+        if missed:
+            print(f"\n{title}: critical reports not rated critical on day one:")
+            for t in missed:
+                print("  -", t)
+
+
+def _print_confusion(table: dict[str, dict[str, int]], labels: list[str], title: str) -> None:
+    print(f"\nconfusion, {title}, day one (rows: true category, columns: suggested; codes as in report_categories.yaml)")
+    print("      " + " ".join(f"{c[-3:]:>4}" for c in labels))
+    for c in labels:
+        row = table.get(c, {})
+        print(f"{c:>5} " + " ".join(f"{row.get(d, 0) or '.':>4}" for d in labels))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,12 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heldout", default=str(HELDOUT), help="labelled reports to score (never trained on)")
     ap.add_argument("--short", action="store_true", help="day one and 200 corrections only, no variants (the CI form)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--models", action="store_true",
+                    help=f"compare the models ({', '.join(MODELS)}) by cross-validation of the tuning part, and stop")
     args = ap.parse_args(argv)
     catalog = demo_catalog()
+    if args.models:
+        for name in MODELS:   # one at a time, printed as each is done (the SVM is slow to calibrate)
+            for model, figures in compare_models(catalog, load_examples(SEED_FILE), correction_pool(), models=(name,)).items():
+                print(f"{model:<8} " + "  ".join(f"{k} {v:.3f}" for k, v in figures.items()), flush=True)
+        return 0
     result = evaluate(load_examples(Path(args.heldout)), catalog, load_examples(SEED_FILE), correction_pool(),
                       curve=(200,) if args.short else CURVE, variants=not args.short,
-                      other=None if args.short else load_examples(TUNING[1]), later=load_examples(HELDOUT_AFTER),
-                      final=load_examples(HELDOUT_FINAL), fourth=load_examples(HELDOUT_FOURTH))
+                      other=None if args.short else load_examples(TUNING[1]), extra=later_heldout())
     if args.json:
         json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
         print()

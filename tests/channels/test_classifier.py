@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
-from alerts.channels.evaluate import (HELDOUT, HELDOUT_AFTER, HELDOUT_FINAL, HELDOUT_FOURTH, TUNING, correction_pool,
-                                     cross_validate, demo_catalog, evaluate)
+from alerts.channels.evaluate import (HELDOUT, LATER_HELDOUT, TUNING, correction_pool, cross_validate, demo_catalog,
+                                     evaluate, later_heldout)
 from tests.channels.conftest import DATA
 
 
@@ -41,12 +41,17 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
     others = {e.text for p in (SEED_FILE, *TUNING) for e in load_examples(p)}
     assert not {r.text for r in heldout} & others
     assert not {r.text for r in heldout} & {r.text for r in correction_pool()}
+    # So are the later held-out files (the seed grew after some of them were written).
+    for key, rows in later_heldout().items():
+        assert len(rows) >= 100 and {r.category for r in rows} == set(catalog.labels()), key
+        assert not {r.text for r in rows} & others, key
+    assert len(later_heldout()["fifth"]) >= 150
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
 def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     r = evaluate(load_examples(HELDOUT), catalog, load_examples(SEED_FILE), correction_pool(), curve=(200,), variants=False,
-                 later=load_examples(HELDOUT_AFTER), final=load_examples(HELDOUT_FINAL), fourth=load_examples(HELDOUT_FOURTH))
+                 extra=later_heldout())
     day1, after = r["day_one"], r["curve"]["200"]
     assert day1["critical_recall"] >= 0.95, r["missed_critical_day_one"]
     assert after["critical_recall"] >= 0.95
@@ -56,15 +61,19 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     assert after["category"] >= 0.92 and after["urgency"] >= 0.85, after
     # Confidence means what it says: expected calibration error of the top suggestion.
     assert r["ece_day_one"] <= 0.08 and r["ece_last"] <= 0.08, (r["reliability_day_one"], r["reliability_last"])
-    # The later held-out sets (each written after the previous change was committed) are harder and below the
-    # issue's targets (docs/CHANNELS.md); these floors sit about one report under what was measured, so that
-    # none can get worse unseen.
-    for key, recall, category, urgency in (("later", (0.71, 0.71), (0.77, 0.81), (0.70, 0.74)),
-                                           ("final", (0.77, 0.81), (0.83, 0.85), (0.81, 0.84)),
-                                           ("fourth", (0.90, 0.90), (0.82, 0.84), (0.87, 0.88))):
+    # The later held-out sets (each written after the previous change was committed) are harder; the second,
+    # third and fourth are below some of the issue's targets (docs/CHANNELS.md). These floors sit about one report
+    # under what was measured, so that none can get worse unseen. The fifth (written first in round 3, before
+    # any change of that round) meets the targets: its critical recall is asserted at the target itself; the
+    # sixth (written before the round's second batch) has 19 critical reports, so one miss is 0.947.
+    for key, recall, category, urgency in (("later", (0.80, 0.80), (0.83, 0.87), (0.79, 0.82)),
+                                           ("final", (0.86, 0.86), (0.86, 0.88), (0.82, 0.84)),
+                                           ("fourth", (0.95, 0.95), (0.86, 0.86), (0.89, 0.90)),
+                                           ("fifth", (0.95, 0.95), (0.92, 0.94), (0.87, 0.89)),
+                                           ("sixth", (0.94, 0.94), (0.84, 0.87), (0.83, 0.85))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
-            assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got)
+            assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got, r[f"{key}_missed_critical_day_one"])
             assert got["category"] >= cat and got["urgency"] >= urg, (key, got)
 
 
@@ -144,3 +153,24 @@ def test_a_correction_changes_the_next_suggestion_at_once(catalog):
     clf.learn(seed, [Example(text, wanted, "low")])
     after = clf.suggest(text)
     assert after.category == wanted and after.urgency == "low" and after.method == "correction"
+
+
+def test_no_lexicon_concept_is_switched_off_by_its_own_words():
+    """An ``unless`` word inside one of the concept's own words (下沉 in 往下沉) silently turns the concept off
+    exactly when its own evidence is there."""
+    from alerts.channels.lexicon import default_lexicon
+    clashes = [(c.name, u, w) for c in default_lexicon().concepts.values() for u in c.unless
+               for w in c.strong + c.words if u in w]
+    assert not clashes
+    assert default_lexicon().hits("有人游泳抽筋了，在往下沉")[0].concept == "in_water"
+
+
+def test_the_compared_models_all_suggest_and_an_unknown_one_is_refused(catalog):
+    """``evaluate --models`` compares these; each must be a working classifier, not only a name."""
+    from alerts.channels.classifier import MODELS
+    seed = load_examples(SEED_FILE)
+    for model in MODELS:
+        s = ReportClassifier(catalog, model=model).fit(seed).suggest("路灯坏了好几天，晚上黑乎乎的")
+        assert s.category == "0504" and 0 < s.confidence <= 1, (model, s)
+    with pytest.raises(ValueError, match="unknown model"):
+        ReportClassifier(catalog, model="bert")
