@@ -41,11 +41,12 @@ from sqlalchemy.orm import Session
 
 from alerts import activity, lifecycle
 from alerts.config import AlertsConfig, CategoryConfig
-from alerts.events import Effects, ensure_group, entries_key, publish
+from alerts.events import Effects, ensure_group
 from alerts.grids import Grid, GridIndex
 from alerts.lifecycle import OPEN
 from alerts.models import HistoryEntry, Occurrence, Suppression, Ticket
 from alerts.policy import CasePolicy
+from alerts.outbox import Outbox, Pending
 from alerts.store import Store
 from alerts.streams import StreamKeys, dead_letter
 from alerts.views import TicketRef, ticket_summary
@@ -95,8 +96,9 @@ class Intake:
 
     def __init__(self, store: Store, grids: GridIndex, alerts_cfg: AlertsConfig, redis: redis.Redis, keys: StreamKeys,
                  consumer: str, *, policy: CasePolicy | None = None, clock: Clock = utcnow, batch: int = 64,
-                 claim_idle_s: float | None = None):
+                 claim_idle_s: float | None = None, outbox: Outbox | None = None):
         self.store, self.grids, self.cfg, self.redis, self.keys = store, grids, alerts_cfg, redis, keys
+        self.outbox = outbox or Outbox(store, redis, keys)
         self.consumer = consumer
         self.policy = policy or CasePolicy(alerts_cfg)
         self.clock = clock
@@ -154,17 +156,24 @@ class Intake:
         return out
 
     def _file_batch(self, items: list[Anomaly]) -> list[TicketRef]:
-        refs, effects = self._commit_many(items)
+        refs, pending = self._commit_many(items)
         failpoint("intake.after_commit")
-        if effects:
-            publish(self.redis, self.keys, effects, now=self.clock())
+        self._publish(refs, pending)
         return refs
 
-    def _commit(self, anomaly: Anomaly) -> tuple[TicketRef, Effects]:
-        refs, effects = self._commit_many([anomaly])
-        return refs[0], effects
+    def _commit(self, anomaly: Anomaly, ack: tuple[str, str, str] | None = None) -> tuple[TicketRef, Pending]:
+        refs, pending = self._commit_many([anomaly], ack)
+        return refs[0], pending
 
-    def _commit_many(self, anomalies: list[Anomaly]) -> tuple[list[TicketRef], Effects]:
+    def _publish(self, refs: list[TicketRef], pending: Pending) -> None:
+        """Send what the commit owes Redis. An anomaly filed before arrives again when its filer died or its
+        answer was lost — maybe after the commit and before the publish: then the outbox is sent at once
+        (each row lands once), instead of after the relay's grace time."""
+        self.outbox.publish(pending)
+        if any(r.duplicate for r in refs):
+            self.outbox.relay(grace_s=0)
+
+    def _commit_many(self, anomalies: list[Anomaly], ack: tuple[str, str, str] | None = None) -> tuple[list[TicketRef], Pending]:
         for attempt in range(3):
             try:
                 with self.store.write() as s:
@@ -194,7 +203,8 @@ class Intake:
                         ref, eff = item()
                         refs.append(ref)
                         effects.extend(eff)
-                    return refs, effects
+                    # What the batch owes Redis commits with it (the outbox): a kill after the commit loses nothing.
+                    return refs, self.outbox.stage(s, effects, self.clock(), ack)
             except IntegrityError:
                 # Another consumer filed the same anomaly id (or took the same case number) at the same moment.
                 if attempt == 2:
@@ -274,7 +284,7 @@ class Intake:
             self._dead(ack, f"invalid anomaly: {str(exc)[:500]}", raw)
             return True
         try:
-            ref, effects = self._commit(anomaly)
+            ref, pending = self._commit(anomaly, ack)
         except OperationalError as exc:
             if not quiet:  # once per outage, not once per entry
                 log.warning("store unavailable, anomaly %s stays pending: %s", anomaly.id, exc.orig)
@@ -284,7 +294,7 @@ class Intake:
             self._dead(ack, f"{type(exc).__name__}: {str(exc)[:500]}", raw)
             return True
         failpoint("intake.after_commit")
-        publish(self.redis, self.keys, effects, ack=ack, now=self.clock())
+        self._publish([ref], pending)
         return True
 
     def _dead(self, ack: tuple[str, str, str], reason: str, raw: bytes | str) -> None:
@@ -364,15 +374,9 @@ class Intake:
         return created
 
     def _duplicate(self, s: Session, occ: Occurrence) -> tuple[TicketRef, Effects]:
+        # Nothing to publish again: what its first filing owed Redis committed with it (the outbox sends it).
         t = s.get(Ticket, occ.ticket_id)
-        effects = Effects()
-        # A crash between the commit and the duty XADD would leave a dispatched ticket off its queue: re-publish.
-        if (not occ.merged and t.status == "dispatched"
-                and not self.redis.hexists(entries_key(self.keys, t.unit_code), str(t.id))):
-            summary = ticket_summary(t)
-            effects.duty.append((t.unit_code, summary, "dispatched"))
-            effects.events.append(("ticket.created", summary, {"anomaly_id": occ.anomaly_id, "redelivered": True}))
-        return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, duplicate=True), effects
+        return TicketRef(t.id, t.number, t.status, t.grid_code, t.unit_code, duplicate=True), Effects()
 
     def _suppressed(self, s: Session, a: Anomaly, now: datetime) -> bool:
         q = select(Suppression).where(Suppression.source_id == a.source_id, Suppression.kind == a.kind,

@@ -1,8 +1,9 @@
 """CaseService: the one API the gateway (REST, WebSocket, CLI) calls to read and work cases.
 
 Every change goes through ``lifecycle.apply`` inside one SQL transaction that also appends the
-history; the duty-queue entries, acknowledgements and events the change implies are published to
-Redis only after the commit. Reads return plain dicts (``alerts.views``), never ORM rows.
+history and the outbox row of the duty-queue entries, acknowledgements and events the change implies
+(``alerts.outbox``); they are published to Redis after the commit, by this process or, if it died, by
+any process's outbox relay. Reads return plain dicts (``alerts.views``), never ORM rows.
 Visibility: a user sees the tickets whose grid lies within one of their grid codes (any level).
 """
 from __future__ import annotations
@@ -18,12 +19,13 @@ from sqlalchemy.orm import Session, selectinload
 from alerts import kpis as kpi_mod
 from alerts import lifecycle
 from alerts.config import AlertsConfig
-from alerts.events import Effects, publish
+from alerts.events import Effects
 from alerts.grids import GridIndex
 from alerts.intake import Clock, open_ticket, utcnow
 from alerts.lifecycle import OPEN, TransitionError
 from alerts.models import HistoryEntry, Occurrence, Suppression, Ticket
 from alerts.policy import CasePolicy
+from alerts.outbox import Outbox
 from alerts.store import Store
 from alerts.streams import StreamKeys
 from alerts.views import ticket_detail, ticket_summary
@@ -60,8 +62,9 @@ class CaseService:
     """Reading and working cases; safe to share between threads (each call opens its own session)."""
 
     def __init__(self, store: Store, grids: GridIndex, alerts_cfg: AlertsConfig, redis: redis.Redis, keys: StreamKeys,
-                 *, policy: CasePolicy | None = None, clock: Clock = utcnow):
+                 *, policy: CasePolicy | None = None, clock: Clock = utcnow, outbox: Outbox | None = None):
         self.store, self.grids, self.cfg, self.redis, self.keys = store, grids, alerts_cfg, redis, keys
+        self.outbox = outbox or Outbox(store, redis, keys)
         self.policy = policy or CasePolicy(alerts_cfg)
         self.clock = clock
         all_grids = grids.all()
@@ -192,8 +195,9 @@ class CaseService:
             effects = self._after(s, t, out, unit_before, now, actor)
             summary = ticket_summary(t)
             effects.events.append((f"ticket.{action}", summary, {"actor": actor, "note": note}))
+            pending = self.outbox.stage(s, effects, now)
         failpoint("case.after_commit")
-        publish(self.redis, self.keys, effects, now=now)
+        self.outbox.publish(pending)
         return self.get_ticket(summary["id"])
 
     def _after(self, s: Session, t: Ticket, out: lifecycle.Outcome, unit_before: str, now: datetime, actor: str) -> Effects:
@@ -247,7 +251,8 @@ class CaseService:
             effects = Effects(ack_duty=[(src.unit_code, src.id)])
             effects.events.append(("ticket.merged", ticket_summary(src), {"into": ticket_summary(dst), "actor": actor}))
             dst_id = dst.id
-        publish(self.redis, self.keys, effects, now=now)
+            pending = self.outbox.stage(s, effects, now)
+        self.outbox.publish(pending)
         return self.get_ticket(dst_id)
 
     def unmerge(self, ticket_id: int | str, actor: str, note: str = "", *, role: str | None = None,
@@ -283,7 +288,8 @@ class CaseService:
                                to_status=dst.status, note=note, attachments=[], data={"to": src.id, "occurrences": [o.id for o in back]}))
             effects.events.append(("ticket.unmerged", ticket_summary(src), {"from": dst.id, "actor": actor}))
             src_id = src.id
-        publish(self.redis, self.keys, effects, now=now)
+            pending = self.outbox.stage(s, effects, now)
+        self.outbox.publish(pending)
         return self.get_ticket(src_id)
 
     def split_occurrence(self, occurrence_id: int, actor: str, note: str = "", *, role: str | None = None,
@@ -309,5 +315,6 @@ class CaseService:
             s.add(HistoryEntry(ticket_id=old.id, at=now, actor=actor, action="split", from_status=old.status,
                                to_status=old.status, note=note, attachments=[], data={"occurrence": occ.id, "to": t.id, "to_number": t.number}))
             new_id = t.id
-        publish(self.redis, self.keys, effects, now=now)
+            pending = self.outbox.stage(s, effects, now)
+        self.outbox.publish(pending)
         return self.get_ticket(new_id)

@@ -4,6 +4,7 @@
 ``{prefix}:duty:{grid}``    the duty queue of one grid (any level); consumer group ``workers``.
 ``{prefix}:deadletter``     input that was rejected, with the reason, for an operator to read.
 ``{prefix}:events``         ticket events (created, merged, transitions) for live pages.
+``{prefix}:outbox:{key}``   marker (TTL 24 h): outbox row ``key`` was published, so it never lands twice.
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ class StreamKeys:
 
     def duty(self, grid_code: str) -> str:
         return f"{self.prefix}:duty:{grid_code}"
+
+    def outbox_sent(self, key: str) -> str:
+        """The marker that the outbox row ``key`` was published (``alerts.outbox``)."""
+        return f"{self.prefix}:outbox:{key}"
 
 
 def publish_anomaly(client: redis.Redis, keys: StreamKeys, anomaly: Anomaly) -> str:

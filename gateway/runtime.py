@@ -87,6 +87,7 @@ class Runtime:
         self.press_queue = PressQueue(self.redis, self.keys.prefix, dedup_s=mq.press_dedup_s, wait_s=mq.press_ack_wait_s)
         self.press_filer = None
         self.store = self.channels = self.intake = self.cases = self.escalator = self.notifier = self.filer = None
+        self.case_outbox = None
         self.events_mqtt = None
         self.roles: dict[str, Any] = {}
         if ALERT_ROLES & set(self.role_names):
@@ -144,6 +145,7 @@ class Runtime:
     def _build_alerts(self) -> None:
         from alerts.channels.build import build_channels
         from alerts.notify import Notifier
+        from alerts.outbox import Outbox
         from alerts.roles import AlarmFiler, intake_role, notify_role, sla_role
         from alerts.sla import Escalator
         from alerts.store import open_store
@@ -151,6 +153,9 @@ class Runtime:
         dep = self.deployment
         self.store = open_store(dep.sql_url)
         self.store.sync_grids(self.grids)
+        # What a committed change owes Redis waits in the store's outbox; this process's relay sends what any
+        # process (this one before a restart, or one that was killed) committed and did not send.
+        self.case_outbox = Outbox(self.store, self.redis, self.keys)
         # The human channels add local report categories (with keywords) to the deployment's; every
         # part that files or times tickets must see the same set, so it is computed once, here.
         # The channels build the intake and case service over that set; the whole process shares them.
@@ -166,7 +171,7 @@ class Runtime:
             mq = dep.ingest.mqtt
             self.press_filer = PressFiler(self.redis, self.keys.prefix, self._file_alarms, consumer=self.consumer,
                                           lease_s=mq.press_lease_s, dedup_s=mq.press_dedup_s, on_dead=self._reject)
-        self.escalator = Escalator(self.store, self.grids, self.alerts_cfg, self.redis, self.keys)
+        self.escalator = Escalator(self.store, self.grids, self.alerts_cfg, self.redis, self.keys, outbox=self.case_outbox)
         if "intake" in self.role_names:
             self.roles["intake"] = intake_role(self.intake)
         if "sla" in self.role_names:
@@ -274,6 +279,8 @@ class Runtime:
 
     def start(self) -> None:
         self._loop("outbox", self._flush_outbox, self._stop)
+        if self.case_outbox is not None:
+            self._loop("case-outbox", self.case_outbox.run_forever, self._stop)
         self.press_queue.start()
         for role in self.roles.values():
             role.start()
