@@ -24,7 +24,7 @@ from alerts import lifecycle
 from alerts.config import AlertsConfig
 from alerts.events import Effects
 from alerts.grids import GridIndex
-from alerts.intake import Clock, utcnow
+from alerts.filing import Clock, utcnow
 from alerts.lifecycle import OPEN, UNSIGNED
 from alerts.models import Ticket
 from alerts.policy import CasePolicy
@@ -112,11 +112,12 @@ class Escalator:
             return effects
         level_idx, unit = nxt
         old_unit, old_level = t.unit_code, self.policy.chain[t.escalation_level]
-        t.unit_code, t.escalation_level = unit, level_idx
+        # The state machine hands it to the next unit up (its rules and history hold here too), then the new
+        # level gets a fresh period.
+        out = lifecycle.apply(t, "escalate", "system", now, self.policy, unit_code=unit, level_index=level_idx,
+                              note=f"{'签收' if signing else '处置'}超时，{old_level} → {self.policy.chain[level_idx]}")
         self.policy.rearm_after_escalation(t, now, signing)
         users = self.roster.users(unit, now)
-        out = lifecycle.apply(t, "escalate", "system", now, self.policy,
-                              note=f"{'签收' if signing else '处置'}超时，{old_level} → {self.policy.chain[level_idx]}")
         out.history.data = {"from_unit": old_unit, "to_unit": unit, "level": self.policy.chain[level_idx],
                             "overdue": "sign" if signing else "handle", "notify": users}
         s.add(out.history)
