@@ -245,6 +245,8 @@ class Intake:
         (a new ticket has no id before it), so a batch needs one flush, not one per anomaly."""
         now = self.clock()
         self.stats["filed"] += 1
+        # Fencing (issue 13a) goes here: a camera anomaly from a worker whose lease token is stale is refused
+        # before anything of it is written.
         existing = ctx.filed.get(a.id)
         if existing is not None:
             self.stats["duplicate"] += 1
