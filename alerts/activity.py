@@ -8,12 +8,13 @@ notifier only ever see tickets.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.events import Effects
+from alerts.filing import RoutingError, aware, route_point
 from alerts.grids import GridIndex
 from alerts.models import Activity
 from alerts.views import TicketRef
@@ -28,14 +29,12 @@ def record(s: Session, a: Anomaly, grids: GridIndex, category: str | None, now: 
     if known is not None:
         stats["duplicate"] = stats.get("duplicate", 0) + 1
         return TicketRef(None, None, duplicate=True), Effects()
-    from alerts.intake import RoutingError, route_point  # intake imports this module: import at call time
-
     point = a.location.wgs84()
     try:
         grid_code: str | None = route_point(grids, point)[0].code
     except RoutingError:
         grid_code = None
-    occurred = a.occurred_at if a.occurred_at.tzinfo else a.occurred_at.replace(tzinfo=timezone.utc)
+    occurred = aware(a.occurred_at)
     s.add(Activity(anomaly_id=a.id, source_kind=a.source, source_id=a.source_id, zone=a.zone, kind=a.kind,
                    category=category, grid_code=grid_code, lon=point.lon, lat=point.lat, score=a.score, title=a.title,
                    evidence=[e.model_dump() for e in a.evidence], details=a.details, occurred_at=occurred,

@@ -9,9 +9,13 @@ States::
     any open state ─void─► void   ─false_alarm─► false_alarm   ─merge─► merged (unmerge restores)
 
 Actions that keep the state: request_extension / approve_extension / deny_extension (延期),
-supervise (督办), remind (催办), comment, escalate, clear. ``apply`` checks the state and the
-role, changes the ticket's fields and returns the history entry to append; it does no I/O, so the
-whole workflow is testable without a database, and the service commits it in one transaction.
+supervise (督办), remind (催办), comment, escalate (the unit moves up the chain), clear. ``apply`` checks
+the state and the role, changes the ticket's fields and returns the history entry to append; it does no
+I/O, so the whole workflow is testable without a database, and the service commits it in one transaction.
+
+Every change of a ticket's status or responsible unit is made here, whoever asks: ``create`` (intake and a
+split: 接报, then the automatic 派遣), ``apply`` (every workflow action, the escalator's change of unit
+included), ``merge`` / ``unmerge`` (the case service). So the rules and the history hold on every path.
 """
 from __future__ import annotations
 
@@ -125,6 +129,15 @@ def _parse_deadline(value: Any) -> datetime:
     return dt
 
 
+def _move_unit(ticket: Ticket, params: dict[str, Any], data: dict[str, Any]) -> None:
+    """Hand the ticket to ``params["unit_code"]`` (at ``params["level_index"]`` of the chain), if given."""
+    unit = params.get("unit_code")
+    if unit:
+        data["from_unit"], ticket.unit_code = ticket.unit_code, str(unit)
+        if "level_index" in params:
+            ticket.escalation_level = int(params["level_index"])
+
+
 def apply(ticket: Ticket, action: str, actor: str, now: datetime, policy: CasePolicy, *, role: str | None = None,
           note: str = "", attachments: list[Any] | None = None, **params: Any) -> Outcome:
     """Check and perform ``action`` on ``ticket``; raises TransitionError (state or role) or ValueError (parameters)."""
@@ -149,11 +162,7 @@ def apply(ticket: Ticket, action: str, actor: str, now: datetime, policy: CasePo
     out = Outcome(history=HistoryEntry())
 
     if action in ("register", "dispatch"):
-        unit = params.get("unit_code")
-        if unit:
-            data["from_unit"], ticket.unit_code = ticket.unit_code, str(unit)
-            if "level_index" in params:
-                ticket.escalation_level = int(params["level_index"])
+        _move_unit(ticket, params, data)
         policy.arm_sign(ticket, now)
         ticket.assignee = None
         out.publish_duty = True
@@ -216,6 +225,8 @@ def apply(ticket: Ticket, action: str, actor: str, now: datetime, policy: CasePo
         out.ack_duty = True
     elif action == "supervise":
         ticket.supervised = True
+    elif action == "escalate":
+        _move_unit(ticket, params, data)  # the next level up (the escalator re-arms its clock)
     elif action == "remind":
         ticket.reminders += 1
     elif action in ("void", "false_alarm"):
@@ -236,3 +247,85 @@ def apply(ticket: Ticket, action: str, actor: str, now: datetime, policy: CasePo
     out.history = HistoryEntry(ticket_id=ticket.id, at=now, actor=actor, action=action, from_status=status,
                                to_status=target, note=note, attachments=list(attachments or []), data=data)
     return out
+
+
+def create(ticket: Ticket, now: datetime, policy: CasePolicy, *, confirm: bool, unit_name: str, actor: str = "system",
+           note: str = "", data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A new ticket's first steps: 接报 (reported), then — unless an operator must confirm it first — the
+    automatic 派遣 to the unit it was routed to, with its sign-for clock started. Returns the history rows
+    as plain values (a batch inserts them in bulk, before the ticket has an id)."""
+    if ticket.status is not None:
+        raise TransitionError(ticket.status, "create", [], "the ticket exists already")
+    ticket.status = "reported"
+    rows = [dict(at=now, actor=actor, action="create", from_status=None, to_status="reported", note=note,
+                 attachments=[], data=dict(data or {}))]
+    if not confirm:
+        ticket.status = "dispatched"
+        policy.arm_sign(ticket, now)
+        rows.append(dict(at=now, actor="system", action="dispatch", from_status="reported", to_status="dispatched",
+                         note=f"自动派遣至 {unit_name}", attachments=[], data={"unit_code": ticket.unit_code}))
+    ticket.updated_at = now
+    return rows
+
+
+MERGE_ROLES = frozenset({"dispatcher", "admin", "system"})
+
+
+def check_merge_role(action: str, role: str | None, state: str = "?") -> None:
+    """Merging and unmerging are the dispatcher's (and admin's, and the system's) to do."""
+    if role is not None and role not in MERGE_ROLES:
+        raise TransitionError(state, action, [], f"role {role!r} may not")
+
+
+@dataclass
+class MergeOutcome:
+    """The history rows of both tickets, and whether the ticket that got its own state back goes on a duty queue."""
+
+    history: list[HistoryEntry]
+    publish_duty: bool = False
+
+
+def merge(src: Ticket, dst: Ticket, actor: str, now: datetime, policy: CasePolicy, *, role: str | None = None,
+          note: str = "", moved: list[int] | None = None) -> MergeOutcome:
+    """``src`` becomes part of ``dst`` (duplicates of one event): src → merged, its clock stopped, reversible."""
+    check_merge_role("merge", role)
+    if src.id == dst.id:
+        raise ValueError("a ticket cannot be merged into itself")
+    for t in (src, dst):
+        if t.status not in OPEN:
+            raise TransitionError(t.status, "merge", allowed_actions(t.status, role), f"ticket {t.number} is not open")
+    before = src.status
+    src.status_before_merge, src.status, src.merged_into = before, "merged", dst.id
+    src.updated_at = dst.updated_at = now
+    policy.disarm(src)
+    return MergeOutcome([
+        HistoryEntry(ticket_id=src.id, at=now, actor=actor, action="merge", from_status=before, to_status="merged",
+                     note=note, attachments=[], data={"into": dst.id, "into_number": dst.number}),
+        HistoryEntry(ticket_id=dst.id, at=now, actor=actor, action="merge_in", from_status=dst.status,
+                     to_status=dst.status, note=note, attachments=[],
+                     data={"from": src.id, "from_number": src.number, "occurrences": list(moved or [])})])
+
+
+def unmerge(src: Ticket, dst: Ticket | None, actor: str, now: datetime, policy: CasePolicy, *, role: str | None = None,
+            note: str = "", back: list[int] | None = None) -> MergeOutcome:
+    """Reverse a merge: ``src`` gets its own state back (and, if that is dispatched, a fresh sign-for clock)."""
+    check_merge_role("unmerge", role, "merged")
+    if src.status != "merged" or src.merged_into is None or dst is None:
+        raise TransitionError(src.status, "unmerge", allowed_actions(src.status, role), "it is not merged")
+    src.status, src.merged_into = src.status_before_merge or "registered", None
+    src.status_before_merge = None
+    src.updated_at = dst.updated_at = now
+    duty = False
+    if src.status in UNSIGNED:
+        if src.status == "dispatched":
+            policy.arm_sign(src, now)
+            duty = True
+    else:
+        src.escalate_at = src.handle_deadline
+    occurrences = list(back or [])
+    return MergeOutcome([
+        HistoryEntry(ticket_id=src.id, at=now, actor=actor, action="unmerge", from_status="merged", to_status=src.status,
+                     note=note, attachments=[], data={"from": dst.id, "occurrences": occurrences}),
+        HistoryEntry(ticket_id=dst.id, at=now, actor=actor, action="unmerge_out", from_status=dst.status,
+                     to_status=dst.status, note=note, attachments=[], data={"to": src.id, "occurrences": occurrences})],
+        publish_duty=duty)

@@ -222,3 +222,16 @@ class Activity(Base):
     received_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_activity_camera_time", "source_id", "occurred_at"),)
+
+
+class OutboxEntry(Base):
+    """What a committed transaction still owes Redis (duty entries, events, acknowledgements), written in the
+    same transaction as the change, so a process killed between its commit and its publish loses nothing: the
+    row is published by the process itself right after the commit, else by any process's relay (``alerts.outbox``).
+    ``key`` names the publication in Redis (a marker set with it), so a row sent twice lands once."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    payload: Mapped[str] = mapped_column(Text)

@@ -30,7 +30,7 @@ import httpx
 import redis
 
 from alerts.config import AlertsConfig, WebhookConfig
-from alerts.events import ensure_group
+from alerts.consumer import Outcome, StreamConsumer
 from alerts.streams import StreamKeys, dead_letter
 from ingest.failpoints import failpoint
 
@@ -69,15 +69,14 @@ class Notifier:
                  mqtt: Any | None = None, http: httpx.Client | None = None, attempts: int = 3, batch: int = 50,
                  claim_idle_s: float = 30.0):
         self.cfg, self.redis, self.keys, self.consumer = cfg, redis, keys, consumer
-        self.claim_idle_ms = max(100, int(claim_idle_s * 1000))
+        self.stream = StreamConsumer(redis, keys.events, NOTIFY_GROUP, consumer, batch=batch, name="notifier",
+                                     claim_idle_s=max(0.1, claim_idle_s), retry_s=(1.0, 1.0))
         self.mqtt_timeout_s = 5.0
-        self._last_claim = 0.0
         self.mqtt = mqtt
         self.http = http or httpx.Client()
         self.attempts = attempts
-        self.batch = batch
         self.sent = {"webhook": 0, "mqtt": 0, "failed": 0}
-        ensure_group(redis, keys.events, NOTIFY_GROUP)
+        self.stream.ensure_group()
 
     def deliver_webhook(self, hook: WebhookConfig, body: bytes, event_id: str = "") -> tuple[bool, str]:
         last = ""
@@ -135,45 +134,23 @@ class Notifier:
 
     def claim_stale(self) -> list[tuple[Any, dict]]:
         """Events another notifier read and never acknowledged (it died) for longer than ``claim_idle_s``."""
-        claimed: list[tuple[Any, dict]] = []
-        start: Any = "0-0"
-        while True:
-            reply = self.redis.xautoclaim(self.keys.events, NOTIFY_GROUP, self.consumer, self.claim_idle_ms,
-                                          start_id=start, count=self.batch)
-            start, entries = reply[0], reply[1]
-            claimed += [(eid, fields) for eid, fields in entries if fields]
-            if start in (b"0-0", "0-0") or not entries:
-                return claimed
+        return self.stream.claim_stale()
+
+    def _deliver_entry(self, entry_id: str, fields: dict, _quiet: bool = False) -> Outcome:
+        """One stream entry: delivered (or dead-lettered), then acknowledged; an unreadable one only acknowledged."""
+        raw = fields.get(b"event", fields.get("event")) if fields else None
+        try:
+            event = json.loads(raw) if raw else None
+        except ValueError:
+            event = None
+        if event is not None:
+            failpoint("notify.before_send")
+            self.handle(event, entry_id)
+            failpoint("notify.after_send")
+        return Outcome.DONE
 
     def process_batch(self, block_ms: int = 1000) -> int:
-        items: list[tuple[Any, dict]] = []
-        now = time.monotonic()
-        if now - self._last_claim >= self.claim_idle_ms / 2000:
-            self._last_claim = now
-            items = self.claim_stale()
-        if not items:
-            reply = self.redis.xreadgroup(NOTIFY_GROUP, self.consumer, {self.keys.events: ">"}, count=self.batch,
-                                          block=block_ms)
-            items = [(eid, fields) for _stream, entries in reply or [] for eid, fields in entries]
-        n = 0
-        for eid, fields in items:
-            raw = fields.get(b"event", fields.get("event")) if fields else None
-            try:
-                event = json.loads(raw) if raw else None
-            except ValueError:
-                event = None
-            if event is not None:
-                failpoint("notify.before_send")
-                self.handle(event, eid.decode() if isinstance(eid, bytes) else str(eid))
-                failpoint("notify.after_send")
-            self.redis.xack(self.keys.events, NOTIFY_GROUP, eid)
-            n += 1
-        return n
+        return self.stream.process_batch(self._deliver_entry, block_ms)
 
     def run_forever(self, stop_event: threading.Event, block_ms: int = 1000) -> None:
-        while not stop_event.is_set():
-            try:
-                self.process_batch(block_ms)
-            except redis.RedisError as exc:
-                log.warning("notifier: redis error %s", exc)
-                stop_event.wait(1.0)
+        self.stream.run_forever(stop_event, self._deliver_entry, block_ms)

@@ -1,8 +1,9 @@
 """CaseService: the one API the gateway (REST, WebSocket, CLI) calls to read and work cases.
 
 Every change goes through ``lifecycle.apply`` inside one SQL transaction that also appends the
-history; the duty-queue entries, acknowledgements and events the change implies are published to
-Redis only after the commit. Reads return plain dicts (``alerts.views``), never ORM rows.
+history and the outbox row of the duty-queue entries, acknowledgements and events the change implies
+(``alerts.outbox``); they are published to Redis after the commit, by this process or, if it died, by
+any process's outbox relay. Reads return plain dicts (``alerts.views``), never ORM rows.
 Visibility: a user sees the tickets whose grid lies within one of their grid codes (any level).
 """
 from __future__ import annotations
@@ -18,12 +19,13 @@ from sqlalchemy.orm import Session, selectinload
 from alerts import kpis as kpi_mod
 from alerts import lifecycle
 from alerts.config import AlertsConfig
-from alerts.events import Effects, publish
+from alerts.events import Effects
 from alerts.grids import GridIndex
-from alerts.intake import Clock, open_ticket, utcnow
+from alerts.filing import Clock, Desk, NewTicket, open_ticket, utcnow
 from alerts.lifecycle import OPEN, TransitionError
 from alerts.models import HistoryEntry, Occurrence, Suppression, Ticket
 from alerts.policy import CasePolicy
+from alerts.outbox import Outbox
 from alerts.store import Store
 from alerts.streams import StreamKeys
 from alerts.views import ticket_detail, ticket_summary
@@ -60,12 +62,12 @@ class CaseService:
     """Reading and working cases; safe to share between threads (each call opens its own session)."""
 
     def __init__(self, store: Store, grids: GridIndex, alerts_cfg: AlertsConfig, redis: redis.Redis, keys: StreamKeys,
-                 *, policy: CasePolicy | None = None, clock: Clock = utcnow):
+                 *, policy: CasePolicy | None = None, clock: Clock = utcnow, outbox: Outbox | None = None):
         self.store, self.grids, self.cfg, self.redis, self.keys = store, grids, alerts_cfg, redis, keys
+        self.outbox = outbox or Outbox(store, redis, keys)
         self.policy = policy or CasePolicy(alerts_cfg)
         self.clock = clock
-        all_grids = grids.all()
-        self.grid_version = all_grids[0].version if all_grids else "0"
+        self.desk = Desk.of(store, alerts_cfg, self.policy, grids)
 
     # -- reading -----------------------------------------------------------------------------
     def list_tickets(self, *, grids: Iterable[str] | None = None, status: str | Iterable[str] | None = None,
@@ -192,8 +194,9 @@ class CaseService:
             effects = self._after(s, t, out, unit_before, now, actor)
             summary = ticket_summary(t)
             effects.events.append((f"ticket.{action}", summary, {"actor": actor, "note": note}))
+            pending = self.outbox.stage(s, effects, now)
         failpoint("case.after_commit")
-        publish(self.redis, self.keys, effects, now=now)
+        self.outbox.publish(pending)
         return self.get_ticket(summary["id"])
 
     def _after(self, s: Session, t: Ticket, out: lifecycle.Outcome, unit_before: str, now: datetime, actor: str) -> Effects:
@@ -213,20 +216,14 @@ class CaseService:
     def merge(self, ticket_id: int | str, into: int | str, actor: str, note: str = "", *, role: str | None = None,
               grids: Iterable[str] | None = None) -> dict[str, Any]:
         """Merge one open ticket into another (duplicates of the same event); reversible with ``unmerge``."""
-        if role is not None and role not in ("dispatcher", "admin", "system"):
-            raise TransitionError("?", "merge", [], f"role {role!r} may not")
+        lifecycle.check_merge_role("merge", role)
         now = self.clock()
         with self.store.write() as s:
             src, dst = self._load(s, ticket_id, lock=True), self._load(s, into, lock=True)
             self._check_visible(src, grids)
             self._check_visible(dst, grids)
-            if src.id == dst.id:
-                raise ValueError("a ticket cannot be merged into itself")
-            for t in (src, dst):
-                if t.status not in OPEN:
-                    raise TransitionError(t.status, "merge", lifecycle.allowed_actions(t.status, role),
-                                          f"ticket {t.number} is not open")
             moved = s.scalars(select(Occurrence).where(Occurrence.ticket_id == src.id)).all()
+            out = lifecycle.merge(src, dst, actor, now, self.policy, role=role, note=note, moved=[o.id for o in moved])
             for o in moved:
                 o.original_ticket_id = o.original_ticket_id or src.id
                 o.ticket_id = dst.id
@@ -235,62 +232,43 @@ class CaseService:
             dst.occurrence_count += len(moved)
             dst.last_seen_at = max(dst.last_seen_at, src.last_seen_at)
             dst.first_seen_at = min(dst.first_seen_at, src.first_seen_at)
-            dst.updated_at = now
-            src.status_before_merge, src.status, src.merged_into = src.status, "merged", dst.id
-            src.updated_at = now
-            self.policy.disarm(src)
-            s.add(HistoryEntry(ticket_id=src.id, at=now, actor=actor, action="merge", from_status=src.status_before_merge,
-                               to_status="merged", note=note, attachments=[], data={"into": dst.id, "into_number": dst.number}))
-            s.add(HistoryEntry(ticket_id=dst.id, at=now, actor=actor, action="merge_in", from_status=dst.status,
-                               to_status=dst.status, note=note, attachments=[],
-                               data={"from": src.id, "from_number": src.number, "occurrences": [o.id for o in moved]}))
+            s.add_all(out.history)
             effects = Effects(ack_duty=[(src.unit_code, src.id)])
             effects.events.append(("ticket.merged", ticket_summary(src), {"into": ticket_summary(dst), "actor": actor}))
             dst_id = dst.id
-        publish(self.redis, self.keys, effects, now=now)
+            pending = self.outbox.stage(s, effects, now)
+        self.outbox.publish(pending)
         return self.get_ticket(dst_id)
 
     def unmerge(self, ticket_id: int | str, actor: str, note: str = "", *, role: str | None = None,
                 grids: Iterable[str] | None = None) -> dict[str, Any]:
         """Reverse a manual merge: the ticket gets its own occurrences and state back."""
-        if role is not None and role not in ("dispatcher", "admin", "system"):
-            raise TransitionError("merged", "unmerge", [], f"role {role!r} may not")
+        lifecycle.check_merge_role("unmerge", role, "merged")
         now = self.clock()
         with self.store.write() as s:
             src = self._load(s, ticket_id, lock=True)
             self._check_visible(src, grids)
-            if src.status != "merged" or src.merged_into is None:
-                raise TransitionError(src.status, "unmerge", lifecycle.allowed_actions(src.status, role), "it is not merged")
-            dst = s.get(Ticket, src.merged_into)
-            back = s.scalars(select(Occurrence).where(Occurrence.ticket_id == dst.id,
-                                                      Occurrence.original_ticket_id == src.id)).all()
+            dst = s.get(Ticket, src.merged_into) if src.merged_into is not None else None
+            back = [] if dst is None else s.scalars(select(Occurrence).where(
+                Occurrence.ticket_id == dst.id, Occurrence.original_ticket_id == src.id)).all()
+            out = lifecycle.unmerge(src, dst, actor, now, self.policy, role=role, note=note, back=[o.id for o in back])
             for o in back:
                 o.ticket_id, o.original_ticket_id = src.id, None
             dst.occurrence_count -= len(back)
-            src.status, src.merged_into = src.status_before_merge or "registered", None
-            src.status_before_merge = None
-            src.updated_at = dst.updated_at = now
+            s.add_all(out.history)
             effects = Effects()
-            if src.status in ("reported", "registered", "dispatched"):
-                if src.status == "dispatched":
-                    self.policy.arm_sign(src, now)
-                    effects.duty.append((src.unit_code, ticket_summary(src), "unmerged"))
-            else:
-                src.escalate_at = src.handle_deadline
-            s.add(HistoryEntry(ticket_id=src.id, at=now, actor=actor, action="unmerge", from_status="merged",
-                               to_status=src.status, note=note, attachments=[], data={"from": dst.id, "occurrences": [o.id for o in back]}))
-            s.add(HistoryEntry(ticket_id=dst.id, at=now, actor=actor, action="unmerge_out", from_status=dst.status,
-                               to_status=dst.status, note=note, attachments=[], data={"to": src.id, "occurrences": [o.id for o in back]}))
+            if out.publish_duty:
+                effects.duty.append((src.unit_code, ticket_summary(src), "unmerged"))
             effects.events.append(("ticket.unmerged", ticket_summary(src), {"from": dst.id, "actor": actor}))
             src_id = src.id
-        publish(self.redis, self.keys, effects, now=now)
+            pending = self.outbox.stage(s, effects, now)
+        self.outbox.publish(pending)
         return self.get_ticket(src_id)
 
     def split_occurrence(self, occurrence_id: int, actor: str, note: str = "", *, role: str | None = None,
                          grids: Iterable[str] | None = None) -> dict[str, Any]:
         """Reverse an automatic merge: one occurrence leaves its ticket and becomes a ticket of its own."""
-        if role is not None and role not in ("dispatcher", "admin", "system"):
-            raise TransitionError("?", "split", [], f"role {role!r} may not")
+        lifecycle.check_merge_role("split", role)
         now = self.clock()
         with self.store.write() as s:
             occ = s.get(Occurrence, int(occurrence_id))
@@ -303,11 +281,11 @@ class CaseService:
             old.occurrence_count -= 1
             old.updated_at = now
             occ.merged, occ.original_ticket_id = False, None
-            t, effects = open_ticket(s, self.store, self.cfg, self.policy, self.grids, self.grid_version,
-                                     self.policy.category(old.category), occ, now, title=occ.title, actor=actor,
-                                     note=f"从 {old.number} 拆分: {note}".strip())
+            t, effects = open_ticket(s, self.desk, NewTicket(self.policy.category(old.category), occ, now, title=occ.title,
+                                                             actor=actor, note=f"从 {old.number} 拆分: {note}".strip()))
             s.add(HistoryEntry(ticket_id=old.id, at=now, actor=actor, action="split", from_status=old.status,
                                to_status=old.status, note=note, attachments=[], data={"occurrence": occ.id, "to": t.id, "to_number": t.number}))
             new_id = t.id
-        publish(self.redis, self.keys, effects, now=now)
+            pending = self.outbox.stage(s, effects, now)
+        self.outbox.publish(pending)
         return self.get_ticket(new_id)

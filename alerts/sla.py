@@ -22,13 +22,14 @@ from sqlalchemy.orm import Session
 
 from alerts import lifecycle
 from alerts.config import AlertsConfig
-from alerts.events import Effects, publish
+from alerts.events import Effects
 from alerts.grids import GridIndex
-from alerts.intake import Clock, utcnow
+from alerts.filing import Clock, utcnow
 from alerts.lifecycle import OPEN, UNSIGNED
 from alerts.models import Ticket
 from alerts.policy import CasePolicy
 from alerts.roster import Roster
+from alerts.outbox import Outbox
 from alerts.store import Store
 from alerts.streams import StreamKeys
 from alerts.views import ticket_summary
@@ -41,8 +42,10 @@ class Escalator:
     """Scans the store for due reminders and escalations and carries them out."""
 
     def __init__(self, store: Store, grids: GridIndex, alerts_cfg: AlertsConfig, redis: redis.Redis, keys: StreamKeys,
-                 *, policy: CasePolicy | None = None, roster: Roster | None = None, clock: Clock = utcnow, batch: int = 100):
+                 *, policy: CasePolicy | None = None, roster: Roster | None = None, clock: Clock = utcnow, batch: int = 100,
+                 outbox: Outbox | None = None):
         self.store, self.grids, self.cfg, self.redis, self.keys = store, grids, alerts_cfg, redis, keys
+        self.outbox = outbox or Outbox(store, redis, keys)
         self.policy = policy or CasePolicy(alerts_cfg)
         self.roster = roster or Roster(alerts_cfg.roster, alerts_cfg.timezone, grids)
         self.clock = clock
@@ -74,9 +77,9 @@ class Escalator:
                     elif t.remind_at is not None and t.remind_at <= now:
                         effects.extend(self._remind(s, t, now))
                         done["reminded"] += 1
+                pending = self.outbox.stage(s, effects, now)  # the escalations' duty entries commit with them
             failpoint("sla.after_commit")
-            if effects:
-                publish(self.redis, self.keys, effects, now=now)
+            self.outbox.publish(pending)
             if len(rows) < self.batch:
                 return done
 
@@ -109,11 +112,12 @@ class Escalator:
             return effects
         level_idx, unit = nxt
         old_unit, old_level = t.unit_code, self.policy.chain[t.escalation_level]
-        t.unit_code, t.escalation_level = unit, level_idx
+        # The state machine hands it to the next unit up (its rules and history hold here too), then the new
+        # level gets a fresh period.
+        out = lifecycle.apply(t, "escalate", "system", now, self.policy, unit_code=unit, level_index=level_idx,
+                              note=f"{'签收' if signing else '处置'}超时，{old_level} → {self.policy.chain[level_idx]}")
         self.policy.rearm_after_escalation(t, now, signing)
         users = self.roster.users(unit, now)
-        out = lifecycle.apply(t, "escalate", "system", now, self.policy,
-                              note=f"{'签收' if signing else '处置'}超时，{old_level} → {self.policy.chain[level_idx]}")
         out.history.data = {"from_unit": old_unit, "to_unit": unit, "level": self.policy.chain[level_idx],
                             "overdue": "sign" if signing else "handle", "notify": users}
         s.add(out.history)

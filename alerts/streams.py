@@ -4,6 +4,7 @@
 ``{prefix}:duty:{grid}``    the duty queue of one grid (any level); consumer group ``workers``.
 ``{prefix}:deadletter``     input that was rejected, with the reason, for an operator to read.
 ``{prefix}:events``         ticket events (created, merged, transitions) for live pages.
+``{prefix}:outbox:{key}``   marker (TTL 24 h): outbox row ``key`` was published, so it never lands twice.
 
 The braces are literal: the prefix is the Redis Cluster hash tag of every name (``{gw}:anomalies``), because
 intake acknowledges an anomaly in the same MULTI that appends to duty queues and the events stream, and a
@@ -43,6 +44,10 @@ class StreamKeys:
 
     def duty(self, grid_code: str) -> str:
         return f"{self.tag}:duty:{grid_code}"
+
+    def outbox_sent(self, key: str) -> str:
+        """The marker that the outbox row ``key`` was published (``alerts.outbox``)."""
+        return f"{self.tag}:outbox:{key}"
 
 
 def publish_anomaly(client: redis.Redis, keys: StreamKeys, anomaly: Anomaly) -> str:

@@ -93,6 +93,7 @@ class Runtime:
         self.press_queue = PressQueue(self.redis, self.keys.prefix, dedup_s=mq.press_dedup_s, wait_s=mq.press_ack_wait_s)
         self.press_filer = None
         self.core = self.channels = self.intake = self.cases = self.escalator = self.notifier = self.filer = None
+        self.case_outbox = None
         self.events_mqtt = None
         self.roles: dict[str, Any] = {}
         if ALERT_ROLES & set(self.role_names):
@@ -108,11 +109,15 @@ class Runtime:
         from alerts.channels.build import ChannelSetup, build_channels
         from alerts.core import CoreParts, build_core
         from alerts.notify import Notifier
+        from alerts.outbox import Outbox
         from alerts.roles import AlarmFiler, intake_role, notify_role, sla_role
         from alerts.sla import Escalator
 
         dep = self.deployment
         self.store.sync_grids(self.grids)
+        # What a committed change owes Redis waits in the store's outbox; this process's relay sends what any
+        # process (this one before a restart, or one that was killed) committed and did not send.
+        self.case_outbox = Outbox(self.store, self.redis, self.keys)
         # One intake and one case service per process, over the deployment's categories plus the local
         # report categories (alerts.core); the human channels and every other part receive them.
         self.core = build_core(CoreParts(self.store, self.grids, self.redis, self.keys), dep.alerts,
@@ -127,7 +132,7 @@ class Runtime:
             mq = dep.ingest.mqtt
             self.press_filer = PressFiler(self.redis, self.keys.prefix, self._file_alarms, consumer=self.consumer,
                                           lease_s=mq.press_lease_s, dedup_s=mq.press_dedup_s, on_dead=self._reject)
-        self.escalator = Escalator(self.store, self.grids, self.alerts_cfg, self.redis, self.keys)
+        self.escalator = Escalator(self.store, self.grids, self.alerts_cfg, self.redis, self.keys, outbox=self.case_outbox)
         if "intake" in self.role_names:
             self.roles["intake"] = intake_role(self.intake)
         if "sla" in self.role_names:
@@ -236,6 +241,8 @@ class Runtime:
 
             retention = self.deployment.services.evidence_store.retention
             self._loop("evidence-retention", lambda stop: run_sweeper(self.evidence_store, retention, stop), self._stop)
+        if self.case_outbox is not None:
+            self._loop("case-outbox", self.case_outbox.run_forever, self._stop)
         self.press_queue.start()
         for role in self.roles.values():
             role.start()

@@ -24,6 +24,7 @@ from alerts.grids import load_grid_file  # noqa: E402
 from alerts.queues import DutyQueue  # noqa: E402
 from alerts.service import CaseService  # noqa: E402
 from alerts.sla import Escalator  # noqa: E402
+from alerts.outbox import Outbox  # noqa: E402
 from alerts.store import open_store  # noqa: E402
 from alerts.streams import StreamKeys  # noqa: E402
 from gateway.config import load_deployment  # noqa: E402
@@ -47,6 +48,8 @@ def main() -> int:
     keys = StreamKeys(args.prefix)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Every process that holds the store runs the outbox relay (gateway.runtime): it sends what a killed one owed.
+    threading.Thread(target=Outbox(store, client, keys).run_forever, args=(stop,), daemon=True).start()
     print(f"{args.role} worker ready", flush=True)
     if args.role == "sla":
         Escalator(store, grids, dep.alerts, client, keys).run_forever(stop, interval_s=0.2)

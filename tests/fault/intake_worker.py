@@ -21,6 +21,7 @@ import redis  # noqa: E402
 from alerts.config import AlertsConfig  # noqa: E402
 from alerts.grids import load_grid_file  # noqa: E402
 from alerts.intake import Intake  # noqa: E402
+from alerts.outbox import Outbox  # noqa: E402
 from alerts.store import open_store  # noqa: E402
 from alerts.streams import StreamKeys  # noqa: E402
 from gateway.config import load_deployment  # noqa: E402
@@ -45,6 +46,8 @@ def main() -> int:
     intake = Intake(store, grids, cfg, client, StreamKeys(args.prefix), consumer=args.consumer, claim_idle_s=args.claim_idle)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Every process that holds the store runs the outbox relay (gateway.runtime): it sends what a killed one owed.
+    threading.Thread(target=Outbox(store, client, StreamKeys(args.prefix)).run_forever, args=(stop,), daemon=True).start()
     print("intake worker ready", flush=True)
     intake.run_forever(stop, block_ms=200)
     store.close()

@@ -182,11 +182,7 @@ def _events(client, keys: StreamKeys, etype: str) -> dict[int, int]:  # noqa: AN
     return dict(Counter(int(f[b"ticket_id"]) for _, f in client.xrange(keys.events) if f[b"type"] == etype.encode()))
 
 
-CASE_FINDING = ("F-CASE-1 (open): CaseService.transition publishes its event after the SQL commit; killed between "
-                "the two, the transition stands but its event (webhook/MQTT notice, live pages) is never sent")
-
-
-def _signer_run(point: str, own_redis, prefix: str, tmp_path) -> dict:  # noqa: ANN001
+def _signer_run(point: str, own_redis, prefix: str, tmp_path, wait_events: bool = False) -> dict:  # noqa: ANN001
     """File 60 dispatched tickets, sign them through a duty-queue reader killed at ``point``, finish with a successor."""
     sql = f"sqlite:///{tmp_path / 'cases.db'}"
     store = open_store(sql)
@@ -208,6 +204,8 @@ def _signer_run(point: str, own_redis, prefix: str, tmp_path) -> dict:  # noqa: 
         second.start()
         wait_for(lambda: len(_history(sql, "sign")) == total, 60, "every ticket signed for")
         wait_for(lambda: client.xpending(duty, "workers")["pending"] == 0, 30, "the duty queue acknowledged")
+        if wait_events:
+            wait_for(lambda: len(_events(client, keys, "ticket.sign")) == total, 30, "every sign event sent")
         signs, events = _history(sql, "sign"), _events(client, keys, "ticket.sign")
         report(f"kill at {point}", tickets=total, signed_at_kill=signed_at_kill,
                lost=len(set(tickets) - set(signs)), signed_twice=sum(1 for v in signs.values() if v > 1),
@@ -233,23 +231,22 @@ def test_signer_killed_inside_a_sign_for_signs_each_ticket_once_and_empties_the_
         assert sorted(out["events"]) == sorted(out["tickets"]) and set(out["events"].values()) == {1}
 
 
-@pytest.mark.xfail(reason=CASE_FINDING, strict=True, raises=AssertionError)
 def test_a_sign_for_killed_after_its_commit_still_sends_its_event(own_redis, prefix, tmp_path):
-    out = _signer_run("case.after_commit", own_redis, prefix, tmp_path)
+    """F-CASE-1 (fixed by the outbox): the transition's event commits with it as an outbox row; the successor's
+    relay sends the one the killed reader owed, once."""
+    out = _signer_run("case.after_commit", own_redis, prefix, tmp_path, wait_events=True)
     assert sorted(out["events"]) == sorted(out["tickets"]), f"{len(out['tickets']) - len(out['events'])} sign events lost"
+    assert set(out["events"].values()) == {1}, "a sign event was sent twice"
 
 
-SLA_FINDING = ("F-SLA-1 (open): the escalator publishes a batch's duty entries and events after its SQL commit; killed "
-               "between the two, the escalated tickets are in their new unit in SQL but on no duty queue, and their "
-               "escalation notice is never sent (docs/RELIABILITY.md)")
-
-
-@pytest.mark.xfail(reason=SLA_FINDING, strict=True, raises=AssertionError)
 def test_escalator_killed_between_commit_and_publish_loses_no_duty_entry(own_redis, prefix, tmp_path):
-    from sqlalchemy import update
+    """F-SLA-1 (fixed by the outbox): a batch of escalations killed after its commit is on its new units' duty
+    queues, each once, with its escalation notice, once the successor's relay sent the batch's outbox row."""
+    from collections import Counter
+
+    from sqlalchemy import select, update
 
     from alerts.models import Ticket
-    from alerts.events import DUTY_GROUP
     from datetime import datetime, timedelta, timezone
 
     sql = f"sqlite:///{tmp_path / 'cases.db'}"
@@ -271,16 +268,25 @@ def test_escalator_killed_between_commit_and_publish_loses_no_duty_entry(own_red
         second.start()
         wait_for(lambda: len(_history(sql, "escalate")) == total, 30, "every ticket escalated")
         with store.read() as s:
-            units = {tid: unit for tid, unit in s.execute(__import__("sqlalchemy").select(Ticket.id, Ticket.unit_code))}
-        on_queue: set[int] = set()
-        for unit in set(units.values()):
-            on_queue |= {int(f[b"ticket_id"]) for _, f in client.xrange(keys.duty(unit))}
-        _ = DUTY_GROUP
-        escalations = _events(client, keys, "ticket.escalate")
-        report("kill at sla.after_commit", tickets=total, off_queue=len(set(tickets) - on_queue),
-               escalate_events=sum(escalations.values()))
-        assert set(tickets) <= on_queue, f"{len(set(tickets) - on_queue)} escalated tickets on no duty queue"
+            units = {tid: unit for tid, unit in s.execute(select(Ticket.id, Ticket.unit_code))}
+        assert set(units.values()) != {"330199001001001"}, "the tickets did not move up the chain"
+
+        def entries() -> Counter:
+            """ticket id → entries on the duty queue of the unit the ticket is in now (unacknowledged ones)."""
+            on: Counter = Counter()
+            for unit in set(units.values()):
+                on.update(int(f[b"ticket_id"]) for _, f in client.xrange(keys.duty(unit)) if units[int(f[b"ticket_id"])] == unit)
+            return on
+
+        wait_for(lambda: set(entries()) >= set(tickets), 30, "every escalated ticket on its new unit's duty queue")
+        wait_for(lambda: sorted(_events(client, keys, "ticket.escalate")) == sorted(tickets), 30, "every escalation notice")
+        on_queue, escalations = entries(), _events(client, keys, "ticket.escalate")
+        report("kill at sla.after_commit", tickets=total, off_queue=len(set(tickets) - set(on_queue)),
+               queue_dupes=sum(1 for v in on_queue.values() if v > 1), escalate_events=sum(escalations.values()))
+        assert set(tickets) <= set(on_queue), f"{len(set(tickets) - set(on_queue))} escalated tickets on no duty queue"
+        assert set(on_queue.values()) == {1} and set(escalations.values()) == {1}  # each once
         assert sorted(escalations) == sorted(tickets)
+        assert client.hlen(f"{keys.duty('330199001001001')}:entries") == 0  # the old unit's entries acknowledged
     finally:
         first.stop()
         second.stop()
