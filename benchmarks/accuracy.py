@@ -134,6 +134,21 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
     return round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)
 
 
+def poisson_rate_ci(k: int, hours: float, conf: float = 0.95) -> tuple[float, float] | None:
+    """Exact (Garwood) 95 % interval of a Poisson rate: ``k`` false alarms in ``hours`` of video, per hour.
+
+    Why it matters: with 0 false alarms in 8 minutes the upper bound is ~28 per hour — "none seen" does not show
+    "< 1 per camera-hour"; that needs ~3.7 hours of incident-free video with none."""
+    if hours <= 0:
+        return None
+    from scipy.stats import chi2
+
+    a = 1 - conf
+    lo = 0.0 if k == 0 else chi2.ppf(a / 2, 2 * k) / 2
+    hi = chi2.ppf(1 - a / 2, 2 * k + 2) / 2
+    return round(float(lo) / hours, 2), round(float(hi) / hours, 2)
+
+
 def rule_key(a) -> str:
     return f"{a.kind}@{a.zone}" if a.zone else a.kind
 
@@ -221,23 +236,25 @@ def summarise(per_clip: list[dict]) -> list[dict]:
                      "recall_ci": wilson(t["detected"], t["events"]),
                      "precision": round(t["true"] / t["alerts"], 3) if t["alerts"] else None,
                      "precision_ci": wilson(t["true"], t["alerts"]),
-                     "false_per_camera_hour": round(t["false"] / hours, 1) if hours else None})
+                     "false_per_camera_hour": round(t["false"] / hours, 1) if hours else None,
+                     "false_per_camera_hour_ci": poisson_rate_ci(t["false"], hours)})
     return rows
 
 
 def markdown(rows: list[dict], per_clip: list[dict], meta: dict) -> str:
     fmt = lambda v: "—" if v is None else str(v)  # noqa: E731
     ci = lambda v: "" if v is None else f" [{v[0]:.2f}–{v[1]:.2f}]"  # noqa: E731
+    fci = lambda v: "" if v is None else f" [{v[0]:g}–{v[1]:g}]"  # noqa: E731
     lines = [f"`{meta['command']}` — git {meta['git']}, load average before/after {meta['load_before']} / "
              f"{meta['load_after']}, {meta['wall_s']:.0f} s, {len(per_clip)} clips, rate {meta['rate']} frames/s", "",
              "| rule | events | detected | recall [95 % CI] | alerts | true | false | precision [95 % CI] | "
-             "time to alert (s) | incident-free min | false / camera-hour |",
+             "time to alert (s) | incident-free min | false / camera-hour [95 % CI] |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['rule']} | {r['events']} | {r['detected']} | {fmt(r['recall'])}{ci(r['recall_ci'])} | "
                      f"{r['alerts']} | {r['true']} | {r['false']} | {fmt(r['precision'])}{ci(r['precision_ci'])} | "
                      f"{', '.join(map(str, r['time_to_alert_s'])) or '—'} | {r['free_min']} | "
-                     f"{fmt(r['false_per_camera_hour'])} |")
+                     f"{fmt(r['false_per_camera_hour'])}{fci(r['false_per_camera_hour_ci'])} |")
     lines += ["", "| clip | rules | per-camera settings | alerts (rule: frames) | analysed frames | s |", "|---|---|---|---|---|---|"]
     for c in per_clip:
         hits = "; ".join(f"{k}: {', '.join(map(str, s['alert_frames']))}" for k, s in sorted(c["rules"].items())
