@@ -71,6 +71,15 @@ class EarlyWarningConfig(_Strict):
     scan_interval_s: float = Field(3600.0, ge=0, description="how often the SLA role runs the rule; 0: only on request")
 
 
+class ActivityRetentionConfig(_Strict):
+    """How long activity records (the ``activity`` review tier: motion alone, by default) are kept
+    (``alerts.activity_retention``); the SLA role prunes them every ``prune_interval_s``."""
+
+    keep_days: float = Field(30.0, gt=0, description="activity older than this many days is deleted")
+    max_per_camera: int = Field(20000, ge=1, description="at most this many activity rows per camera (source); the oldest go first")
+    prune_interval_s: float = Field(3600.0, ge=0, description="how often the SLA role prunes; 0: never")
+
+
 class AlertsConfig(_Strict):
     default_category: str = "0101"
     escalation_chain: list[Literal["grid", "community", "street", "district"]] = ["grid", "community", "street", "district"]
@@ -89,3 +98,4 @@ class AlertsConfig(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     mqtt_topic_prefix: str = "gridwatch/tickets"
     early_warning: EarlyWarningConfig = EarlyWarningConfig()
+    activity_retention: ActivityRetentionConfig = ActivityRetentionConfig()

@@ -70,11 +70,14 @@ def intake_role(intake: Any) -> LoopRole:
     return LoopRole("intake", [("intake", intake.run_forever)])
 
 
-def sla_role(escalator: Any, early_warning: Any = None) -> LoopRole:
-    """Deadlines and escalation of open tickets; the early-warning rule on its clock (``alerts.analysis.EarlyWarningScan``)."""
+def sla_role(escalator: Any, early_warning: Any = None, activity_pruner: Any = None) -> LoopRole:
+    """Deadlines and escalation of open tickets; the early-warning rule on its clock (``alerts.analysis.EarlyWarningScan``);
+    activity retention on its clock (``alerts.activity_retention.ActivityPruner``)."""
     loops = [("escalation", escalator.run_forever)]
     if early_warning is not None and early_warning.cfg.scan_interval_s > 0:
         loops.append(("early-warning", early_warning.run_forever))
+    if activity_pruner is not None and activity_pruner.cfg.prune_interval_s > 0:
+        loops.append(("activity-retention", activity_pruner.run_forever))
     return LoopRole("sla", loops)
 
 

@@ -134,6 +134,21 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
     return round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)
 
 
+def poisson_rate_ci(k: int, hours: float, conf: float = 0.95) -> tuple[float, float] | None:
+    """Exact (Garwood) 95 % interval of a Poisson rate: ``k`` false alarms in ``hours`` of video, per hour.
+
+    Why it matters: with 0 false alarms in 8 minutes the upper bound is ~28 per hour — "none seen" does not show
+    "< 1 per camera-hour"; that needs ~3.7 hours of incident-free video with none."""
+    if hours <= 0:
+        return None
+    from scipy.stats import chi2
+
+    a = 1 - conf
+    lo = 0.0 if k == 0 else chi2.ppf(a / 2, 2 * k) / 2
+    hi = chi2.ppf(1 - a / 2, 2 * k + 2) / 2
+    return round(float(lo) / hours, 2), round(float(hi) / hours, 2)
+
+
 def rule_key(a) -> str:
     return f"{a.kind}@{a.zone}" if a.zone else a.kind
 
@@ -182,24 +197,39 @@ def run_clip(clip: Clip, det: dict, rules: list[dict], rate: float) -> tuple[lis
 
 def score(clip: Clip, keys: set[str], alerts: list) -> dict[str, dict]:
     """Per rule key on one clip: alerts true/false, events detected, time to alert, incident-free seconds."""
+    frames = {key: [round(a.details["pts"] * clip.fps) for a in alerts if rule_key(a) == key] for key in keys}
+    return score_frames(clip, frames)
+
+
+def score_frames(clip: Clip, frames: dict[str, list[int]]) -> dict[str, dict]:
+    """``score`` from the alerts' frame numbers. An alert credits one event: the latest that started before it and
+    has not ended (event ranges may overlap — scene cuts a few seconds apart — and one alert is not two detections)."""
     out: dict[str, dict] = {}
-    for key in keys:
+    for key, alert_frames in frames.items():
         events = clip.events.get(key, [])
-        mine = sorted(round(a.details["pts"] * clip.fps) for a in alerts if rule_key(a) == key)
-        true = [f for f in mine if any(e.first <= f <= e.last for e in events)]
+        mine = sorted(alert_frames)
+        credited: dict[int, list[int]] = {}
+        for f in mine:
+            inside = [i for i, e in enumerate(events) if e.first <= f <= e.last]
+            if inside:
+                credited.setdefault(max(inside, key=lambda i: events[i].first), []).append(f)
         covered = set()
         for e in events:
             covered |= set(range(e.first, min(e.last, clip.frames - 1) + 1))
-        detected, tta = 0, []
-        for e in events:
-            inside = [f for f in mine if e.first <= f <= e.last]
-            if inside:
-                detected += 1
-                tta.append(round((inside[0] - e.start) / clip.fps, 2))
-        out[key] = {"events": len(events), "detected": detected, "alerts": len(mine), "true": len(true),
-                    "false": len(mine) - len(true), "time_to_alert_s": tta,
+        tta = [round((credited[i][0] - events[i].start) / clip.fps, 2) for i in sorted(credited)]
+        true = sum(len(v) for v in credited.values())
+        out[key] = {"events": len(events), "detected": len(credited), "alerts": len(mine), "true": true,
+                    "false": len(mine) - true, "time_to_alert_s": tta,
                     "free_s": (clip.frames - len(covered)) / clip.fps, "alert_frames": mine}
     return out
+
+
+def rescore(saved: dict) -> dict:
+    """Score the alert frames of a saved run (``--json``) again against the truth in ``CLIPS`` (no replay)."""
+    by_name = {c.name: c for c in CLIPS}
+    per_clip = [{**c, "rules": score_frames(by_name[c["clip"]], {k: s["alert_frames"] for k, s in c["rules"].items()})}
+                for c in saved["clips"]]
+    return {"rules": summarise(per_clip), "clips": per_clip, "meta": saved["meta"]}
 
 
 def summarise(per_clip: list[dict]) -> list[dict]:
@@ -221,23 +251,25 @@ def summarise(per_clip: list[dict]) -> list[dict]:
                      "recall_ci": wilson(t["detected"], t["events"]),
                      "precision": round(t["true"] / t["alerts"], 3) if t["alerts"] else None,
                      "precision_ci": wilson(t["true"], t["alerts"]),
-                     "false_per_camera_hour": round(t["false"] / hours, 1) if hours else None})
+                     "false_per_camera_hour": round(t["false"] / hours, 1) if hours else None,
+                     "false_per_camera_hour_ci": poisson_rate_ci(t["false"], hours)})
     return rows
 
 
 def markdown(rows: list[dict], per_clip: list[dict], meta: dict) -> str:
     fmt = lambda v: "—" if v is None else str(v)  # noqa: E731
     ci = lambda v: "" if v is None else f" [{v[0]:.2f}–{v[1]:.2f}]"  # noqa: E731
+    fci = lambda v: "" if v is None else f" [{v[0]:g}–{v[1]:g}]"  # noqa: E731
     lines = [f"`{meta['command']}` — git {meta['git']}, load average before/after {meta['load_before']} / "
              f"{meta['load_after']}, {meta['wall_s']:.0f} s, {len(per_clip)} clips, rate {meta['rate']} frames/s", "",
              "| rule | events | detected | recall [95 % CI] | alerts | true | false | precision [95 % CI] | "
-             "time to alert (s) | incident-free min | false / camera-hour |",
+             "time to alert (s) | incident-free min | false / camera-hour [95 % CI] |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['rule']} | {r['events']} | {r['detected']} | {fmt(r['recall'])}{ci(r['recall_ci'])} | "
                      f"{r['alerts']} | {r['true']} | {r['false']} | {fmt(r['precision'])}{ci(r['precision_ci'])} | "
                      f"{', '.join(map(str, r['time_to_alert_s'])) or '—'} | {r['free_min']} | "
-                     f"{fmt(r['false_per_camera_hour'])} |")
+                     f"{fmt(r['false_per_camera_hour'])}{fci(r['false_per_camera_hour_ci'])} |")
     lines += ["", "| clip | rules | per-camera settings | alerts (rule: frames) | analysed frames | s |", "|---|---|---|---|---|---|"]
     for c in per_clip:
         hits = "; ".join(f"{k}: {', '.join(map(str, s['alert_frames']))}" for k, s in sorted(c["rules"].items())
@@ -288,7 +320,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rules", help="comma-separated substrings: only rules whose key (kind@zone) contains one")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--rescore", type=Path, help="score the alerts of a saved --json run again (truth changed; no replay)")
     args = ap.parse_args(argv)
+    if args.rescore:
+        result = rescore(json.loads(args.rescore.read_text()))
+        text = markdown(result["rules"], result["clips"], result["meta"])
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text)
+        return result
     clips = [c for c in CLIPS if (FOOTAGE / c.name).exists()]
     if args.short:
         clips = [c for c in clips if c.name in SHORT]

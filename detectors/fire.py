@@ -14,7 +14,11 @@ lights, red and orange cars, sunlit paint and red clothes (docs/DETECTION.md):
 * **not an object**: candidates inside the boxes of tracked people, and of vehicles that are moving, are dropped (a
   red or yellow jacket, a red car, headlights); a still, burning vehicle keeps its pixels;
 * **persistence in place**: a region must stay — overlapping itself — for ``persist_s`` seconds (2 s), and smoke
-  must not shrink over that time (a shadow or a passing grey truck moves on; a plume stays and spreads).
+  must not shrink over that time (a shadow or a passing grey truck moves on; a plume stays and spreads);
+* **no ghosts**: the background learns candidate pixels too, only slower (``CANDIDATE_LEARN``, a ~10 s time
+  constant at 5 frames/s): where a person stood when the background was seeded, the bare floor left behind is pale,
+  smooth and grey — "smoke" for ever if the background never learned there (the false smoke on the plaza and
+  campus walkways); a real plume keeps changing and stays unlike the background.
 
 Its measured precision/recall on the shared clips is in docs/DETECTION.md; treat it as a hint that a person
 verifies, and plug a real model into ``detection.fire_model`` where one is available.
@@ -35,6 +39,8 @@ FLICKER_DIFF = 10.0  # grey levels: a frame-to-frame change smaller than this is
 GAP_S = 1.0  # a region missing for at most this long (a flame dying down between flickers) is still the same
 FIRE_AREA = 0.125  # flame regions: from 0.05 % of the picture (a distant flame line is a few pixels high)
 SMOKE_AREA = 5.0  # smoke regions must be this many times min_area (2 % of the picture): a plume, not a patch
+CANDIDATE_LEARN = 0.02  # background learning per analysed frame where fire or smoke is seen (0.05 elsewhere)
+SMOKE_DECAY = 0.6  # per analysed frame: how fast a pixel's smoke evidence fades
 SMOKE_SPREAD = 1.2  # smoke spreads: its region must have grown by this factor since it appeared
 
 
@@ -132,11 +138,14 @@ class FireSmokeDetector:
         fire &= keep
         smoke &= keep
         self._p_fire = 0.6 * self._p_fire + 0.4 * fire
-        self._p_smoke = 0.6 * self._p_smoke + 0.4 * smoke
+        self._p_smoke = SMOKE_DECAY * self._p_smoke + (1 - SMOKE_DECAY) * smoke
         candidates = (fire | smoke).astype(np.uint8)
-        # the background learns slowly and never from candidate pixels (smoke must not become "normal")
-        cv2.accumulateWeighted(img, self._bg, 0.05, mask=(1 - candidates))
-        cv2.accumulateWeighted(texture, self._bg_texture, 0.05, mask=(1 - candidates))
+        # the background learns slowly, and from candidate pixels much more slowly: a plume keeps changing and stays
+        # unlike it for minutes, but a ghost (the floor where a person stood when the background was seeded) must
+        # fade into it instead of being "smoke" for ever
+        rate = np.where(candidates > 0, CANDIDATE_LEARN, 0.05).astype(np.float32)
+        self._bg += (img - self._bg) * rate[..., None]
+        self._bg_texture += (texture - self._bg_texture) * rate
         if self._frames < 4:
             return None
         best: FireCue | None = None

@@ -136,10 +136,11 @@ class Runtime:
         if "intake" in self.role_names:
             self.roles["intake"] = intake_role(self.intake)
         if "sla" in self.role_names:
+            from alerts.activity_retention import ActivityPruner
             from alerts.analysis import EarlyWarningScan
 
             scan = EarlyWarningScan(self.cases, self.intake, self.grids, dep.alerts.early_warning)
-            self.roles["sla"] = sla_role(self.escalator, scan)
+            self.roles["sla"] = sla_role(self.escalator, scan, ActivityPruner(self.store, dep.alerts.activity_retention))
         if "notify" in self.role_names:
             # Ticket events go to webhooks and, where this process talks to the broker, to MQTT
             # ({alerts.mqtt_topic_prefix}/{grid}/{event}, …/users/{user}): workers' apps subscribe to their grids.

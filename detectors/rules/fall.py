@@ -6,7 +6,8 @@ not cut by the edge) in the 10 s before; the model must keep saying Fall there f
 ``dwell_s``) with no gap over 1.2 s; the box must not be cut by the picture's left, right or top edge (a walker
 leaving is cut the same way a body going down is; a wide box on the bottom edge is a body lying across a close
 camera's view); and it must be lying — wide (w/h >= 0.9) or under half the standing height — not sitting or
-bending, whose boxes stay tall. One alert per person.
+bending, whose boxes stay tall; and not seated on a tracked motorcycle or bicycle (a rider is low and wide too).
+One alert per person.
 
 Shape cues (no extra model) need a *transition of one track*: the same tracked person is seen upright
 (h/w ≥ 1.3, within the last 5 s) and then lying — its top has dropped by > 30 % of the upright height and at least
@@ -53,6 +54,7 @@ MODEL_GAP_S = 1.2  # a Fall answer missing this long (the model runs every 0.5 s
 UPRIGHT_LOOKBACK_S = 10.0  # the track must have been seen upright within this long before going down
 PERSON_GONE_S = 3.0  # a Fall box may belong to a person the detector lost this long ago (lying people are missed)
 LYING_W_H = 0.9
+TWO_WHEELERS = ("motorcycle", "bicycle")
 EDGE = 0.01  # a box within this fraction of the width of the picture's edge is cut by it
 
 
@@ -203,6 +205,8 @@ class FallRule(Rule):
                     continue
                 if not self.zones.contains(self.cfg.zone, (x1 + x2) / 2, y2, view.w, view.h):
                     continue
+                if self._on_two_wheeler(box, view):
+                    continue  # a rider seated on a scooter or bicycle: low and wide, but not down
                 state = max(self._down, key=lambda d: _iou(d.box, box), default=None)
                 if state is None or _iou(state.box, box) < 0.2:
                     person = self._who_went_down(box, now)
@@ -262,6 +266,15 @@ class FallRule(Rule):
             return True
         w, h = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
         return box[3] >= view.h - m and w / h < 1.2
+
+    @staticmethod
+    def _on_two_wheeler(box: Box, view: View) -> bool:
+        """The Fall box sits on a tracked motorcycle or bicycle: the vehicle covers a third of it and lies under its
+        middle. A seated rider is low and wide, and the Normal/Fall model says Fall (the burning e-scooter's rider on
+        the shared clips); a rider thrown off lies beside the vehicle, not on it."""
+        cx = (box[0] + box[2]) / 2
+        return any(o.label in TWO_WHEELERS and o.box[0] <= cx <= o.box[2] and _overlap(box, o.box) >= 1 / 3
+                   for o in view.objects)
 
     @staticmethod
     def _lying_now(box: Box, ref: Box) -> bool:

@@ -57,7 +57,9 @@ class CrowdRule(Rule):
 
     People inside a tight group are hidden by each other and detected only now and then (measured on the plaza
     clip: 1-3 of the ~4 per frame), so a settled member is **remembered** for ``hold_s`` (5 s) after it was last
-    seen — unless its track is seen again walking or outside the zone. Two remembered members closer than 0.35 of a
+    seen — unless its track is seen again walking or outside the zone — but only beside at least ``MIN_FRESH`` (2)
+    members seen settled in the last second: remembered members alone are ghosts of people who walked away under a
+    new track id (the false gathering on the campus clip: three ids of passers-by who had paused). Two remembered members closer than 0.35 of a
     height are one person under two track ids. The gathering must last ``dwell_s``; a dip below ``min_count`` of up
     to 2 s (a missed detection) does not restart the clock; repeats follow ``cooldown_s``.
     """
@@ -68,6 +70,8 @@ class CrowdRule(Rule):
     SETTLE_S = 1.0
     WINDOW_S = 3.0
     SAME_PERSON = 0.35
+    FRESH_S = 1.0  # a member seen (settled) within this long is fresh
+    MIN_FRESH = 2  # a gathering needs this many fresh members: remembered ones alone are ghosts of people gone
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -121,7 +125,8 @@ class CrowdRule(Rule):
     def evaluate(self, view: View) -> list[Event]:
         self._update_members(view)
         group = self._largest_group()
-        if len(group) >= self.cfg.min_count:
+        fresh = sum(1 for k in group if view.now - self._members[k][0] <= self.FRESH_S)
+        if len(group) >= self.cfg.min_count and fresh >= min(self.MIN_FRESH, self.cfg.min_count):
             self._below_since = None
             if self._since is None:
                 self._since = view.now
@@ -130,7 +135,8 @@ class CrowdRule(Rule):
             self._below_since = self._below_since or view.now
             if view.now - self._below_since > 2.0:
                 self._since = None
-        if self._since is None or view.now - self._since < self.cfg.dwell_s or len(group) < self.cfg.min_count:
+        if self._since is None or view.now - self._since < self.cfg.dwell_s or len(group) < self.cfg.min_count \
+                or fresh < min(self.MIN_FRESH, self.cfg.min_count):
             return []
         boxes = [self._members[k][3] for k in group]
         box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))

@@ -21,6 +21,20 @@ def test_wilson_interval_matches_the_textbook_values():
     assert accuracy.wilson(8, 10) == (0.49, 0.943)
 
 
+def test_poisson_interval_matches_the_textbook_values():
+    assert accuracy.poisson_rate_ci(0, 0) is None
+    assert accuracy.poisson_rate_ci(0, 1.0) == (0.0, 3.69)  # "rule of three": none seen in an hour
+    assert accuracy.poisson_rate_ci(2, 1.0) == (0.24, 7.22)
+    assert accuracy.poisson_rate_ci(0, 0.5) == (0.0, 7.38)  # the same counts over half the time: twice the rate
+
+
+def test_one_alert_credits_one_event_when_truth_windows_overlap():
+    cuts = accuracy.Clip("cuts.mp4", 10, 400, {"tamper": [accuracy.Event(100, 250), accuracy.Event(200, 350)]})
+    row = accuracy.score_frames(cuts, {"tamper": [220, 380]})["tamper"]
+    assert (row["events"], row["detected"], row["true"], row["false"]) == (2, 1, 1, 1)  # 220 is the second cut's
+    assert row["time_to_alert_s"] == [2.0]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_short_form_fire_and_fall_caught_in_time_no_false_alarm(tmp_path):

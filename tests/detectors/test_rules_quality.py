@@ -5,6 +5,7 @@ plaza clip through the real model (benchmarks/accuracy.py measures the same on e
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from detectors.config import CameraAnalytics
@@ -73,6 +74,19 @@ def test_crowd_ignores_walkers_and_people_standing_apart():
         assert not scene.step(boxes), f"crowd alert at frame {i} on walkers / scattered people"
 
 
+@pytest.mark.timeout(10)
+def test_crowd_is_not_the_ghosts_of_people_who_paused_and_walked_on():
+    scene = Scene({"rules": [{"kind": "crowd", "min_count": 3, "dwell_s": 2}]})
+    feet = {1: (300, 200), 2: (322, 204), 3: (344, 200)}
+    for _ in range(7):  # three passers-by pause together for 1.4 s (settled after 1 s) ...
+        assert not scene.step({t: _person(x, y) for t, (x, y) in feet.items()})
+    for i in range(30):  # ... then walk on, found again under new track ids; the old tracks are never seen again
+        walkers = {10 + t: _person(x + 30 * (i + 1), y) for t, (x, y) in feet.items()}
+        assert not scene.step(walkers), f"crowd alert {0.2 * (i + 1):.1f} s after the group left"
+    standing = Scene({"rules": [{"kind": "crowd", "min_count": 3, "dwell_s": 2}]})  # the same three staying: a crowd
+    assert any(standing.step({t: _person(x, y) for t, (x, y) in feet.items()}) for _ in range(20))
+
+
 def _fall_scene(rules=None) -> Scene:
     return Scene({"rules": rules or [{"kind": "fall"}]}, w=640, h=480)
 
@@ -115,6 +129,32 @@ def test_fall_cues_switch_off_on_a_top_down_camera():
     for i in range(40):
         side.step({10 + i % 8: (60 * (i % 8) + 5, 100, 60 * (i % 8) + 45, 200)})
     assert side.rules[0].shape_cues
+
+
+def _fall_model_view(scene: Scene, objects: list[TrackedObject], fall_box) -> View:
+    """A view on which the Normal/Fall model ran and said Fall at ``fall_box`` (score 0.8)."""
+    rows = np.array([[*fall_box, 0.8, 0]], np.float32) if fall_box is not None else np.zeros((0, 6), np.float32)
+    return View(scene.now, scene.w, scene.h, objects, MotionResult([], 0.0, None, None), True, None,
+                {"fall": rows}, {"fall": {0: "Fall", 1: "Normal"}})
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("on_scooter", [True, False])
+def test_a_rider_seated_on_a_scooter_is_not_a_person_down(on_scooter):
+    scene = _fall_scene()
+    rule = scene.rules[0]
+    rider = TrackedObject(1, "person", (300, 150, 340, 230), 0.8, scene.now, scene.now, scene.now, scene.now, (320, 230))
+    scooter = TrackedObject(2, "motorcycle", (290, 200, 350, 270), 0.8, scene.now, scene.now, scene.now, scene.now, (320, 270))
+    others = [scooter] if on_scooter else []
+    for _ in range(5):  # riding, upright
+        scene.now += 0.2
+        assert not rule.evaluate(_fall_model_view(scene, [rider, *others], None))
+    low_and_wide = (285, 190, 360, 268)  # the rider hunched on the stopped scooter; the model says Fall
+    fired = []
+    for _ in range(15):  # 3 s of Fall answers
+        scene.now += 0.2
+        fired += rule.evaluate(_fall_model_view(scene, others, low_and_wide))
+    assert bool(fired) is (not on_scooter), fired  # the same box without a two-wheeler under it is a person down
 
 
 @pytest.mark.slow
