@@ -51,9 +51,15 @@ def _run(args: argparse.Namespace) -> int:
                      health_port=args.health_port, health_host=args.health_host, announce=not args.child)
     from gateway.supervisor import supervise
 
+    from gateway.services import ServiceError
+
     _title("gridwatch-supervisor")
-    return supervise(dep, Path(args.config or DEMO_CONFIG).resolve(), roles, port=args.port, host=args.host,
-                     video_workers=args.video_workers, devices_processes=args.devices_processes, verbose=args.verbose)
+    try:
+        return supervise(dep, Path(args.config or DEMO_CONFIG).resolve(), roles, port=args.port, host=args.host,
+                         video_workers=args.video_workers, devices_processes=args.devices_processes, verbose=args.verbose)
+    except ServiceError as exc:  # a service that does not answer: one line an operator can act on, not a traceback
+        print(f"gridwatch run: {exc}", file=sys.stderr)
+        return 1
 
 
 def _probe(args: argparse.Namespace) -> int:

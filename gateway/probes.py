@@ -80,7 +80,9 @@ class Probes:
 
     def _degraded(self) -> tuple[str, ...]:
         video = self.runtime.video
-        return ("detector",) if video is not None and video.engine.model_status.startswith("motion-only") else ()
+        if video is None or not getattr(self.runtime, "started", False):  # the model may still be loading
+            return ()
+        return ("detector",) if video.engine.model_status.startswith("motion-only") else ()
 
     def _checks(self) -> list[tuple[str, Callable[[], bool]]]:
         rt = self.runtime

@@ -33,6 +33,7 @@ HEALTHY_AFTER_S = 60.0
 STOP_GRACE_S = 15.0
 BOARD_TTL_S = 30
 STARTUP_WAIT_S = 300.0  # how long the start-up report waits for every role to answer ready
+STARTUP_SETTLE_S = 20.0  # once every role answered: how long a not-ready one may take before it is reported degraded
 
 
 def _die_with_parent() -> None:
@@ -248,6 +249,16 @@ def _probe_port(child: Child) -> int | None:
     return int(child.argv[child.argv.index("--health-port") + 1]) if "--health-port" in child.argv else None
 
 
+def _readyz(child: Child) -> dict[str, Any] | None:
+    """The child's readiness answer (``gateway.probes``), or None while it does not answer yet."""
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{_probe_port(child)}/readyz", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
 class StartupReport:
     """Prints, once, what started: each role with its pid, then which became ready and which are degraded.
 
@@ -255,8 +266,8 @@ class StartupReport:
     the operator reads one short summary instead of every library's start-up lines.
     """
 
-    def __init__(self, wait_s: float = STARTUP_WAIT_S, out: Any = None):
-        self.wait_s, self.out = wait_s, out
+    def __init__(self, wait_s: float = STARTUP_WAIT_S, settle_s: float = STARTUP_SETTLE_S, out: Any = None):
+        self.wait_s, self.settle_s, self.out = wait_s, settle_s, out
 
     def _print(self, line: str) -> None:
         print(line, file=self.out or sys.stdout, flush=True)
@@ -265,23 +276,43 @@ class StartupReport:
         self._print("started: " + ", ".join(f"{c.name} (pid {c.proc.pid})" for c in children if c.proc is not None))
 
     def follow(self, children: list[Child], stop: threading.Event) -> None:
-        import httpx
-
+        """Poll until every role is settled (``_settled``), summarise, then report late comers as they become
+        ready, until ``wait_s``."""
         began = time.monotonic()
+        probed = [c for c in children if _probe_port(c) is not None]
         answers: dict[str, dict[str, Any]] = {}
+        failing_since: dict[str, float] = {}
+        summarised = False
         while not stop.is_set() and time.monotonic() - began < self.wait_s:
-            for child in children:
-                port = _probe_port(child)
-                if port is None or answers.get(child.name, {}).get("status") == "ok":
+            now = time.monotonic()
+            for child in probed:
+                if answers.get(child.name, {}).get("status") == "ok":
                     continue
-                try:
-                    answers[child.name] = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()
-                except (httpx.HTTPError, ValueError):
-                    pass
-            if all(answers.get(c.name, {}).get("status") == "ok" for c in children if _probe_port(c) is not None):
-                break
+                answer = _readyz(child)
+                if answer is None:
+                    continue
+                if summarised and answer.get("status") == "ok":
+                    self._print(f"ready after {now - began:.0f} s: {child.name}")
+                answers[child.name] = answer
+                if "started" not in answer.get("failing", ["started"]):
+                    failing_since.setdefault(child.name, now)
+            if not summarised and all(self._settled(c, answers.get(c.name), failing_since.get(c.name), now) for c in probed):
+                self._summarise(children, answers, now - began)
+                summarised = True
+            if all(answers.get(c.name, {}).get("status") == "ok" for c in probed):
+                return
             stop.wait(0.5)
-        self._summarise(children, answers, time.monotonic() - began)
+        if not summarised and not stop.is_set():
+            self._summarise(children, answers, time.monotonic() - began)
+
+    def _settled(self, child: Child, answer: dict[str, Any] | None, failing_since: float | None, now: float) -> bool:
+        """Ready; or it has exited since start (a crash at start-up is news at once); or it started but has
+        failed a check for ``settle_s``. A role still starting is waited for (a slow import is not degraded)."""
+        if answer is not None and answer.get("status") == "ok":
+            return True
+        if child.restarts > 0:
+            return True
+        return failing_since is not None and now - failing_since >= self.settle_s
 
     def _summarise(self, children: list[Child], answers: dict[str, dict[str, Any]], took: float) -> None:
         ready = [c.name for c in children if answers.get(c.name, {}).get("status") == "ok"]
@@ -289,10 +320,14 @@ class StartupReport:
             self._print(f"ready after {took:.0f} s: {', '.join(ready)}")
         for child in children:
             answer = answers.get(child.name)
-            if answer is None:
+            failing = ", ".join((answer or {}).get("failing", []))
+            if child.restarts > 0 and not (answer and answer.get("status") == "ok"):
+                self._print(f"DEGRADED: {child.name} exited ({child.last_exit}) and is restarting (restart {child.restarts})"
+                            + (f"; its last readiness failed: {failing}" if failing else ""))
+            elif answer is None:
                 self._print(f"DEGRADED: {child.name} did not answer its readiness probe in {took:.0f} s")
             elif answer.get("status") != "ok":
-                self._print(f"DEGRADED: {child.name} not ready — failing: {', '.join(answer.get('failing', []))}")
+                self._print(f"DEGRADED: {child.name} not ready — failing: {failing}")
             if answer and answer.get("degraded"):
                 self._print(f"DEGRADED: {child.name} — {', '.join(answer['degraded'])}"
                             + (" (no detector model: motion-only)" if "detector" in answer["degraded"] else ""))

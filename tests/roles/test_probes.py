@@ -7,7 +7,6 @@ The API answers the same probes on its own port, without authentication.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from tests.fault.support import REPO, OwnMosquitto, OwnRedis, free_port, wait_for, write_deployment
+from tests.support import stop_process
 
 pytestmark = pytest.mark.timeout(300)
 START_S = 150.0  # a role process imports the whole stack; the shared CI machine is slow
@@ -62,12 +62,7 @@ def test_a_role_is_not_ready_while_its_redis_or_broker_is_down(tmp_path: Path) -
         wait_for(lambda: _ready(port) == (200, {"status": "ok"}), 60, "ready again after Redis came back")
         assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=5).status_code == 404
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         log.close()
         broker.stop()
         own_redis.stop()
