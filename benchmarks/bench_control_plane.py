@@ -217,15 +217,21 @@ def city_grids(side: int = 64) -> Any:
     return GridIndex(out)
 
 
-def table(cams: dict[str, Any], mem: dict[str, float], dev: dict[str, Any]) -> str:
-    lines = [f"Camera list, {cams['cameras']:,} cameras (in-process ASGI, real Redis; p99 target < 200 ms):", "",
-             "| query | p50 ms | p99 ms |", "|---|---:|---:|"]
-    for name, (p50, p99) in cams["rows"].items():
-        label = name if not name.startswith("baseline") else name + " (median / max of 3)"
-        lines.append(f"| {label} | {p50:.1f} | {p99:.1f} |")
-    lines += ["", f"Memory per idle camera (API's configuration): {mem['config_bytes_per_camera'] / 1024:.1f} KiB config + "
-              f"{mem['catalog_bytes_per_camera'] / 1024:.2f} KiB list catalog", "",
-              f"{dev['devices']:,} devices in the registry:", "", "| what | figure | baseline in the same run |", "|---|---:|---:|",
+def table(cams: dict[str, Any] | None, mem: dict[str, float] | None, dev: dict[str, Any] | None) -> str:
+    lines: list[str] = []
+    if cams:
+        lines += [f"Camera list, {cams['cameras']:,} cameras (in-process ASGI, real Redis; p99 target < 200 ms):", "",
+                  "| query | p50 ms | p99 ms |", "|---|---:|---:|"]
+        for name, (p50, p99) in cams["rows"].items():
+            label = name if not name.startswith("baseline") else name + " (median / max of 3)"
+            lines.append(f"| {label} | {p50:.1f} | {p99:.1f} |")
+        lines.append("")
+    if mem:
+        lines += [f"Memory per idle camera (API's configuration): {mem['config_bytes_per_camera'] / 1024:.1f} KiB config + "
+                  f"{mem['catalog_bytes_per_camera'] / 1024:.2f} KiB list catalog", ""]
+    if not dev:
+        return "\n".join(lines)
+    lines += [f"{dev['devices']:,} devices in the registry:", "", "| what | figure | baseline in the same run |", "|---|---:|---:|",
               f"| build the registry | {dev['registry_s']:.2f} s | – |",
               f"| MQTT password file + ACL (`gridwatch mqtt-acl` path) | {dev['acl_s']:.1f} s ({dev['acl_bytes'] / 1e6:.1f} MB) | – |",
               *(f"| point → grid routing, {name} {r['grids']:,} grids (STRtree) | {r['index_per_s']:,.0f} /s | linear scan: "
@@ -240,12 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=100, help="requests per camera-list query")
     parser.add_argument("--redis", default=os.environ.get("GRIDWATCH_TEST_REDIS", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--parts", default="cameras,memory,devices", help="which parts to run (comma-separated)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="gw-bench-cp-") as tmp:
-        cams = bench_camera_list(args.cameras, args.repeat, args.redis, Path(tmp))
-        mem = bench_camera_memory(args.cameras)
-        dev = bench_devices(args.devices, Path(tmp))
+        cams = bench_camera_list(args.cameras, args.repeat, args.redis, Path(tmp)) if "cameras" in parts else None
+        mem = bench_camera_memory(args.cameras) if "memory" in parts else None
+        dev = bench_devices(args.devices, Path(tmp)) if "devices" in parts else None
     print(table(cams, mem, dev))
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     if args.json:

@@ -193,7 +193,7 @@ def list_cameras(request: Request, principal: Principal = Depends(require("camer
     query = CameraQuery(q=q, grid=grid, state=state, host=host, limit=limit, offset=offset)
     integrator = principal.role == "integrator"
     page, total = select(catalog.rows(rt.deployment.cameras), query, lambda code: integrator or principal.sees_grid(code),
-                         rt.camera_state.status)
+                         lambda ids: catalog.health(ids, rt.camera_state.status))
     health = _healths(rt, [r.camera.id for r in page])
     end = offset + len(page)
     return CameraList(items=[camera_out(rt, r.camera, health[r.camera.id], grid_code=r.grid_code) for r in page],

@@ -106,3 +106,25 @@ def test_a_page_does_not_cost_the_whole_list(client, city):
         took.append(time.perf_counter() - start)
     # serialising all 10,000 cameras takes several seconds here; a page must not
     assert max(took) < 1.5, took
+
+
+def test_health_reads_are_reused_for_one_second_only():
+    from gateway.api.camera_query import HEALTH_CACHE_S, CameraCatalog
+
+    now = [100.0]
+    reads: list[list[str]] = []
+    state = {"a": {"state": "live"}}
+
+    def read(ids):
+        reads.append(list(ids))
+        return {i: state[i] for i in ids if i in state}
+
+    catalog = CameraCatalog(grids=None, clock=lambda: now[0])
+    assert catalog.health(["a", "b"], read) == {"a": {"state": "live"}}
+    state["a"] = {"state": "offline"}
+    now[0] += HEALTH_CACHE_S / 2
+    assert catalog.health(["a", "b"], read) == {"a": {"state": "live"}} and len(reads) == 1  # within the second
+    assert catalog.health(["a", "c"], read) == {"a": {"state": "offline"}} and len(reads) == 2  # a camera not read yet
+    now[0] += HEALTH_CACHE_S
+    state["a"] = {"state": "stalled"}
+    assert catalog.health(["a", "c"], read) == {"a": {"state": "stalled"}} and len(reads) == 3
