@@ -51,7 +51,7 @@ class CameraCatalog:
     def __init__(self, grids: Any, clock: Callable[[], float] = time.monotonic):
         self.grids = grids
         self.clock = clock
-        self._rows: dict[str, CameraRow] = {}
+        self._rows: dict[int, CameraRow] = {}
         self._health: dict[str, dict[str, Any] | None] = {}
         self._health_at = float("-inf")
 
@@ -64,17 +64,15 @@ class CameraCatalog:
             self._health_at = self.clock()
         return {i: doc for i in ids if (doc := self._health[i]) is not None}
 
-    def rows(self, cameras: Iterable[Camera]) -> list[CameraRow]:
-        out, seen = [], set()
-        for cam in cameras:
-            row = self._rows.get(cam.id)
-            if row is None or row.camera is not cam:
-                row = self._rows[cam.id] = self._row(cam)
-            out.append(row)
-            seen.add(cam.id)
-        if len(self._rows) > len(seen):  # removed cameras leave the cache
-            for gone in set(self._rows) - seen:
-                del self._rows[gone]
+    def rows(self, cameras: list[Camera]) -> list[CameraRow]:
+        """Keyed by object identity: an edited camera is a new object; a row holds its camera, so ids are not reused."""
+        known = self._rows
+        out = [known.get(id(cam)) for cam in cameras]
+        for i, row in enumerate(out):
+            if row is None:
+                row = out[i] = known[id(cameras[i])] = self._row(cameras[i])
+        if len(known) > len(out) + 64:  # edited and removed cameras' rows go, now and then
+            self._rows = {id(r.camera): r for r in out}
         return out
 
     def _row(self, cam: Camera) -> CameraRow:

@@ -196,8 +196,10 @@ def list_cameras(request: Request, principal: Principal = Depends(require("camer
                          lambda ids: catalog.health(ids, rt.camera_state.status))
     health = _healths(rt, [r.camera.id for r in page])
     end = offset + len(page)
-    return CameraList(items=[camera_out(rt, r.camera, health[r.camera.id], grid_code=r.grid_code) for r in page],
-                      total=total, offset=offset, limit=limit, next_offset=end if end < total else None)
+    answer = CameraList(items=[camera_out(rt, r.camera, health[r.camera.id], grid_code=r.grid_code) for r in page],
+                        total=total, offset=offset, limit=limit, next_offset=end if end < total else None)
+    # already validated: answered as JSON directly (FastAPI would validate and encode the page a second time)
+    return Response(answer.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
 
 
 @router.get("/cameras/status", response_model=StatusOut, responses=errors(401, 403),
