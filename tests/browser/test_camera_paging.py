@@ -2,21 +2,13 @@
 next page and back, and finds one camera by a search — what an integrator does with a city's cameras."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "gateway"))
-from gw_support import REDIS_URL, AppServer, build_test_runtime, drop_keys, make_deployment  # noqa: E402
-from benchmarks.fleet import synthetic_cameras  # noqa: E402
-from tests.support import free_port  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from benchmarks.fleet import synthetic_cameras
+from tests.browser.browser_support import ARGS, CHROMIUM, login, served
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -27,22 +19,14 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    import redis
+    from gw_support import build_test_runtime, make_deployment
 
     dep = make_deployment(tmp_path)
     dep.cameras = []
     runtime = build_test_runtime(dep)
     runtime.deployment.cameras.extend(synthetic_cameras(runtime.grids, 250))
-    app = AppServer(runtime, free_port())
-    app.start()
-    try:
-        yield f"http://127.0.0.1:{app.port}"
-    finally:
-        app.stop()
-        runtime.stop()
-        client = redis.Redis.from_url(REDIS_URL)
-        drop_keys(client, dep.services.stream_prefix)
-        client.close()
+    with served(runtime) as url:
+        yield url
 
 
 def _ids(page: Any) -> list[str]:
@@ -56,11 +40,7 @@ def test_the_camera_page_pages_and_searches(server: str) -> None:
             page = browser.new_page(viewport={"width": 1366, "height": 820})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server}/#/login")
-            page.fill("#username", "admin")
-            page.fill("#password", "admin123")
-            page.click("#login-submit")
-            page.wait_for_selector("main[data-page]:not([data-page='login'])")
+            login(page, server, "admin", "admin123")
             page.goto(f"{server}/#/cameras")
             page.wait_for_selector("tr[data-id='syn-00000']")
             assert _ids(page) == [f"syn-{i:05d}" for i in range(50)]
