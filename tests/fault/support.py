@@ -465,7 +465,7 @@ class GridwatchProcess:
         import httpx
 
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200
+            return httpx.get(f"{self.url}/api/v1/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 
