@@ -25,6 +25,10 @@ class Role(Protocol):
 
     def stop(self) -> None: ...
 
+    def alive(self) -> bool:
+        """Every loop of the role still runs (the liveness probe, ``gateway.probes``)."""
+        ...
+
     def status(self) -> dict[str, Any]: ...
 
 

@@ -202,6 +202,10 @@ class VideoRole:
         self.publisher.retire()
         self.engine.stop()
 
+    def alive(self) -> bool:
+        """The state publisher and the camera-change follower still run (the liveness probe)."""
+        return all(t.is_alive() for t in self._threads)
+
     def status(self) -> dict[str, Any]:
         return {"engine": self.engine.stats(), "model_status": self.engine.model_status, "cameras": len(self._cameras),
                 "pool": self.pool.status() if self.pool is not None else None}

@@ -93,8 +93,10 @@ def _csp(*tile_urls: str | None) -> str:
             "style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-def create_app(runtime: ApiRuntime) -> FastAPI:
-    """The gateway of one GridWatch process, over a runtime built elsewhere (``gateway.runtime``)."""
+def create_app(runtime: ApiRuntime, probes: Any = None) -> FastAPI:
+    """The gateway of one GridWatch process, over a runtime built elsewhere (``gateway.runtime``).
+
+    ``probes``: the process's ``gateway.probes.Probes`` (one is made when not given)."""
     from gateway import live, webrtc
     from gateway.api import alarms, auth as auth_api, cameras, devices, grids, profiles, reports, system, tickets
     from gateway.api import acks, analysis as analysis_api, map as map_api
@@ -181,8 +183,12 @@ def create_app(runtime: ApiRuntime) -> FastAPI:
     from gateway.api import review  # the review page and camera timeline (alerts vs activity)
     app.include_router(review.router, prefix=API)
     reports.mount_pages(app)
-    # Where probes and scrapers look by convention; the same handlers as under /api/v1.
-    app.add_api_route("/healthz", system.healthz, methods=["GET"], include_in_schema=False)
+    # Where probes and scrapers look by convention: liveness and readiness (gateway.probes), metrics.
+    from gateway.probes import Probes
+
+    app.state.probes = probes or Probes(runtime)
+    app.add_api_route("/healthz", system.livez, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/readyz", system.readyz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", system.metrics, methods=["GET"], include_in_schema=False)
 
     app.mount("/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="static")

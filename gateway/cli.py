@@ -57,15 +57,36 @@ def _run(args: argparse.Namespace) -> int:
         from detectors.pool_store import WorkerIdTaken
 
         try:
-            return serve(dep, roles, video_workers=args.video_workers, devices_partition=partition, services=not args.child)
+            return serve(dep, roles, video_workers=args.video_workers, devices_partition=partition, services=not args.child,
+                         health_port=args.health_port, health_host=args.health_host, announce=not args.child)
         except WorkerIdTaken as exc:  # the video pool refused a second process with this worker id
             print(f"gridwatch run: {exc}", file=sys.stderr)
             return 2
     from gateway.supervisor import supervise
 
+    from gateway.local_services import ServiceError
+
     _title("gridwatch-supervisor")
-    return supervise(dep, Path(args.config or DEMO_CONFIG).resolve(), roles, port=args.port, host=args.host,
-                     video_workers=args.video_workers, devices_processes=args.devices_processes, verbose=args.verbose)
+    try:
+        return supervise(dep, Path(args.config or DEMO_CONFIG).resolve(), roles, port=args.port, host=args.host,
+                         video_workers=args.video_workers, devices_processes=args.devices_processes, verbose=args.verbose)
+    except ServiceError as exc:  # a service that does not answer: one line an operator can act on, not a traceback
+        print(f"gridwatch run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """An exec probe over the HTTP one (compose health checks; images without curl): exit 0 when it answers 200."""
+    import httpx
+
+    path = "/readyz" if args.ready else "/healthz"
+    try:
+        answer = httpx.get(f"http://{args.host}:{args.port}{path}", timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"{path}: no answer ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    print(f"{path}: {answer.status_code} {answer.text}")
+    return 0 if answer.status_code == 200 else 1
 
 
 def _title(name: str) -> None:
@@ -132,8 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--worker-id", default=None, metavar="ID",
                      help="this video role's id in the video pool (detection.pool.enabled; default: host-pid, or "
                           "GRIDWATCH_WORKER_ID). A second live process with the same id is refused")
+    run.add_argument("--health-port", type=int, default=None, metavar="PORT",
+                     help="one-role process: answer /healthz (live) and /readyz (ready) on this port (Kubernetes probes)")
+    run.add_argument("--health-host", default="0.0.0.0", metavar="ADDR", help="address of the probe port (default: all)")
     run.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # started by the supervisor
     run.set_defaults(func=_run)
+
+    probe = sub.add_parser("probe", help="ask a role process's probe port: exit 0 when live (or ready, with --ready)")
+    probe.add_argument("--port", type=int, required=True)
+    probe.add_argument("--host", default="127.0.0.1")
+    probe.add_argument("--ready", action="store_true", help="readiness (/readyz) instead of liveness (/healthz)")
+    probe.add_argument("--timeout", type=float, default=3.0)
+    probe.set_defaults(func=_probe)
 
     check = sub.add_parser("check", help="validate a deployment file; lists file:line: field: problem")
     check.add_argument("path", type=Path)
@@ -156,11 +187,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Chatter(logging.Filter):
+    """Library lines that say nothing to an operator, repeated by every process: shown with -v only."""
+
+    PREFIXES = ("setup plugin ", "Context impl ", "Will assume ")  # alembic, per process and per migration check
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.PREFIXES)
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Start-up says what matters (#19.7): alembic's setup lines and ultralytics' model-loading lines (one
+    per model copy in every worker) go to debug. Environment, so the role and worker processes inherit it."""
+    if verbose:
+        return
+    os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics logs warnings and errors only
+    for name in ("alembic.runtime.plugins", "alembic.runtime.migration"):
+        logging.getLogger(name).addFilter(_Chatter())
+
+
 def main(argv: list[str] | None = None) -> int:
     # Models come from local files: ultralytics must never try to download weights or install packages.
     os.environ.setdefault("YOLO_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_libraries(args.verbose)
     return args.func(args)
 
 

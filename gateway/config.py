@@ -241,8 +241,40 @@ def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
     return None
 
 
+ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(data: Any, loc: tuple = (), missing: list[tuple[tuple, str]] | None = None) -> Any:
+    """``${NAME}`` in the file's string values becomes the environment variable NAME (``$$`` is a literal ``$``).
+
+    Why: in Kubernetes and compose the file is a ConfigMap anyone with read access sees, while passwords,
+    the JWT key and the S3 keys come from Secrets as environment variables. A variable that is not set is
+    collected in ``missing`` (key path, message), never an empty password. Comments are not values.
+    """
+    missing = [] if missing is None else missing
+    if isinstance(data, dict):
+        return {k: expand_env(v, loc + (k,), missing) for k, v in data.items()}
+    if isinstance(data, list):
+        return [expand_env(v, loc + (i,), missing) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "$" not in data:
+        return data
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        if name not in os.environ:
+            missing.append((loc, f"environment variable {name} is not set (${{{name}}})"))
+            return ""
+        return os.environ[name]
+
+    return ENV_REF.sub(value, data)
+
+
 def parse_deployment(text: str, file: str = "<string>", base_dir: Path | None = None) -> Deployment:
-    """Validate a deployment document; raise ConfigError naming the file, line and field of each problem."""
+    """Validate a deployment document; raise ConfigError naming the file, line and field of each problem.
+
+    ``${NAME}`` in values is replaced from the environment first (``expand_env``)."""
     try:
         node = yaml.compose(text)
         data: Any = yaml.safe_load(text)
@@ -254,6 +286,10 @@ def parse_deployment(text: str, file: str = "<string>", base_dir: Path | None = 
         raise ConfigError([ConfigProblem(file, 1, "", "the deployment file must be a mapping")])
     try:
         lines = _line_index(node) if node is not None else {}
+        missing: list[tuple[tuple, str]] = []
+        data = expand_env(data, (), missing)
+        if missing:
+            raise ConfigError([ConfigProblem(file, _nearest_line(lines, loc), _field_name(loc), msg) for loc, msg in missing])
         deployment = Deployment.model_validate(data)
     except RecursionError:
         raise ConfigError([ConfigProblem(file, None, "", "a YAML alias refers to itself (recursive structure)")]) from None

@@ -103,6 +103,7 @@ class Runtime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
+        self.started = False  # set once every role has started (the readiness probe)
 
     # -- building the roles --------------------------------------------------------------------
     def _build_alerts(self) -> None:
@@ -247,6 +248,7 @@ class Runtime:
         self.press_queue.start()
         for role in self.roles.values():
             role.start()
+        self.started = True
         log.info("GridWatch roles %s running: %d cameras, %d devices, %d grids", ",".join(self.role_names),
                  len(self.deployment.cameras), len(self.deployment.devices), len(self.grids.level("grid")))
 
@@ -339,28 +341,48 @@ def build_runtime(deployment: Deployment, *, sources: bool = True, roles: Iterab
     return Runtime(deployment, sources=sources, roles=roles, video_workers=video_workers, devices_partition=devices_partition)
 
 
+def console_line(deployment: Deployment) -> str:
+    """What an operator opens first, printed once at start-up (by the supervisor, or by a lone API process)."""
+    host, port = deployment.gateway.host, deployment.gateway.port
+    return f"GridWatch console: http://{host}:{port}/  (API: http://{host}:{port}/api/v1, docs: /api/v1/docs)"
+
+
 def serve(deployment: Deployment, roles: Iterable[str] = ROLES, *, video_workers: int | None = None,
-          devices_partition: Any = None, services: bool = True) -> int:
-    """One process running ``roles`` until Ctrl-C / SIGTERM; with ``api`` among them, the web app under uvicorn."""
+          devices_partition: Any = None, services: bool = True, health_port: int | None = None,
+          health_host: str = "0.0.0.0", announce: bool = True) -> int:
+    """One process running ``roles`` until Ctrl-C / SIGTERM; with ``api`` among them, the web app under uvicorn.
+
+    ``health_port``: answer ``/healthz`` and ``/readyz`` there (``gateway.probes``) — how Kubernetes and
+    the supervisor see a role without the web app. ``announce``: print the console URL and what started
+    (a supervisor's child leaves that to the supervisor).
+    """
     import signal
+
+    from gateway.probes import Probes, serve_probes
 
     local: LocalServices | None = None
     if services:
         local = ensure_services(deployment.services.redis_url, deployment.services.mqtt_url,
                                 deployment.run_dir, autostart=deployment.services.autostart)
     runtime = build_runtime(deployment, roles=roles, video_workers=video_workers, devices_partition=devices_partition)
+    probes = Probes(runtime)
+    probe_server = serve_probes(probes, health_host, health_port) if health_port is not None else None
     try:
         runtime.start()
         if runtime.video is not None and runtime.model_status.startswith("motion-only"):
             log.warning("!!! DETECTOR MODEL NOT LOADED — running motion-only: %s", runtime.model_status)
+        if announce:
+            if "api" in runtime.role_names:
+                print(console_line(deployment), flush=True)
+            print(f"started {', '.join(runtime.role_names)} (pid {os.getpid()})"
+                  + (f"; probes on port {probe_server.server_address[1]}" if probe_server else ""), flush=True)
         if "api" in runtime.role_names:
             import uvicorn
 
             from gateway.app import create_app
 
-            host, port = deployment.gateway.host, deployment.gateway.port
-            print(f"GridWatch console: http://{host}:{port}/  (API: http://{host}:{port}/api/v1, docs: /docs)", flush=True)
-            uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+            uvicorn.run(create_app(runtime, probes=probes), host=deployment.gateway.host, port=deployment.gateway.port,
+                        log_level="info")
         else:
             done = threading.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -368,7 +390,10 @@ def serve(deployment: Deployment, roles: Iterable[str] = ROLES, *, video_workers
             while not done.wait(1.0):
                 pass
     finally:
+        if probe_server is not None:
+            probe_server.shutdown()
         runtime.stop()
+        probes.close()
         if local is not None:
             local.stop()
     return 0

@@ -34,6 +34,8 @@ BACKOFF_MAX_S = 30.0
 HEALTHY_AFTER_S = 60.0
 STOP_GRACE_S = 15.0
 BOARD_TTL_S = 30
+STARTUP_WAIT_S = 300.0  # how long the start-up report waits for every role to answer ready
+STARTUP_SETTLE_S = 20.0  # once every role answered: how long a not-ready one may take before it is reported degraded
 
 
 def _die_with_parent() -> None:
@@ -101,9 +103,10 @@ class Supervisor:
     """Starts ``children`` and keeps them running until ``stop()`` (or SIGTERM / SIGINT in ``run()``)."""
 
     def __init__(self, children: list[Child], board: RoleBoard | None, *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None):
+                 cwd: Path | None = None, report: "StartupReport | None" = None):
         self.children = children
         self.board = board
+        self.report = report
         self.env = env
         self.cwd = cwd
         self.host = socket.gethostname()
@@ -142,6 +145,10 @@ class Supervisor:
             signal.signal(sig, lambda *_: self._stop.set())
         for child in self.children:
             self._spawn(child)
+        if self.report is not None:
+            self.report.started(self.children)
+            threading.Thread(target=self.report.follow, args=(self.children, self._stop), name="startup-report",
+                             daemon=True).start()
         last_board = time.monotonic()
         while not self._stop.wait(0.2):
             now = time.monotonic()
@@ -177,10 +184,13 @@ class Supervisor:
 
 
 def child_argv(config: Path, role: str, *, port: int | None = None, host: str | None = None,
-               video_workers: int | None = None, partition: str | None = None, verbose: bool = False) -> list[str]:
+               video_workers: int | None = None, partition: str | None = None, verbose: bool = False,
+               health_port: int | None = None) -> list[str]:
     """The command line of one role process (what ``ps`` shows)."""
     argv = [sys.executable, "-m", "gateway.cli"] + (["-v"] if verbose else []) + [
         "run", "--child", "--roles", role, "--config", str(config)]
+    if health_port is not None:
+        argv += ["--health-port", str(health_port), "--health-host", "127.0.0.1"]
     if port is not None:
         argv += ["--port", str(port)]
     if host is not None:
@@ -209,17 +219,117 @@ def supervise(deployment: Any, config: Path, roles: tuple[str, ...], *, port: in
         for role in roles:
             if role == "devices" and devices_processes > 1:
                 children += [Child(f"devices-{i}of{devices_processes}",
-                                   child_argv(config, role, partition=f"{i}/{devices_processes}", verbose=verbose))
+                                   child_argv(config, role, partition=f"{i}/{devices_processes}", verbose=verbose,
+                                              health_port=_free_port()))
                              for i in range(devices_processes)]
             else:
                 children.append(Child(role, child_argv(config, role, port=port if role == "api" else None,
-                                                       host=host if role == "api" else None,
-                                                       video_workers=video_workers, verbose=verbose)))
+                                                       host=host if role == "api" else None, video_workers=video_workers,
+                                                       verbose=verbose, health_port=_free_port())))
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if "api" in roles:
+            from gateway.runtime import console_line
+
+            print(console_line(deployment), flush=True)
         log.info("supervising %s", ", ".join(c.name for c in children))
-        return Supervisor(children, RoleBoard(client, keys.tag), env=env).run()
+        return Supervisor(children, RoleBoard(client, keys.tag), env=env, report=StartupReport()).run()
     finally:
         services.stop()
+
+
+def _free_port() -> int:
+    """A loopback port for a child's probes (the child binds it; nothing else on this host is expected to race)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _probe_port(child: Child) -> int | None:
+    return int(child.argv[child.argv.index("--health-port") + 1]) if "--health-port" in child.argv else None
+
+
+def _readyz(child: Child) -> dict[str, Any] | None:
+    """The child's readiness answer (``gateway.probes``), or None while it does not answer yet."""
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{_probe_port(child)}/readyz", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+class StartupReport:
+    """Prints, once, what started: each role with its pid, then which became ready and which are degraded.
+
+    It asks each child's ``/readyz`` (``gateway.probes``) until all answer ready or ``wait_s`` passes, so
+    the operator reads one short summary instead of every library's start-up lines.
+    """
+
+    def __init__(self, wait_s: float = STARTUP_WAIT_S, settle_s: float = STARTUP_SETTLE_S, out: Any = None):
+        self.wait_s, self.settle_s, self.out = wait_s, settle_s, out
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out or sys.stdout, flush=True)
+
+    def started(self, children: list[Child]) -> None:
+        self._print("started: " + ", ".join(f"{c.name} (pid {c.proc.pid})" for c in children if c.proc is not None))
+
+    def follow(self, children: list[Child], stop: threading.Event) -> None:
+        """Poll until every role is settled (``_settled``), summarise, then report late comers as they become
+        ready, until ``wait_s``."""
+        began = time.monotonic()
+        probed = [c for c in children if _probe_port(c) is not None]
+        answers: dict[str, dict[str, Any]] = {}
+        failing_since: dict[str, float] = {}
+        summarised = False
+        while not stop.is_set() and time.monotonic() - began < self.wait_s:
+            now = time.monotonic()
+            for child in probed:
+                if answers.get(child.name, {}).get("status") == "ok":
+                    continue
+                answer = _readyz(child)
+                if answer is None:
+                    continue
+                if summarised and answer.get("status") == "ok":
+                    self._print(f"ready after {now - began:.0f} s: {child.name}")
+                answers[child.name] = answer
+                if "started" not in answer.get("failing", ["started"]):
+                    failing_since.setdefault(child.name, now)
+            if not summarised and all(self._settled(c, answers.get(c.name), failing_since.get(c.name), now) for c in probed):
+                self._summarise(children, answers, now - began)
+                summarised = True
+            if all(answers.get(c.name, {}).get("status") == "ok" for c in probed):
+                return
+            stop.wait(0.5)
+        if not summarised and not stop.is_set():
+            self._summarise(children, answers, time.monotonic() - began)
+
+    def _settled(self, child: Child, answer: dict[str, Any] | None, failing_since: float | None, now: float) -> bool:
+        """Ready; or it has exited since start (a crash at start-up is news at once); or it started but has
+        failed a check for ``settle_s``. A role still starting is waited for (a slow import is not degraded)."""
+        if answer is not None and answer.get("status") == "ok":
+            return True
+        if child.restarts > 0:
+            return True
+        return failing_since is not None and now - failing_since >= self.settle_s
+
+    def _summarise(self, children: list[Child], answers: dict[str, dict[str, Any]], took: float) -> None:
+        ready = [c.name for c in children if answers.get(c.name, {}).get("status") == "ok"]
+        if ready:
+            self._print(f"ready after {took:.0f} s: {', '.join(ready)}")
+        for child in children:
+            answer = answers.get(child.name)
+            failing = ", ".join((answer or {}).get("failing", []))
+            if child.restarts > 0 and not (answer and answer.get("status") == "ok"):
+                self._print(f"DEGRADED: {child.name} exited ({child.last_exit}) and is restarting (restart {child.restarts})"
+                            + (f"; its last readiness failed: {failing}" if failing else ""))
+            elif answer is None:
+                self._print(f"DEGRADED: {child.name} did not answer its readiness probe in {took:.0f} s")
+            elif answer.get("status") != "ok":
+                self._print(f"DEGRADED: {child.name} not ready — failing: {failing}")
+            if answer and answer.get("degraded"):
+                self._print(f"DEGRADED: {child.name} — {', '.join(answer['degraded'])}"
+                            + (" (no detector model: motion-only)" if "detector" in answer["degraded"] else ""))
 
 
 def _prepare_store(deployment: Any) -> None:

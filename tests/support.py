@@ -1,7 +1,9 @@
 """Small helpers every test area uses: wait for a condition with a deadline, pick a free local port."""
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +27,18 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         threading.Event().wait(interval)
+
+
+def stop_process(proc: "subprocess.Popen", sig: int = signal.SIGTERM, grace_s: float = 30.0) -> None:
+    """Ask a process the test started to stop (``sig``); SIGKILL it if it is still there after ``grace_s``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def free_port() -> int:

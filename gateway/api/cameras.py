@@ -61,7 +61,11 @@ class CameraOut(BaseModel):
 
 
 class CameraList(BaseModel):
-    items: list[CameraOut]
+    items: list[CameraOut] = Field(description="this page, in the deployment's order")
+    total: int = Field(description="cameras matching the filters, over all pages")
+    offset: int
+    limit: int
+    next_offset: int | None = Field(None, description="offset of the next page; null on the last")
 
 
 class ProbeIn(BaseModel):
@@ -108,14 +112,17 @@ def _health(rt: ApiRuntime, camera_id: str) -> CameraHealth:
     return _healths(rt, [camera_id])[camera_id]
 
 
-def camera_out(rt: ApiRuntime, cam: Camera, health: CameraHealth | None = None) -> CameraOut:
+def camera_out(rt: ApiRuntime, cam: Camera, health: CameraHealth | None = None, *, grid_code: str | None = None) -> CameraOut:
+    """``grid_code``: the camera's grid when the caller already knows it (the list's catalog)."""
     data = cam.model_dump(mode="json")
     src = data["source"]
     for key in ("url", "fallback", "substream_url"):
         if src.get(key):
             src[key] = _redact(src[key])
-    grid = rt.grids.route(cam.pose.position)
-    data["grid_code"] = grid.code if grid else None
+    if grid_code is None:
+        grid = rt.grids.route(cam.pose.position)
+        grid_code = grid.code if grid else None
+    data["grid_code"] = grid_code
     data["health"] = health if health is not None else _health(rt, cam.id)
     return CameraOut.model_validate(data)
 
@@ -163,12 +170,29 @@ def _check_place(rt: ApiRuntime, cam: Camera) -> None:
         raise HTTPException(422, f"pose.position: {p.lon:.6f},{p.lat:.6f} is outside every grid")
 
 
-@router.get("/cameras", response_model=CameraList, responses=errors(401, 403),
-            summary="Cameras the caller may see, with health")
-def list_cameras(principal: Principal = Depends(require("cameras:read")), rt: ApiRuntime = Depends(runtime)) -> CameraList:
-    cams = _visible_list(rt, principal)
-    health = _healths(rt, [c.id for c in cams])
-    return CameraList(items=[camera_out(rt, c, health[c.id]) for c in cams])
+@router.get("/cameras", response_model=CameraList, responses=errors(401, 403, 422),
+            summary="Cameras the caller may see, with health: filtered, searched and paged")
+def list_cameras(request: Request, principal: Principal = Depends(require("cameras:read")), rt: ApiRuntime = Depends(runtime),
+                 q: str | None = Query(None, max_length=100, description="text in the id, name, grid code or grid/community/street name"),
+                 grid: str | None = Query(None, pattern=r"^[0-9]{1,20}$", description="grid code: that grid and the grids below it"),
+                 state: str | None = Query(None, max_length=32, description="health state: live, connecting, stalled, offline, not reported …"),
+                 host: str | None = Query(None, max_length=255, description="owning host or worker, as the camera's health reports it"),
+                 limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> CameraList:
+    from gateway.api.camera_query import CameraCatalog, CameraQuery, select
+
+    catalog = getattr(request.app.state, "camera_catalog", None)
+    if catalog is None:
+        catalog = request.app.state.camera_catalog = CameraCatalog(rt.grids)
+    query = CameraQuery(q=q, grid=grid, state=state, host=host, limit=limit, offset=offset)
+    integrator = principal.role == "integrator"
+    page, total = select(catalog.rows(rt.deployment.cameras), query, lambda code: integrator or principal.sees_grid(code),
+                         lambda ids: catalog.health(ids, rt.camera_state.status))
+    health = _healths(rt, [r.camera.id for r in page])
+    end = offset + len(page)
+    answer = CameraList(items=[camera_out(rt, r.camera, health[r.camera.id], grid_code=r.grid_code) for r in page],
+                        total=total, offset=offset, limit=limit, next_offset=end if end < total else None)
+    # already validated: answered as JSON directly (FastAPI would validate and encode the page a second time)
+    return Response(answer.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
 
 
 @router.get("/cameras/status", response_model=StatusOut, responses=errors(401, 403),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
@@ -70,6 +71,18 @@ def healthz(response: Response, rt: ApiRuntime = Depends(runtime)) -> HealthOut:
     if not ok:
         response.status_code = 503
     return HealthOut(status="ok" if ok else "degraded", redis=redis_ok, store=store_ok)
+
+
+def livez(request: Request) -> JSONResponse:
+    """Kubernetes liveness (no authentication): this process and its roles' loops run. Names of failing checks only."""
+    result = request.app.state.probes.live()
+    return JSONResponse(result.body(), status_code=200 if result.ok else 503, headers={"Cache-Control": "no-store"})
+
+
+def readyz(request: Request) -> JSONResponse:
+    """Kubernetes readiness (no authentication): started, and Redis / SQL / broker answer. Names of failing checks only."""
+    result = request.app.state.probes.ready()
+    return JSONResponse(result.body(), status_code=200 if result.ok else 503, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/settings", response_model=SettingsOut, summary="What the console needs before login (no authentication)")

@@ -184,5 +184,9 @@ class DevicesRole:
         for thread in self._threads:
             thread.join(timeout=5)
 
+    def alive(self) -> bool:
+        """The sensor clock, change follower and press filer still run (the liveness probe)."""
+        return all(t.is_alive() for t in self._threads)
+
     def status(self) -> dict[str, Any]:
         return {"partition": str(self.partition), "mqtt": self.mqtt.stats() if self.mqtt else None}

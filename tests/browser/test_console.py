@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
 from gw_support import FOOTAGE, REDIS_URL, AppServer, build_test_runtime, drop_keys, make_deployment, start_role_process  # noqa: E402
 from tests.support import free_port, screenshot_dir  # noqa: E402
+from tests.browser.browser_support import login  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = screenshot_dir()
@@ -81,12 +82,7 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def _login(page: Any, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/#/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-submit")
-    page.wait_for_selector("main[data-page]:not([data-page='login'])")  # the role's home page has rendered
+_login = login  # one login step for every browser test (tests/browser/browser_support.py)
 
 
 def _shot(page: Any, name: str) -> None:

@@ -147,3 +147,20 @@ def test_flat_camera_fields_still_load_into_their_sections_and_check_names_each_
     demo = subprocess.run([sys.executable, "-m", "gateway.cli", "check", str(DEMO)], capture_output=True, text=True,
                           timeout=60)
     assert "deprecated" not in demo.stdout, "the shipped demo must use the current schema"
+
+
+def test_environment_references_fill_values_and_name_a_missing_one(monkeypatch):
+    from gateway.config import ConfigError, DEMO_CONFIG, parse_deployment
+
+    text = DEMO_CONFIG.read_text(encoding="utf-8").replace(
+        "  stream_prefix: gw\n", "  stream_prefix: gw  # not ${IN_A_COMMENT}\n  sql_url: postgresql+psycopg://gw:${GW_TEST_PW}@db/gw\n", 1)
+    text = text.replace("  sql_url: sqlite:///{run_dir}/gridwatch.db\n", "", 1)
+    monkeypatch.delenv("GW_TEST_PW", raising=False)
+    with pytest.raises(ConfigError) as err:
+        parse_deployment(text, "d.yaml", DEMO_CONFIG.parent)
+    line = text.splitlines().index("  sql_url: postgresql+psycopg://gw:${GW_TEST_PW}@db/gw") + 1
+    assert [str(p) for p in err.value.problems] == [
+        f"d.yaml:{line}: services.sql_url: environment variable GW_TEST_PW is not set (${{GW_TEST_PW}})"]
+    monkeypatch.setenv("GW_TEST_PW", "pa$$word")
+    dep = parse_deployment(text.replace("${GW_TEST_PW}", "${GW_TEST_PW}-$$x"), "d.yaml", DEMO_CONFIG.parent)
+    assert dep.services.sql_url == "postgresql+psycopg://gw:pa$$word-$x@db/gw"

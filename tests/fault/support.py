@@ -466,7 +466,7 @@ class GridwatchProcess:
         import httpx
 
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+            return httpx.get(f"{self.url}/api/v1/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -4,11 +4,29 @@
 Pages.cameras = async function (ctx) {
   const root = h("div", { class: "cameras" });
   const canWrite = ctx.me.permissions.includes("cameras:write");
-  let cams = [];
+  const PAGE = 50;  // a city has 10,000 cameras: the API pages, filters and searches (GET /cameras?q=&state=&limit=&offset=)
+  const view = { q: "", state: "", offset: 0 };
+  let cams = [], total = 0;
   async function load() {
-    cams = (await api("/cameras")).items;
+    const qs = new URLSearchParams({ limit: String(PAGE), offset: String(view.offset) });
+    if (view.q) qs.set("q", view.q);
+    if (view.state) qs.set("state", view.state);
+    const page = await api(`/cameras?${qs}`);
+    cams = page.items; total = page.total;
+    const search = h("input", { type: "search", id: "cam-search", value: view.q, placeholder: t("cam_search") });
+    const state = h("select", { id: "cam-state" }, ...["", "live", "connecting", "stalled", "offline", "disabled", "not reported"]
+      .map((s) => h("option", { value: s, selected: s === view.state }, s || t("all"))));
+    const apply = () => { view.q = search.value.trim(); view.state = state.value; view.offset = 0; load(); };
+    search.addEventListener("keydown", (e) => { if (e.key === "Enter") apply(); });
+    state.addEventListener("change", apply);
+    const go = (offset) => { view.offset = offset; load(); };
+    const shown = cams.length ? `${view.offset + 1}–${view.offset + cams.length} / ${total}` : `0 / ${total}`;
     root.replaceChildren(
       h("h2", {}, t("cameras"), " ", canWrite ? h("button", { class: "primary", id: "add-camera", onclick: () => edit(null) }, t("add_camera")) : null),
+      h("div", { class: "cam-filter" }, search, " ", state, " ", h("button", { id: "cam-apply", onclick: apply }, t("cam_search_go")),
+        " ", h("button", { id: "cam-prev", disabled: view.offset === 0, onclick: () => go(Math.max(0, view.offset - PAGE)) }, "‹"),
+        " ", h("span", { id: "cam-count" }, shown), " ",
+        h("button", { id: "cam-next", disabled: page.next_offset == null, onclick: () => go(page.next_offset) }, "›")),
       h("table", { class: "cam-list" },
         h("thead", {}, h("tr", {}, ...["camera_id", "name", "source_url", "health", "lon", "lat", ""].map((k) => h("th", {}, k ? t(k) : "")))),
         h("tbody", {}, cams.map((c) => h("tr", { dataset: { id: c.id } },
