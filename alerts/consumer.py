@@ -23,6 +23,7 @@ from typing import Any
 import redis
 
 from alerts.events import ensure_group
+from ingest.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -133,20 +134,17 @@ class StreamConsumer:
     def run_forever(self, stop: threading.Event, handle: Handler, block_ms: int = 1000) -> None:
         """Process until ``stop`` is set; a store outage backs off 0.25 s doubling to 5 s, Redis errors
         ``retry_s`` (first, then doubling up to the cap)."""
-        first, cap = self.retry_s
-        backoff = first
-        store_backoff = 0.25
+        redis_backoff, store_backoff = Backoff(*self.retry_s), Backoff(0.25, 5.0)
         while not stop.is_set():
             try:
                 self.process_batch(handle, block_ms)
-                backoff = first
+                redis_backoff.reset()
                 if self.store_down:
-                    stop.wait(store_backoff)
-                    store_backoff = min(store_backoff * 2, 5.0)
+                    stop.wait(store_backoff.next_delay())
                 else:
-                    store_backoff = 0.25
+                    store_backoff.reset()
             except redis.RedisError as exc:
-                log.warning("%s: redis error %s; retrying in %.1fs", self.name, exc, backoff)
+                delay = redis_backoff.next_delay()
+                log.warning("%s: redis error %s; retrying in %.1fs", self.name, exc, delay)
                 self._group_ready = False
-                stop.wait(backoff)
-                backoff = min(backoff * 2, cap)
+                stop.wait(delay)

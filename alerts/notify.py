@@ -33,6 +33,7 @@ from alerts.config import AlertsConfig, WebhookConfig
 from alerts.consumer import Outcome, StreamConsumer
 from alerts.streams import StreamKeys, dead_letter
 from ingest.failpoints import failpoint
+from ingest.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ class Notifier:
 
     def deliver_webhook(self, hook: WebhookConfig, body: bytes, event_id: str = "") -> tuple[bool, str]:
         last = ""
-        for attempt in range(self.attempts):
+        backoff = Backoff(0.2, 2.0)  # between retries of one delivery
+        for _ in range(self.attempts):
             ts = str(int(time.time()))
             headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(hook.secret, body, ts)}
             if event_id:
@@ -92,7 +94,7 @@ class Notifier:
                 last = f"HTTP {resp.status_code}"
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
-            time.sleep(min(0.2 * 2 ** attempt, 2.0))  # back-off between retries of one delivery
+            time.sleep(backoff.next_delay())
         return False, last
 
     def handle(self, event: dict[str, Any], event_id: str = "") -> None:

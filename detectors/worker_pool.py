@@ -40,6 +40,7 @@ from detectors.video_worker import CameraRings, WorkerSpec, run_worker
 from ingest.config import IngestConfig
 from ingest.frame import Frame
 from ingest.video.shm import Ring, engine_prefix, remove_leftovers, segments
+from ingest.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class _Child:
     conn: Connection | None = None
     started_at: float = 0.0
     restarts: int = 0
-    failures: int = 0  # consecutive short-lived runs, for the back-off
+    backoff: Backoff = field(default_factory=lambda: Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S))  # short-lived runs
     restart_at: float | None = None
     last_exit: int | None = None
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -445,8 +446,9 @@ class WorkerPoolVideo:
                 child.conn.close()
                 child.conn = None
             ran = now - child.started_at
-            child.failures = 0 if ran >= HEALTHY_AFTER_S else child.failures + 1
-            delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2 ** max(0, child.failures - 1))
+            if ran >= HEALTHY_AFTER_S:
+                child.backoff.reset()
+            delay = child.backoff.next_delay()
             child.restart_at = now + delay
             log.error("%s died (exit %s) after %.0fs; restarting in %.0fs", child.name, child.last_exit, ran, delay)
             return

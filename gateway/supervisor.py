@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from ingest.redis_connect import connect
+from ingest.backoff import Backoff
 
 log = logging.getLogger("gridwatch.supervisor")
 
@@ -85,7 +86,7 @@ class Child:
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
     restarts: int = 0
-    backoff_s: float = BACKOFF_FIRST_S
+    backoff: Backoff = field(default_factory=lambda: Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S))
     next_start: float = 0.0
     last_exit: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -128,14 +129,14 @@ class Supervisor:
             return
         ran = time.time() - child.started_at
         if ran >= HEALTHY_AFTER_S:
-            child.backoff_s = BACKOFF_FIRST_S
+            child.backoff.reset()
         child.last_exit = code
         child.restarts += 1
-        child.next_start = now + child.backoff_s
+        delay = child.backoff.next_delay()
+        child.next_start = now + delay
         log.warning("role %s (pid %d) exited with %s after %.1f s; restarting in %.0f s (restart %d)", child.name,
-                    child.proc.pid, code, ran, child.backoff_s, child.restarts)
+                    child.proc.pid, code, ran, delay, child.restarts)
         child.history.append({"exit": code, "ran_s": round(ran, 1), "at": time.time()})
-        child.backoff_s = min(BACKOFF_MAX_S, child.backoff_s * 2)
         child.proc = None
         self._publish(child)
 

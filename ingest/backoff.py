@@ -6,6 +6,10 @@ retried until it returns) does not fit. What was written by hand six times is th
 failure; that is tenacity's ``wait_exponential`` (plain doubling) or, for many clients reconnecting after
 one outage, "equal jitter" (half the ceiling fixed, half random: ``wait_exponential`` + ``wait_random_exponential``
 over half the range each), which spreads a reconnect storm without ever waiting almost nothing.
+
+Used by: camera reconnects (jittered), the detector client's connect, the video worker pool's and the
+supervisor's restarts of dead children, the stream consumer (intake, notify) and the reporters' notifier on Redis
+or store outages, and the retries of one webhook delivery.
 """
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from alerts.core import Core
 from alerts.events import ensure_group
 from alerts.models import Occurrence, Ticket
 from alerts.streams import dead_letter
+from ingest.backoff import Backoff
 
 log = logging.getLogger("alerts.channels")
 
@@ -94,16 +95,16 @@ class ReporterNotifier:
 
     def run_forever(self, stop: threading.Event, block_ms: int = 1000) -> None:
         """Process until ``stop`` is set; Redis outages are retried with back-off."""
-        backoff = 0.5
+        backoff = Backoff(0.5, 30)
         while not stop.is_set():
             try:
                 self.process_batch(block_ms)
-                backoff = 0.5
+                backoff.reset()
             except redis.RedisError as exc:
-                log.warning("notifier: redis error %s; retrying in %.1fs", exc, backoff)
+                delay = backoff.next_delay()
+                log.warning("notifier: redis error %s; retrying in %.1fs", exc, delay)
                 self._ready = False
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30)
+                stop.wait(delay)
 
     # -- one event -------------------------------------------------------------------------------
     def handle(self, event: dict[str, Any]) -> None:
