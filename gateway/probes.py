@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import redis
 from sqlalchemy import text
+from ingest.redis_connect import connect
 
 log = logging.getLogger("gridwatch.probes")
 
@@ -55,8 +56,8 @@ class Probes:
     def __init__(self, runtime: Any):
         self.runtime = runtime
         # its own client with short timeouts: a partitioned Redis must fail the probe, not hang it
-        self._redis = redis.Redis.from_url(runtime.deployment.services.redis_url, socket_timeout=CHECK_TIMEOUT_S,
-                                           socket_connect_timeout=CHECK_TIMEOUT_S)
+        self._redis = connect(runtime.deployment.services.redis_url, socket_timeout=CHECK_TIMEOUT_S,
+                              socket_connect_timeout=CHECK_TIMEOUT_S)  # one server or a Redis Cluster
 
     def live(self) -> ProbeResult:
         dead = [name for name, role in self.runtime.roles.items() if not role.alive()]

@@ -14,6 +14,7 @@ from detectors.replay import replay
 from detectors.rules import build_rules
 from detectors.rules.base import View
 from detectors.tracking import TrackedObject
+from detectors.detection import from_rows
 from ingest.config import GeoPose
 from tests.detectors.conftest import clip
 
@@ -135,7 +136,7 @@ def _fall_model_view(scene: Scene, objects: list[TrackedObject], fall_box) -> Vi
     """A view on which the Normal/Fall model ran and said Fall at ``fall_box`` (score 0.8)."""
     rows = np.array([[*fall_box, 0.8, 0]], np.float32) if fall_box is not None else np.zeros((0, 6), np.float32)
     return View(scene.now, scene.w, scene.h, objects, MotionResult([], 0.0, None, None), True, None,
-                {"fall": rows}, {"fall": {0: "Fall", 1: "Normal"}})
+                {"fall": from_rows(rows)}, {"fall": {0: "Fall", 1: "Normal"}})
 
 
 @pytest.mark.timeout(10)

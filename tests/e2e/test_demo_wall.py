@@ -30,7 +30,7 @@ def test_demo_wall_shows_no_motion_only_card(tmp_path, stream_prefix, redis_clie
     try:
         def up() -> bool:
             try:
-                return httpx.get(f"{base}/api/v1/healthz", timeout=1).status_code == 200
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
             except httpx.TransportError:
                 assert proc.poll() is None, (tmp_path / "gridwatch.log").read_text()[-3000:]
                 return False

@@ -9,6 +9,7 @@ import av
 import pytest
 
 from alerts.publishing import OutboxFactory
+from alerts.streams import StreamKeys
 from detectors.anomaly import Anomaly
 from detectors.config import DetectionConfig
 from detectors.worker_pool import VideoParts, WorkerPoolVideo
@@ -43,7 +44,7 @@ def test_worker_pool_clips_are_the_cameras_packets(tmp_path: Path, rtsp_server, 
     engine = WorkerPoolVideo(parts, 1, OutboxFactory(REDIS_URL, stream_prefix))
     try:
         engine.start([cam])
-        key = wait_for(lambda: _second_clip(redis_client, f"{stream_prefix}:anomalies"), 150, what="a second clip")
+        key = wait_for(lambda: _second_clip(redis_client, StreamKeys(stream_prefix).anomalies), 150, what="a second clip")
         # the clip named exists at once (its part up to the event); the whole one replaces it ~post_s later
         assert store.local_path(key) is not None
         wait_for(lambda: av.open(str(store.root / key)).duration / 1e6 >= 1.9, 30, interval=0.3,
