@@ -292,17 +292,7 @@ class AlarmBatcher:
     def file(self, press: AlarmPress, timeout_s: float = 10.0) -> dict[str, Any]:
         """Submit and wait for the ack. Past ``timeout_s`` the answer is ``pending``: the press is still
         queued and will be filed; the box's retry then gets its case as a ``duplicate``."""
-        done = threading.Event()
-        box: list[dict[str, Any]] = []
-
-        def on_ack(ack: dict[str, Any]) -> None:
-            box.append(ack)
-            done.set()
-
-        self.submit(press, on_ack)
-        if not done.wait(timeout_s):
-            return ack_message(press, "pending", None)
-        return box[0]
+        return wait_for_ack(self.submit, press, timeout_s)
 
     @property
     def waiting(self) -> int:
@@ -470,3 +460,19 @@ def handle_press(
         nonce_store.release(press.device_id, doc["_nonce"])
         return PressOutcome(503, ack, press)
     return PressOutcome(200 if ack["status"] != "pending" else 202, ack, press)
+
+
+def wait_for_ack(submit: Callable[[AlarmPress, OnAck], None], press: AlarmPress, timeout_s: float) -> dict[str, Any]:
+    """The blocking form of an asynchronous press path: submit, wait for the ack; past ``timeout_s`` the answer is
+    ``pending`` (the press stays queued and will be filed; the box's retry then gets its case)."""
+    done = threading.Event()
+    box: list[dict[str, Any]] = []
+
+    def on_ack(ack: dict[str, Any]) -> None:
+        box.append(ack)
+        done.set()
+
+    submit(press, on_ack)
+    if not done.wait(timeout_s):
+        return ack_message(press, "pending", None)
+    return box[0]

@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from ingest.devices.alarms import OnAck, ack_message
+from ingest.devices.alarms import OnAck, ack_message, wait_for_ack
 from ingest.devices.messages import AlarmPress
 from ingest.failpoints import failpoint
 from ingest.redis_connect import hash_tag
@@ -181,17 +181,7 @@ class PressQueue:
 
     def file(self, press: AlarmPress, timeout_s: float | None = None) -> dict[str, Any]:
         """Submit and wait (at most ``wait_s`` plus a little) for the ack — the HTTPS path's blocking form."""
-        done = threading.Event()
-        box: list[dict[str, Any]] = []
-
-        def on_ack(ack: dict[str, Any]) -> None:
-            box.append(ack)
-            done.set()
-
-        self.submit(press, on_ack)
-        if not done.wait(self.wait_s + 2.0 if timeout_s is None else timeout_s):
-            return ack_message(press, "pending", None)
-        return box[0]
+        return wait_for_ack(self.submit, press, self.wait_s + 2.0 if timeout_s is None else timeout_s)
 
     @property
     def waiting(self) -> int:
