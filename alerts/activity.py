@@ -18,7 +18,7 @@ from alerts.filing import RoutingError, aware, route_point
 from alerts.grids import GridIndex
 from alerts.models import Activity
 from alerts.views import TicketRef
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 
 
 def record(s: Session, a: Anomaly, grids: GridIndex, category: str | None, now: datetime,

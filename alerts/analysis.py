@@ -235,7 +235,7 @@ def file_early_warnings(intake: Any, cases: Any, grid_index: Any, warnings: list
 
     Returns ``[{warning, ticket_id, number, new}]``. A warning already filed (same grid, category, day) is
     found again by its anomaly id and not filed or supervised twice."""
-    from detectors.anomaly import Anomaly
+    from ingest.anomaly import Anomaly
     from ingest.geo import GeoPoint
 
     out = []

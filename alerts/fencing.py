@@ -18,7 +18,7 @@ import logging
 
 import redis
 
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from detectors.pool_keys import PoolKeys
 
 log = logging.getLogger(__name__)

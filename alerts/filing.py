@@ -25,7 +25,7 @@ from alerts.models import HistoryEntry, Occurrence, Ticket
 from alerts.policy import CasePolicy
 from alerts.store import Store
 from alerts.views import ticket_summary
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from ingest.geo import GeoPoint
 
 Clock = Callable[[], datetime]

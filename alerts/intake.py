@@ -54,7 +54,7 @@ from alerts.policy import CasePolicy
 from alerts.store import Store
 from alerts.streams import StreamKeys, dead_letter
 from alerts.views import TicketRef, ticket_summary
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from ingest.failpoints import failpoint
 
 __all__ = ["INTAKE_GROUP", "Intake", "Clock", "utcnow", "RoutingError", "route_point", "open_ticket", "stage_ticket",

@@ -28,7 +28,7 @@ from alerts.config import CategoryConfig
 from alerts.filing import aware
 from alerts.lifecycle import OPEN
 from alerts.models import Ticket
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from ingest.geo import GeoPoint
 
 CHUNK = 500  # bound the number of SQL parameters of one IN (...) on any backend

@@ -11,7 +11,7 @@ from alerts.calendar import WorkCalendar
 from alerts.config import AlertsConfig, CategoryConfig
 from alerts.grids import LEVELS
 from alerts.models import Ticket
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 
 
 class CasePolicy:

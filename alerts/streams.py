@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from ingest.redis_connect import hash_tag
 
 ANOMALY_STREAM_MAXLEN = 1_000_000

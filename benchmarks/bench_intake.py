@@ -26,7 +26,7 @@ from alerts.grids import load_grid_file  # noqa: E402
 from alerts.intake import Intake, route_point  # noqa: E402
 from alerts.store import open_store  # noqa: E402
 from alerts.streams import StreamKeys  # noqa: E402
-from detectors.anomaly import Anomaly  # noqa: E402
+from ingest.anomaly import Anomaly  # noqa: E402
 from ingest.geo import GeoPoint  # noqa: E402
 
 

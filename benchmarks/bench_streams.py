@@ -403,7 +403,7 @@ class GridWatchRig:
 
     def stream_times(self) -> dict[str, float]:
         """anomaly id -> when Redis appended it to the anomaly stream (entry id, ms)."""
-        from detectors.anomaly import Anomaly
+        from ingest.anomaly import Anomaly
 
         out: dict[str, float] = {}
         for eid, fields in self.redis.xrange(self.keys.anomalies):

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import numpy as np
 import supervision as sv
 
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from detectors.cause import describe
 from detectors.config import CameraAnalytics, DetectionConfig
 from detectors.detection import from_rows, merge_crops

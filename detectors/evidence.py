@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors.anomaly import Evidence
+from ingest.anomaly import Evidence
 from detectors.config import EvidenceConfig
 from ingest.blobs import BlobError, BlobStore, as_blob_store
 from ingest.video.packets import PacketRing, PacketWindow, StreamFormat, StreamPacket, remux_mp4

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from ingest.config import GeoPose
 
 

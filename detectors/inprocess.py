@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from detectors.engine import OverlayBox
 from ingest.frame import Frame
 

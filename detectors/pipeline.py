@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from detectors.camera import CameraAnalyzer, Plan
 from detectors.config import CameraAnalytics, DetectionConfig
 from detectors.evidence import ClipWriter, EvidenceRecorder

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from detectors.anomaly import Anomaly, Evidence
+from ingest.anomaly import Anomaly, Evidence
 from detectors.sensor_profiles import TITLES, CountInWindow, Duration, RateOfChange, Rule, Threshold, rules_for
 
 if TYPE_CHECKING:

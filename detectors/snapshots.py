@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from detectors.anomaly import Evidence
+from ingest.anomaly import Evidence
 from detectors.camera_state import CameraStateReader
 from detectors.nearby import cameras_seeing
 from ingest.blobs import BlobStore, as_blob_store

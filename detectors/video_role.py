@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from detectors.anomaly import Anomaly, FenceStamp, stamp_fence
+from ingest.anomaly import Anomaly, FenceStamp, stamp_fence
 from detectors.camera_state import CameraControl, CameraKeys, CameraStatePublisher, apply_overrides
 from detectors.engine import VideoEngine
 from detectors.pool_keys import PoolKeys

@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
-from detectors.anomaly import Anomaly, FenceStamp, stamp_fence
+from ingest.anomaly import Anomaly, FenceStamp, stamp_fence
 from detectors.config import DetectionConfig
 from detectors.detector_process import DetectorClient, ModelInfo, RemoteModel
 from detectors.health import health_anomaly

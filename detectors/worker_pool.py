@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable
 
-from detectors.anomaly import FenceStamp
+from ingest.anomaly import FenceStamp
 from detectors.config import DetectionConfig
 from detectors.detector_process import DetectorSpec, ModelInfo, crop_size, run_detector
 from detectors.engine import OverlayBox

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from alerts.grids import GridIndex
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from gateway.auth import Authenticator, AuthError, Principal
 from ingest.redis_connect import connect_async
 

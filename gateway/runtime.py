@@ -23,7 +23,7 @@ from alerts.config_store import SqlConfigStore
 from alerts.grids import GridIndex, load_grid_file
 from alerts.store import open_store
 from alerts.streams import AnomalyOutbox, StreamKeys, dead_letter
-from detectors.anomaly import Anomaly, Evidence
+from ingest.anomaly import Anomaly, Evidence
 from gateway.auth import load_secret
 from gateway.config import Deployment
 from gateway.config_state import ConfigState

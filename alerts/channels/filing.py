@@ -33,7 +33,7 @@ from alerts.channels.values import CHANNEL_KINDS, CHANNEL_LABELS, Location, Phot
 from alerts.core import Core
 from alerts.lifecycle import STATUS_LABELS
 from alerts.models import Ticket
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from ingest.geo import GeoPoint
 from ingest.blobs import BlobStore
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from detectors.anomaly import Evidence
+from ingest.anomaly import Evidence
 from ingest.blobs import BlobStore, as_blob_store
 
 ALLOWED = {"JPEG", "PNG", "WEBP", "MPO"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from tests.support import wait_for
 from ingest.geo import GeoPoint
 

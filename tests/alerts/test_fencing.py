@@ -7,7 +7,7 @@ import pytest
 
 from alerts.intake import INTAKE_GROUP
 from alerts.streams import publish_anomaly
-from detectors.anomaly import FenceStamp
+from ingest.anomaly import FenceStamp
 from detectors.pool_keys import PoolKeys
 from detectors.pool_store import PoolStore, board
 from tests.alerts.helpers import anomaly

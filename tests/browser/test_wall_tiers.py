@@ -63,7 +63,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def test_wall_holds_the_alert_and_no_motion_card(server: dict) -> None:
     from alerts.review import ReviewFilter, review_items
-    from detectors.anomaly import Anomaly
+    from ingest.anomaly import Anomaly
 
     rt = server["runtime"]
     motion = lambda: review_items(rt.store, ReviewFilter(tier="activity", kind="motion"))[0]  # noqa: E731

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from alerts.streams import publish_anomaly
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from ingest.geo import GeoPoint, wgs84_to_gcj02
 from tests.channels.conftest import jpeg_bytes, outbox, resident_login, staff_token, wait_for
 

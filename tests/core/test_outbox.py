@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from alerts.streams import AnomalyOutbox, StreamKeys
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from gateway.local_services import wait_listening
 from ingest.geo import GeoPoint
 from tests.support import free_port

@@ -14,7 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.streams import StreamKeys, publish_anomaly
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from detectors.sensor_rules import SensorRuleEngine, alarm_anomaly
 from ingest.devices import (
     MqttIngest, PressLedger, RedisNonceStore, device_topic, handle_press, signed_envelope, signed_headers,

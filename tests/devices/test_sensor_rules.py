@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from alerts.streams import StreamKeys, publish_anomaly
-from detectors.anomaly import Anomaly, Evidence
+from ingest.anomaly import Anomaly, Evidence
 from detectors.sensor_profiles import CountInWindow, RateOfChange, register_profile
 from detectors.sensor_rules import SensorRuleEngine, alarm_anomaly
 from ingest.devices import AlarmPress, Reading

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 from gw_support import (FOOTAGE, REDIS_URL, build_test_runtime, camera_anomaly, drop_keys, make_deployment,  # noqa: E402
                         start_role_process)
 
-from detectors.anomaly import Evidence  # noqa: E402
+from ingest.anomaly import Evidence  # noqa: E402
 from ingest.blobs import EvidenceStoreConfig, S3Config  # noqa: E402
 from tests.support import free_port, wait_for  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 
 from alerts.publishing import OutboxFactory
 from alerts.streams import StreamKeys
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from detectors.config import DetectionConfig
 from detectors.worker_pool import VideoParts, WorkerPoolVideo
 from ingest.blobs import LocalDirStore

@@ -38,7 +38,7 @@ from alerts.service import CaseService  # noqa: E402
 from alerts.sla import Escalator  # noqa: E402
 from alerts.store import open_store  # noqa: E402
 from alerts.streams import StreamKeys, publish_anomaly  # noqa: E402
-from detectors.anomaly import Anomaly  # noqa: E402
+from ingest.anomaly import Anomaly  # noqa: E402
 from gateway.config import load_deployment  # noqa: E402
 from ingest.geo import GeoPoint  # noqa: E402
 

@@ -249,7 +249,7 @@ class Producer:
     errors: list[str] = field(default_factory=list)
 
     def anomaly(self, i: int, **kw: Any):  # noqa: ANN201
-        from detectors.anomaly import Anomaly
+        from ingest.anomaly import Anomaly
         from ingest.geo import GeoPoint
 
         lon, lat = PLACES[i % len(PLACES)]

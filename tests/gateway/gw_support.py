@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import redis
 
-from detectors.anomaly import Anomaly, Evidence
+from ingest.anomaly import Anomaly, Evidence
 from gateway.config import Deployment, User, load_deployment
 from ingest.geo import GeoPoint
 

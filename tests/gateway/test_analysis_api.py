@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from alerts.models import Ticket
-from detectors.anomaly import Anomaly
+from ingest.anomaly import Anomaly
 from gw_support import CROSSING, PLAZA
 from ingest.geo import GeoPoint
 

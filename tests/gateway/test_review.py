@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from detectors.anomaly import Anomaly, Evidence
+from ingest.anomaly import Anomaly, Evidence
 from detectors.config import RuleConfig
 from gw_support import CROSSING, PLAZA, snapshot
 from tests.support import wait_for
