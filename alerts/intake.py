@@ -248,8 +248,7 @@ class Intake:
         (a new ticket has no id before it), so a batch needs one flush, not one per anomaly."""
         now = self.clock()
         self.stats["filed"] += 1
-        # Fencing (issue 13a) goes here: a camera anomaly from a worker whose lease token is stale is refused
-        # before anything of it is written.
+        # a camera anomaly of a superseded lease owner never gets here: _process_entry fenced it (alerts.fencing)
         existing = ctx.filed.get(a.id)
         if existing is not None:
             self.stats["duplicate"] += 1

@@ -120,29 +120,38 @@ class Ticket(Base):
     __table_args__ = (Index("ix_tickets_merge_lookup", "category", "source_id", "kind", "status"),)
 
 
-class Occurrence(Base):
-    """One anomaly filed under a ticket; ``anomaly_id`` is unique, which makes intake idempotent."""
+class AnomalyRecord:
+    """The columns of a row that records one anomaly as it came (an occurrence under a ticket, an activity row).
 
-    __tablename__ = "occurrences"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    One definition, so both tables keep an anomaly's id, source, place, score and evidence alike and a change to
+    one of them (a longer source id) is made once, then migrated. ``anomaly_id`` is unique: a re-delivered
+    anomaly is recorded once. Migrations ``0001`` (occurrences) and ``0003`` (activity) create these columns."""
+
     anomaly_id: Mapped[str] = mapped_column(String(64), unique=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    original_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"),
-                                                          doc="the ticket it belonged to before a manual merge moved it")
-    kind: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="firing")
     source_kind: Mapped[str] = mapped_column(String(16))
     source_id: Mapped[str] = mapped_column(String(100))
     zone: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(64))
     lon: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float, default=1.0)
     title: Mapped[str | None] = mapped_column(String(300))
     evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime]
+
+
+class Occurrence(AnomalyRecord, Base):
+    """One anomaly filed under a ticket; ``anomaly_id`` is unique, which makes intake idempotent."""
+
+    __tablename__ = "occurrences"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    original_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"),
+                                                          doc="the ticket it belonged to before a manual merge moved it")
+    state: Mapped[str] = mapped_column(String(16), default="firing")
     observed_at: Mapped[datetime]
     occurred_at: Mapped[datetime]
-    received_at: Mapped[datetime]
     merged: Mapped[bool] = mapped_column(Boolean, default=False, doc="intake added it to a ticket that already existed")
 
     ticket: Mapped[Ticket] = relationship(back_populates="occurrences", foreign_keys=[ticket_id])
@@ -198,28 +207,16 @@ class Suppression(Base):
     __table_args__ = (Index("ix_suppressions_match", "source_id", "kind"),)
 
 
-class Activity(Base):
+class Activity(AnomalyRecord, Base):
     """An anomaly of a rule whose tier is ``activity`` (motion alone, by default): recorded for the camera's
     review timeline with its evidence and cause, never a ticket. ``anomaly_id`` is unique, so a re-delivered
     anomaly is recorded once."""
 
     __tablename__ = "activity"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    anomaly_id: Mapped[str] = mapped_column(String(64), unique=True)
-    source_kind: Mapped[str] = mapped_column(String(16))
-    source_id: Mapped[str] = mapped_column(String(100))
-    zone: Mapped[str | None] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(64))
     category: Mapped[str | None] = mapped_column(String(8))
     grid_code: Mapped[str | None] = mapped_column(String(15), index=True)
-    lon: Mapped[float] = mapped_column(Float)
-    lat: Mapped[float] = mapped_column(Float)
-    score: Mapped[float] = mapped_column(Float, default=1.0)
-    title: Mapped[str | None] = mapped_column(String(300))
-    evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     occurred_at: Mapped[datetime] = mapped_column(index=True)
-    received_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_activity_camera_time", "source_id", "occurred_at"),)
 

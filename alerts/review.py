@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import selectinload
 
 from alerts.models import Activity, Occurrence, Ticket
@@ -134,46 +134,44 @@ def _after_cursor(at_col, id_col, rank: int, cur: Cursor, newest_first: bool):
     return or_(at_col > c_at, and_(at_col == c_at, id_col > c_id))
 
 
-def _ticket_query(f: ReviewFilter, cur: Cursor | None, newest_first: bool):
+def _shared_filters(q: Select, table: type[Ticket] | type[Activity], at_col: Any, tier: str, f: ReviewFilter,
+                    cur: Cursor | None, newest_first: bool) -> Select:
+    """The filters both tiers apply alike (camera, kind, time window, cursor) and their common ``(at, id)`` order.
+
+    One function, because the merged page's cursor and time window must mean the same in both tables;
+    ``at_col`` is the table's time (a ticket's first sighting, an activity's occurrence)."""
+    if f.camera_id is not None:
+        q = q.where(table.source_kind == "camera", table.source_id == f.camera_id)
+    if f.kind:
+        q = q.where(table.kind == f.kind)
+    if f.since is not None:
+        q = q.where(at_col >= f.since)
+    if f.until is not None:
+        q = q.where(at_col < f.until)
+    if cur is not None:
+        q = q.where(_after_cursor(at_col, table.id, _RANK[tier], cur, newest_first))
+    order = (at_col.desc(), table.id.desc()) if newest_first else (at_col, table.id)
+    return q.order_by(*order)
+
+
+def _ticket_query(f: ReviewFilter, cur: Cursor | None, newest_first: bool) -> Select:
     q = select(Ticket).options(selectinload(Ticket.occurrences))
     q = q.where(Ticket.status.in_(f.status)) if f.status else q.where(Ticket.status != "merged")
     if f.visible is not None:
         q = q.where(_visible_tickets(f.visible))
     if f.grid:
         q = q.where(or_(Ticket.grid_code.startswith(f.grid), Ticket.unit_code.startswith(f.grid)))
-    if f.camera_id is not None:
-        q = q.where(Ticket.source_kind == "camera", Ticket.source_id == f.camera_id)
-    if f.kind:
-        q = q.where(Ticket.kind == f.kind)
-    if f.since is not None:
-        q = q.where(Ticket.first_seen_at >= f.since)
-    if f.until is not None:
-        q = q.where(Ticket.first_seen_at < f.until)
-    if cur is not None:
-        q = q.where(_after_cursor(Ticket.first_seen_at, Ticket.id, _RANK["alert"], cur, newest_first))
-    order = (Ticket.first_seen_at.desc(), Ticket.id.desc()) if newest_first else (Ticket.first_seen_at, Ticket.id)
-    return q.order_by(*order)
+    return _shared_filters(q, Ticket, Ticket.first_seen_at, "alert", f, cur, newest_first)
 
 
-def _activity_query(f: ReviewFilter, cur: Cursor | None, newest_first: bool):
+def _activity_query(f: ReviewFilter, cur: Cursor | None, newest_first: bool) -> Select:
     q = select(Activity)
     if f.visible is not None:
         codes = [c for c in f.visible if c]
         q = q.where(or_(*[Activity.grid_code.startswith(c) for c in codes]))
     if f.grid:
         q = q.where(Activity.grid_code.startswith(f.grid))
-    if f.camera_id is not None:
-        q = q.where(Activity.source_kind == "camera", Activity.source_id == f.camera_id)
-    if f.kind:
-        q = q.where(Activity.kind == f.kind)
-    if f.since is not None:
-        q = q.where(Activity.occurred_at >= f.since)
-    if f.until is not None:
-        q = q.where(Activity.occurred_at < f.until)
-    if cur is not None:
-        q = q.where(_after_cursor(Activity.occurred_at, Activity.id, _RANK["activity"], cur, newest_first))
-    order = (Activity.occurred_at.desc(), Activity.id.desc()) if newest_first else (Activity.occurred_at, Activity.id)
-    return q.order_by(*order)
+    return _shared_filters(q, Activity, Activity.occurred_at, "activity", f, cur, newest_first)
 
 
 def _key(item: dict[str, Any]) -> tuple[datetime, int, int]:

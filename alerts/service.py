@@ -159,14 +159,6 @@ class CaseService:
         with self.store.read() as s:
             return [ticket_summary(t) for t in s.scalars(q)]
 
-    def tickets_geojson(self, *, grids: Iterable[str] | None = None, open_only: bool = True, limit: int = 5000) -> dict[str, Any]:
-        """Tickets as GeoJSON points (status in properties) for the operator's map."""
-        page = self.list_tickets(grids=grids, open_only=open_only, limit=min(limit, 500))
-        feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [t["location"]["lon"], t["location"]["lat"]]},
-                  "properties": {k: t[k] for k in ("id", "number", "status", "status_label", "severity", "category", "title", "grid_code")}}
-                 for t in page.items]
-        return {"type": "FeatureCollection", "features": feats}
-
     def kpis(self, **filters: Any) -> dict[str, Any]:
         """Case KPIs (按期签收率, 按期结案率, 返工率, 延期率, times, 满意率); see ``alerts.kpis.compute``."""
         return kpi_mod.compute(self.store, self.cfg, **filters)

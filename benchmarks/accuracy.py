@@ -179,7 +179,7 @@ def run_clip(clip: Clip, det: dict, rules: list[dict], rate: float) -> tuple[lis
     """Replay one clip through a real VideoPipeline; returns its anomalies and the camera's stats."""
     from detectors.config import CameraAnalytics, DetectionConfig
     from detectors.replay import replay
-    from detectors.video import VideoPipeline
+    from detectors.pipeline import VideoPipeline
     from ingest.config import GeoPose
 
     got: list = []

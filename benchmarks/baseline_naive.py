@@ -27,6 +27,7 @@ from benchmarks.bench_streams import (
     Step,
     Unavailable,
     judge,
+    measure_window,
     percentile,
     wait_until,
 )
@@ -117,19 +118,11 @@ def run_naive_step(urls: list[str], n: int, profile: str, device: str, warmup_s:
         def snap():
             return [(c.grabbed, c.analysed, c.missed, len(c.lags)) for c in cams]
 
-        s0 = snap()
-        t0 = time.monotonic()
-        cpu.start()
-        threading.Event().wait(measure_s)
-        step.cpu = cpu.stop()
-        s1 = snap()
-        dt = time.monotonic() - t0
+        s0, s1, dt = measure_window(step, cpu, snap, measure_s)
     finally:
         stop.set()
         for c in cams:
             c.join(15)
-    step.seconds = round(dt, 2)
-    step.loadavg_1m = round(os.getloadavg()[0], 2)
     grabbed = sum(b[0] - a[0] for a, b in zip(s0, s1))
     analysed = sum(b[1] - a[1] for a, b in zip(s0, s1))
     missed = sum(b[2] - a[2] for a, b in zip(s0, s1))

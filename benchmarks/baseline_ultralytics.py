@@ -13,10 +13,9 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-from benchmarks.bench_streams import PROFILES, RATE_FLOOR, CpuMeter, Step, Unavailable, wait_until
+from benchmarks.bench_streams import PROFILES, RATE_FLOOR, CpuMeter, Step, Unavailable, measure_window, wait_until
 
 
 def run_ultralytics_step(urls: list[str], n: int, profile: str, device: str, warmup_s: float, measure_s: float,
@@ -62,19 +61,11 @@ def run_ultralytics_step(urls: list[str], n: int, profile: str, device: str, war
     try:
         wait_until(lambda: counts["images"] >= n or errors, 60 + 2 * n, 0.2)
         threading.Event().wait(warmup_s)
-        i0, ms0 = counts["images"], counts["infer_ms"]
-        t0 = time.monotonic()
-        cpu.start()
-        threading.Event().wait(measure_s)
-        step.cpu = cpu.stop()
-        i1, ms1 = counts["images"], counts["infer_ms"]
-        dt = time.monotonic() - t0
+        (i0, ms0), (i1, ms1), dt = measure_window(step, cpu, lambda: (counts["images"], counts["infer_ms"]), measure_s)
     finally:
         stop.set()
         thread.join(30)
         os.unlink(streams_file)
-    step.seconds = round(dt, 2)
-    step.loadavg_1m = round(os.getloadavg()[0], 2)
     images = i1 - i0
     step.process_fps = step.detect_images_per_s = round(images / dt, 1)
     step.cameras_online = n if images > 0 and not errors else 0

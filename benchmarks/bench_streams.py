@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -250,6 +250,27 @@ class Step:
     why_not: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
+
+
+T = TypeVar("T")
+
+
+def measure_window(step: "Step", cpu: CpuMeter, counters: Callable[[], T], measure_s: float) -> tuple[T, T, float]:
+    """The one measurement window every row is taken over: counters, CPU from the first mark to the second,
+    the window's length and the load average into ``step``. One function, so GridWatch and the baselines it is
+    compared with are measured alike (the rows differ in what they run, never in how they are timed).
+
+    Returns the counters before and after and the window's seconds."""
+    before = counters()
+    t0 = time.monotonic()
+    cpu.start()
+    threading.Event().wait(measure_s)  # the measurement window itself (a measured interval, not a sync)
+    step.cpu = cpu.stop()
+    after = counters()
+    dt = time.monotonic() - t0
+    step.seconds = round(dt, 2)
+    step.loadavg_1m = round(os.getloadavg()[0], 2)
+    return before, after, dt
 
 
 def judge(step: Step, need_latency: bool) -> None:
@@ -489,15 +510,7 @@ def run_gridwatch_step(rig: GridWatchRig, server, n: int, profile: str, device: 
             }
 
         first_pub = len(rig.published)
-        c0 = counters()
-        t0 = time.monotonic()
-        cpu.start()
-        threading.Event().wait(measure_s)  # the measurement window itself
-        step.cpu = cpu.stop()
-        c1 = counters()
-        dt = time.monotonic() - t0
-        step.seconds = round(dt, 2)
-        step.loadavg_1m = round(os.getloadavg()[0], 2)
+        c0, c1, dt = measure_window(step, cpu, counters, measure_s)
         d = {k: c1[k] - c0[k] for k in c0}
         step.cameras_online = c1["online"]
         step.camera_fps = round(d["decoded"] / dt, 1)
@@ -669,19 +682,11 @@ def run_decode_step(server, n: int, profile: str, warmup_s: float, measure_s: fl
     try:
         wait_until(lambda: all(c > 0 for c in counts) or errors, 30 + n * 0.5)
         threading.Event().wait(warmup_s)
-        c0 = list(counts)
-        t0 = time.monotonic()
-        cpu.start()
-        threading.Event().wait(measure_s)
-        step.cpu = cpu.stop()
-        c1 = list(counts)
-        dt = time.monotonic() - t0
+        c0, c1, dt = measure_window(step, cpu, lambda: list(counts), measure_s)
     finally:
         stop.set()
         for t in threads:
             t.join(5)
-    step.seconds = round(dt, 2)
-    step.loadavg_1m = round(os.getloadavg()[0], 2)
     per = [(b - a) / dt for a, b in zip(c0, c1)]
     step.camera_fps = round(sum(per), 1)
     step.process_fps = step.camera_fps

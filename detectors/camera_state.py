@@ -36,6 +36,7 @@ from typing import Any
 import redis
 
 from ingest.changes import ConfigChanges, ConfigStore, apply_overrides
+from ingest.redis_connect import hash_tag
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class CameraKeys:
 
     @property
     def tag(self) -> str:
-        return "{" + self.prefix + "}"
+        return hash_tag(self.prefix)
 
     def status(self, camera_id: str) -> str:
         return f"{self.tag}:camera:{camera_id}:status"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ingest.redis_connect import hash_tag
+
 
 @dataclass(frozen=True)
 class PoolKeys:
@@ -26,7 +28,7 @@ class PoolKeys:
 
     @property
     def tag(self) -> str:
-        return "{" + self.prefix + "}"
+        return hash_tag(self.prefix)
 
     def member(self, member_id: str) -> str:
         return f"{self.tag}:pool:member:{member_id}"

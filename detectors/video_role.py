@@ -82,14 +82,9 @@ class VideoRole:
 
     # -- health -------------------------------------------------------------------------------------------
     def _on_health(self, event: Any) -> None:
-        from detectors.health import health_anomaly
+        from detectors.health import publish_health
 
-        cam = self._cameras.get(event.camera_id)
-        if cam is None:
-            return
-        anomaly = health_anomaly(event.camera_id, cam.pose, event.kind, event.reason, event.at)
-        if anomaly is not None:
-            self.publish(anomaly)
+        publish_health(event, self._cameras, self.publish)
 
     def camera(self, camera_id: str) -> Any | None:
         return self._cameras.get(camera_id)

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from ingest.anomaly import Anomaly, FenceStamp, stamp_fence
 from detectors.config import DetectionConfig
 from detectors.detector_process import DetectorClient, ModelInfo, RemoteModel
-from detectors.health import health_anomaly
+from detectors.health import publish_health
 from detectors.pipeline import VideoPipeline
 from ingest.config import IngestConfig
 from ingest.frame import Frame
@@ -111,12 +111,7 @@ class VideoWorker:
         self.pipeline.submit(frame)
 
     def _on_health(self, event: HealthEvent) -> None:
-        cam = self._configs.get(event.camera_id)
-        if cam is None:
-            return
-        anomaly = health_anomaly(event.camera_id, cam.pose, event.kind, event.reason, event.at)
-        if anomaly is not None:
-            self.publisher.publish(anomaly)
+        publish_health(event, self._configs, self.publisher.publish)
 
     # -- cameras -----------------------------------------------------------------------------------------------
     def add(self, camera: Any, rings: CameraRings, fence: FenceStamp | None = None) -> None:

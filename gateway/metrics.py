@@ -26,10 +26,20 @@ def _num(value: Any) -> float | None:
 
 
 def _camera_rows(status: dict) -> Iterable[tuple[str, dict]]:
+    """``/status``'s cameras: id → the row the video role published (``CameraStatus.to_dict()`` + rates)."""
     cams = status.get("cameras") or {}
-    if isinstance(cams, dict):
-        return [(str(k), v) for k, v in cams.items() if isinstance(v, dict)]
-    return [(str(c.get("id") or c.get("camera_id")), c) for c in cams if isinstance(c, dict)]
+    return [(str(k), v) for k, v in cams.items() if isinstance(v, dict)]
+
+
+# The detector's latency as ``detectors.inference.InferenceWorker.stats`` reports it, and the quantile label it gets.
+LATENCY_QUANTILES = (("inference_ms_p50", "0.5"), ("inference_ms_p99", "0.99"))
+
+
+def _detector_stats(engine: dict) -> dict:
+    """The detector's figures in one video engine's published stats: the in-process engine has them at the top
+    (its pipeline's ``InferenceWorker``), the worker-pool engine under ``detector`` (its detector process)."""
+    det = engine.get("detector")
+    return det if isinstance(det, dict) else engine
 
 
 class RuntimeCollector(Collector):
@@ -37,7 +47,6 @@ class RuntimeCollector(Collector):
 
     CAMERA_FIELDS = {
         "camera_fps": ("gridwatch_camera_fps", "frames per second decoded from the camera"),
-        "fps": ("gridwatch_camera_fps", "frames per second decoded from the camera"),
         "process_fps": ("gridwatch_camera_process_fps", "frames per second analysed"),
         "detection_fps": ("gridwatch_camera_detection_fps", "frames per second sent to the object detector"),
         "skipped_fps": ("gridwatch_camera_skipped_fps", "frames per second dropped to keep up (not analysed)"),
@@ -62,20 +71,18 @@ class RuntimeCollector(Collector):
                 value = _num(row.get(field))
                 if value is None:
                     continue
-                fam = families.setdefault(name, GaugeMetricFamily(name, doc, labels=["camera"]))
-                if not any(s.labels.get("camera") == cam_id for s in fam.samples):
-                    fam.add_metric([cam_id], value)
-            up = row.get("state") or row.get("status")
+                families.setdefault(name, GaugeMetricFamily(name, doc, labels=["camera"])).add_metric([cam_id], value)
+            up = row.get("state")
             if up is not None:
                 fam = families.setdefault("gridwatch_camera_up", GaugeMetricFamily("gridwatch_camera_up", "1 when the camera delivers frames", labels=["camera"]))
-                fam.add_metric([cam_id], 1.0 if str(up).lower() in {"online", "live", "ok", "running", "up"} else 0.0)
+                fam.add_metric([cam_id], 1.0 if up == "online" else 0.0)
         yield from families.values()
 
-        pipe = status.get("pipeline") or {}
+        det = _detector_stats(status.get("pipeline") or {})
         lat = GaugeMetricFamily("gridwatch_inference_latency_seconds", "object-detector latency per batch", labels=["quantile"])
         have = False
-        for key, q in (("inference_ms_p50", "0.5"), ("inference_ms_p95", "0.95"), ("inference_ms", "mean"), ("inference_ms_mean", "mean")):
-            v = _num(pipe.get(key)) if isinstance(pipe, dict) else None
+        for key, q in LATENCY_QUANTILES:
+            v = _num(det.get(key))
             if v is not None:
                 lat.add_metric([q], v / 1000.0)
                 have = True

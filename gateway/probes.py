@@ -21,11 +21,14 @@ import logging
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import redis
 from sqlalchemy import text
 from ingest.redis_connect import connect
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 log = logging.getLogger("gridwatch.probes")
 
@@ -53,7 +56,7 @@ class ProbeResult:
 class Probes:
     """The checks of one process's runtime (``gateway.runtime.Runtime``)."""
 
-    def __init__(self, runtime: Any):
+    def __init__(self, runtime: Runtime):
         self.runtime = runtime
         # its own client with short timeouts: a partitioned Redis must fail the probe, not hang it
         self._redis = connect(runtime.deployment.services.redis_url, socket_timeout=CHECK_TIMEOUT_S,
@@ -67,7 +70,7 @@ class Probes:
 
     def ready(self) -> ProbeResult:
         failing = list(self.live().failing)
-        if not getattr(self.runtime, "started", False):
+        if not self.runtime.started:
             failing.append("started")
         for name, check in self._checks():
             try:
@@ -81,7 +84,7 @@ class Probes:
 
     def _degraded(self) -> tuple[str, ...]:
         video = self.runtime.video
-        if video is None or not getattr(self.runtime, "started", False):  # the model may still be loading
+        if video is None or not self.runtime.started:  # the model may still be loading
             return ()
         return ("detector",) if video.engine.model_status.startswith("motion-only") else ()
 

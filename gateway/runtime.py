@@ -198,9 +198,6 @@ class Runtime:
     def _reject(self, source: str, reason: str, payload: bytes) -> None:
         dead_letter(self.redis, self.keys, source, reason, payload)
 
-    def camera_config(self, camera_id: str):
-        return next((c for c in self.deployment.cameras if c.id == camera_id), None)
-
     def _camera_poses(self) -> list[tuple[str, Any]]:
         """Every camera's pose, the API's changes included (they may have been made in another process)."""
         try:

@@ -20,6 +20,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
+from detectors.engine import OverlayBox
 from gateway.api.deps import errors, require
 from gateway.api.parts import ApiRuntime
 from gateway.auth import Principal
@@ -33,20 +34,7 @@ MAX_VIEWS = 16
 _COLOURS = [(0, 200, 255), (0, 255, 0), (255, 128, 0), (255, 0, 255), (0, 128, 255)]
 
 
-def _box_of(det: Any) -> tuple[tuple[float, float, float, float], str, float] | None:
-    """(x1, y1, x2, y2), label, score of a detection, whatever shape the pipeline hands out."""
-    get = (lambda k: det.get(k)) if isinstance(det, dict) else (lambda k: getattr(det, k, None))
-    box = get("xyxy") or get("box") or get("bbox")
-    if box is None or len(box) != 4:
-        return None
-    label = get("label") or get("class_name") or get("cls_name") or get("name") or ""
-    score = get("score") or get("confidence") or 0.0
-    track = get("track_id")
-    text = f"{label} {float(score):.2f}" + (f" #{track}" if track is not None else "")
-    return tuple(float(v) for v in box), text, float(score)  # type: ignore[return-value]
-
-
-def detections_for(runtime: ApiRuntime, camera_id: str) -> list[Any]:
+def detections_for(runtime: ApiRuntime, camera_id: str) -> list[OverlayBox]:
     """The objects the video role tracks on this camera now, boxes normalised to 0..1 (so any frame size fits)."""
     try:
         overlay = runtime.camera_state.overlay(camera_id)
@@ -54,8 +42,8 @@ def detections_for(runtime: ApiRuntime, camera_id: str) -> list[Any]:
         if not size or not overlay.get("boxes"):
             return []
         w, h = float(size[0]), float(size[1])
-        return [{"xyxy": (b["box"][0] / w, b["box"][1] / h, b["box"][2] / w, b["box"][3] / h), "label": b["label"],
-                 "score": b["score"], "track_id": b.get("track_id")} for b in overlay["boxes"]]
+        return [OverlayBox((b["box"][0] / w, b["box"][1] / h, b["box"][2] / w, b["box"][3] / h), b["label"],
+                           float(b["score"]), b.get("track_id")) for b in overlay["boxes"]]
     except Exception:  # drawing boxes is a nicety; the picture must still go out
         log.debug("no detections for %s", camera_id, exc_info=True)
         return []
@@ -70,30 +58,18 @@ def latest_image(runtime: ApiRuntime, camera_id: str) -> np.ndarray | None:
     return image if image is not None and image.size else None
 
 
-def draw(image: np.ndarray, detections: Iterable[Any], scale: float = 1.0) -> np.ndarray:
-    """A copy of the frame with boxes and labels; pixel boxes are multiplied by ``scale``, normalised ones (≤ 1) fit the frame."""
+def draw(image: np.ndarray, boxes: Iterable[OverlayBox]) -> np.ndarray:
+    """A copy of the frame with boxes and labels; ``boxes`` are normalised (0..1), so they fit any frame size."""
     out = image.copy()
     h, w = out.shape[:2]
-    for i, det in enumerate(detections):
-        parsed = _box_of(det)
-        if parsed is None:
-            continue
-        (x1, y1, x2, y2), text, _ = parsed
-        if max(x1, y1, x2, y2) <= 1.0:
-            x1, x2, y1, y2 = x1 * w, x2 * w, y1 * h, y2 * h
-        else:
-            x1, y1, x2, y2 = x1 * scale, y1 * scale, x2 * scale, y2 * scale
+    for i, b in enumerate(boxes):
+        x1, y1, x2, y2 = b.box[0] * w, b.box[1] * h, b.box[2] * w, b.box[3] * h
+        text = f"{b.label} {b.score:.2f}" + (f" #{b.track_id}" if b.track_id is not None else "")
         colour = _COLOURS[i % len(_COLOURS)]
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, 2)
         if text.strip():
             cv2.putText(out, text, (int(x1), max(12, int(y1) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
     return out
-
-
-def _no_signal(width: int = 640, height: int = 360) -> np.ndarray:
-    img = np.zeros((height, width, 3), np.uint8)
-    cv2.putText(img, "NO SIGNAL", (width // 2 - 90, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (200, 200, 200), 2)
-    return img
 
 
 def render(runtime: ApiRuntime, camera_id: str, *, watch: bool = False) -> np.ndarray:
@@ -106,14 +82,13 @@ def render(runtime: ApiRuntime, camera_id: str, *, watch: bool = False) -> np.nd
     img = latest_image(runtime, camera_id)
     if img is None:
         return _no_signal()
-    scale = 1.0
     if img.shape[1] > MAX_WIDTH:
         scale = MAX_WIDTH / img.shape[1]
         img = cv2.resize(img, (MAX_WIDTH, int(round(img.shape[0] * scale / 2)) * 2), interpolation=cv2.INTER_AREA)
     elif img.shape[1] % 2 or img.shape[0] % 2:  # H.264 wants even sizes
         img = img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2]
     dets = detections_for(runtime, camera_id)
-    return draw(img, dets, scale) if dets else img
+    return draw(img, dets) if dets else img
 
 
 def jpeg(image: np.ndarray, quality: int = 75) -> bytes:

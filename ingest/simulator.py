@@ -365,10 +365,6 @@ class BoxFleet:
         return report
 
 
-def _fmt_ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1000:.1f} ms"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gridwatch simulate", description="Simulate sensors and set-top boxes against an MQTT broker.")
     p.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL")

@@ -86,13 +86,6 @@ def mask_text(text: str | None) -> str:
     return LANDLINE.sub(lambda m: f"{m.group(1)}-****{m.group(3)}", text)
 
 
-def for_role(role: str | None, value: str | None, kind: str = "phone") -> str:
-    """The value as ``role`` may see it."""
-    if role in UNMASKED_ROLES:
-        return value or ""
-    return mask_phone(value) if kind == "phone" else mask_name(value) if kind == "name" else mask_text(value)
-
-
 class MaskingFilter(logging.Filter):
     """A logging filter that masks phone and ID numbers in every record it passes (attach to handlers)."""
 

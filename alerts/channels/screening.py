@@ -62,10 +62,3 @@ class FloodGuard:
                 ttl = max(1, int(self.redis.ttl(key)))
                 raise ReportError(f"同一号码{label}内最多提交{limit}条反映，请稍后再试；紧急情况请直接拨打110/119/120",
                                   status=429, retry_after=ttl)
-
-    def give_back(self, phone: str) -> None:
-        """Undo one count (the report was refused for another reason, so it should not use up the quota)."""
-        for window in (3600, 86400):
-            key = f"{self.prefix}:chan:flood:{window}:{phone}"
-            if int(self.redis.get(key) or 0) > 0:
-                self.redis.decr(key)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query,
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.changes import hand_over
+from gateway.api.changes import ItemKind
 from gateway.api.deps import errors, forbidden, require, require_media, runtime
 from gateway.auth import Principal
 from gateway.config import Camera
@@ -32,6 +32,8 @@ router = APIRouter(tags=["cameras"])
 CAMERA_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MJPEG_FPS = 5.0
 MJPEG_MAX_S = 600.0
+CAMERAS: ItemKind[Camera] = ItemKind("camera", lambda rt: rt.deployment.cameras, lambda rt: rt.camera_control,
+                                     lambda rt: rt.config.reload_cameras)
 
 
 class CameraHealth(BaseModel):
@@ -127,13 +129,9 @@ def camera_out(rt: ApiRuntime, cam: Camera, health: CameraHealth | None = None, 
     return CameraOut.model_validate(data)
 
 
-def _find(rt: ApiRuntime, camera_id: str) -> Camera | None:
-    return next((c for c in rt.deployment.cameras if c.id == camera_id), None)
-
-
 def visible_camera(rt: ApiRuntime, principal: Principal, camera_id: str) -> Camera:
     """The camera if the caller may see it (its position lies in their grids); 403 otherwise, existing or not."""
-    cam = _find(rt, camera_id)
+    cam = CAMERAS.find(rt, camera_id)
     if cam is None:
         if principal.scope is None or principal.role == "integrator":
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
@@ -227,12 +225,10 @@ async def probe(body: ProbeIn, principal: Principal = Depends(require("cameras:w
              summary="Attach a camera (source, geo-pose, zones, lines, rules)")
 def add_camera(cam: Camera, request: Request, principal: Principal = Depends(require("cameras:write")),
                rt: ApiRuntime = Depends(runtime)) -> CameraOut:
-    if _find(rt, cam.id) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"camera {cam.id!r} exists; PUT /cameras/{cam.id} to change it")
+    CAMERAS.absent(rt, cam, f"; PUT /cameras/{cam.id} to change it")
     _check_source(rt, cam.source.url)
     _check_place(rt, cam)
-    hand_over("camera", lambda: rt.camera_control.put(cam.model_dump(mode="json"), new=True), rt.config.reload_cameras)
-    request.app.state.audit.record(principal.username, "camera.add", f"camera:{cam.id}", url=_redact(cam.source.url))
+    CAMERAS.put(rt, cam, new=True, request=request, principal=principal, url=_redact(cam.source.url))
     return camera_out(rt, cam)
 
 
@@ -246,28 +242,19 @@ def get_camera(camera_id: str = PathParam(pattern=CAMERA_ID), principal: Princip
             summary="Replace a camera's configuration (pose, zones, lines, rules, source)")
 def replace_camera(cam: Camera, request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
                    principal: Principal = Depends(require("cameras:write")), rt: ApiRuntime = Depends(runtime)) -> CameraOut:
-    old = _find(rt, camera_id)
-    if old is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
-    if cam.id != camera_id:
-        raise HTTPException(422, "id: the body's id must match the path")
+    old = CAMERAS.replaced(rt, camera_id, cam)
     if "***" in cam.source.url:  # the console sends back the redacted URL when it was not changed
         cam = cam.model_copy(update={"source": cam.source.model_copy(update={"url": old.source.url})})
     _check_source(rt, cam.source.url)
     _check_place(rt, cam)
-    hand_over("camera", lambda: rt.camera_control.put(cam.model_dump(mode="json"), new=False), rt.config.reload_cameras)
-    request.app.state.audit.record(principal.username, "camera.update", f"camera:{cam.id}", url=_redact(cam.source.url))
+    CAMERAS.put(rt, cam, new=False, request=request, principal=principal, url=_redact(cam.source.url))
     return camera_out(rt, cam)
 
 
 @router.delete("/cameras/{camera_id}", status_code=204, responses=errors(401, 403, 404, 422), summary="Detach a camera")
 def delete_camera(request: Request, camera_id: str = PathParam(pattern=CAMERA_ID),
                   principal: Principal = Depends(require("cameras:write")), rt: ApiRuntime = Depends(runtime)) -> Response:
-    old = _find(rt, camera_id)
-    if old is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
-    hand_over("camera", lambda: rt.camera_control.remove(camera_id), rt.config.reload_cameras)
-    request.app.state.audit.record(principal.username, "camera.remove", f"camera:{camera_id}")
+    CAMERAS.remove(rt, camera_id, request=request, principal=principal)
     return Response(status_code=204)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Request, Response
 from pydantic import BaseModel, Field
 
-from gateway.api.changes import hand_over
+from gateway.api.changes import ItemKind
 from gateway.api.deps import errors, require, runtime
 from gateway.auth import Principal
 from ingest.config import DeviceConfig
@@ -20,6 +20,8 @@ from gateway.api.parts import ApiRuntime
 
 router = APIRouter(tags=["devices"])
 DEVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+DEVICES: ItemKind[DeviceConfig] = ItemKind("device", lambda rt: rt.deployment.devices, lambda rt: rt.device_changes,
+                                           lambda rt: rt.config.reload_devices)
 
 
 class DeviceOut(BaseModel):
@@ -55,10 +57,6 @@ def device_out(rt: ApiRuntime, dev: DeviceConfig) -> DeviceOut:
     return DeviceOut(**data, has_secret=bool(dev.secret), grid_code=grid.code if grid else None, state=_state(rt, dev.id))
 
 
-def _find(rt: ApiRuntime, device_id: str) -> DeviceConfig | None:
-    return next((d for d in rt.deployment.devices if d.id == device_id), None)
-
-
 def _check_place(rt: ApiRuntime, dev: DeviceConfig) -> None:
     if rt.grids.route(dev.location) is None:
         raise HTTPException(422, "location: outside the district")
@@ -72,23 +70,18 @@ def list_devices(principal: Principal = Depends(require("devices:read")), rt: Ap
 @router.get("/devices/{device_id}", response_model=DeviceOut, responses=errors(401, 403, 404, 422), summary="One device")
 def get_device(device_id: str = PathParam(pattern=DEVICE_ID), principal: Principal = Depends(require("devices:read")),
                rt: ApiRuntime = Depends(runtime)) -> DeviceOut:
-    dev = _find(rt, device_id)
-    if dev is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
-    return device_out(rt, dev)
+    return device_out(rt, DEVICES.existing(rt, device_id))
 
 
 @router.post("/devices", response_model=DeviceOut, status_code=201, responses=errors(401, 403, 409, 413, 422),
              summary="Register a device (its HMAC secret is write-only)")
 def add_device(dev: DeviceConfig, request: Request, principal: Principal = Depends(require("devices:write")),
                rt: ApiRuntime = Depends(runtime)) -> DeviceOut:
-    if _find(rt, dev.id) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"device {dev.id!r} exists")
+    DEVICES.absent(rt, dev)
     _check_place(rt, dev)
     # stored, then to the devices roles and the other API nodes wherever they run
-    hand_over("device", lambda: rt.device_changes.put(dev.model_dump(mode="json"), new=True), rt.config.reload_devices)
+    DEVICES.put(rt, dev, new=True, request=request, principal=principal)
     rt.devices.upsert(dev)
-    request.app.state.audit.record(principal.username, "device.add", f"device:{dev.id}")
     return device_out(rt, dev)
 
 
@@ -96,27 +89,18 @@ def add_device(dev: DeviceConfig, request: Request, principal: Principal = Depen
             summary="Replace a device's entry (omit secret to keep the current one)")
 def replace_device(dev: DeviceConfig, request: Request, device_id: str = PathParam(pattern=DEVICE_ID),
                    principal: Principal = Depends(require("devices:write")), rt: ApiRuntime = Depends(runtime)) -> DeviceOut:
-    old = _find(rt, device_id)
-    if old is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
-    if dev.id != device_id:
-        raise HTTPException(422, "id: the body's id must match the path")
+    old = DEVICES.replaced(rt, device_id, dev)
     if dev.secret is None and old.secret:
         dev = dev.model_copy(update={"secret": old.secret})
     _check_place(rt, dev)
-    hand_over("device", lambda: rt.device_changes.put(dev.model_dump(mode="json"), new=False), rt.config.reload_devices)
+    DEVICES.put(rt, dev, new=False, request=request, principal=principal)
     rt.devices.upsert(dev)  # the id cannot change (checked above); live state survives
-    request.app.state.audit.record(principal.username, "device.update", f"device:{dev.id}")
     return device_out(rt, dev)
 
 
 @router.delete("/devices/{device_id}", status_code=204, responses=errors(401, 403, 404, 422), summary="Remove a device")
 def delete_device(request: Request, device_id: str = PathParam(pattern=DEVICE_ID),
                   principal: Principal = Depends(require("devices:write")), rt: ApiRuntime = Depends(runtime)) -> Response:
-    old = _find(rt, device_id)
-    if old is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such device")
-    hand_over("device", lambda: rt.device_changes.remove(device_id), rt.config.reload_devices)
+    DEVICES.remove(rt, device_id, request=request, principal=principal)
     rt.devices.remove(device_id)
-    request.app.state.audit.record(principal.username, "device.remove", f"device:{device_id}")
     return Response(status_code=204)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from detectors.camera_state import CameraControl, CameraStateReader
     from detectors.device_profiles import ProfileBook
     from gateway.config import Deployment
+    from gateway.config_state import ConfigState
     from ingest.changes import ConfigChanges
     from ingest.blobs import BlobStore
     from ingest.devices import DeviceRegistry
@@ -48,6 +49,8 @@ class ApiRuntime(Protocol):
     device_changes: ConfigChanges
     profiles: ProfileBook
     profile_changes: ConfigChanges
+    # this node's cameras/devices lists (file seed + SQL rows), rebuilt after each change the API hands over
+    config: ConfigState
 
     @property
     def model_status(self) -> str: ...

@@ -28,6 +28,7 @@ from alerts.channels.satisfaction import satisfaction
 from alerts.channels.screening import ReportError
 from alerts.channels.values import Photo, ReportInput, Staff
 from gateway.api.deps import client_ip, current_principal, errors, require
+from gateway.api.parts import ApiRuntime
 from gateway.auth import Principal
 
 log = logging.getLogger("alerts.channels")
@@ -44,7 +45,8 @@ def mount_pages(app: Any) -> None:
 
 def channels(request: Request) -> Channels:
     """The channel parts of this process's runtime (every runtime with the api role has them)."""
-    found = getattr(request.app.state.runtime, "channels", None)
+    rt: ApiRuntime = request.app.state.runtime
+    found = rt.channels
     if found is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "report channels are not running in this process")
     return found

@@ -211,5 +211,3 @@ def test_list_filters_and_paging(intake, service, clock):
     assert service.list_tickets(text="火情").total == 1
     q = service.queue_for(["330199001001001"])
     assert {t["id"] for t in q} == set(ids)
-    geo = service.tickets_geojson()
-    assert len(geo["features"]) == 6 and geo["features"][0]["geometry"]["type"] == "Point"

@@ -39,7 +39,7 @@ def clip(name: str) -> Path:
 def make_pipeline(tmp_path, model_cache):
     """Build a started VideoPipeline collecting anomalies into a list; stopped at teardown."""
     from detectors.config import DetectionConfig
-    from detectors.video import VideoPipeline
+    from detectors.pipeline import VideoPipeline
 
     made = []
 

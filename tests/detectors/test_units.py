@@ -10,7 +10,7 @@ import pytest
 from detectors.config import CameraAnalytics, DetectionConfig
 from detectors.detection import from_rows, merge_crops, to_rows
 from detectors.geolocate import Geolocator
-from detectors.health import health_anomaly
+from detectors.health import health_anomaly, publish_health
 from detectors.regions import crop_for_model, full_frame_regions, plan_regions
 from ingest.config import GeoPose
 from ingest.frame import Frame
@@ -86,6 +86,20 @@ def test_health_anomaly_fires_and_clears():
     on = health_anomaly("cam1", POSE, "online", "frames again", 1060.0)
     assert off.kind == on.kind == "camera_offline" and (off.state, on.state) == ("firing", "cleared")
     assert health_anomaly("cam1", POSE, "stalled", "", 1.0) is None
+
+
+def test_health_events_are_published_for_configured_cameras_only():
+    from types import SimpleNamespace
+
+    from ingest.video.health import HealthEvent
+
+    published = []
+    cameras = {"cam1": SimpleNamespace(pose=POSE)}
+    publish_health(HealthEvent("cam1", "offline", "no frames for 30 s", 1000.0), cameras, published.append)
+    publish_health(HealthEvent("gone", "offline", "removed", 1000.0), cameras, published.append)
+    publish_health(HealthEvent("cam1", "stalled", "slow", 1001.0), cameras, published.append)
+    assert [(a.source_id, a.kind, a.state) for a in published] == [("cam1", "camera_offline", "firing")]
+    assert published[0].location == POSE.position  # the case is placed where the camera stands
 
 
 @pytest.mark.timeout(10)
