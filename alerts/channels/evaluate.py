@@ -34,6 +34,7 @@ HELDOUT_FINAL = DATA / "heldout_final.jsonl"           # written after the lexic
 HELDOUT_FOURTH = DATA / "heldout_fourth.jsonl"         # written after the seed was enlarged
 HELDOUT_FIFTH = DATA / "heldout_fifth.jsonl"           # written first in the next round, before any change of it
 HELDOUT_SIXTH = DATA / "heldout_sixth.jsonl"           # written after the fifth was scored, before the next changes
+HELDOUT_SEVENTH = DATA / "heldout_seventh.jsonl"       # written first in round 4, before any change of it; read once
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -41,6 +42,7 @@ LATER_HELDOUT = (
     ("fourth", HELDOUT_FOURTH, "fourth held-out ({n}, written after the seed was enlarged)"),
     ("fifth", HELDOUT_FIFTH, "fifth held-out ({n}, written before round 3's seed, lexicon and model changes)"),
     ("sixth", HELDOUT_SIXTH, "sixth held-out ({n}, written before round 3's second lexicon batch)"),
+    ("seventh", HELDOUT_SEVENTH, "seventh held-out ({n}, written before round 4's changes)"),
 )
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "labelled_reports.jsonl", DATA / "tuning_round3.jsonl",
           DATA / "tuning_round3b.jsonl")
