@@ -78,12 +78,15 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
 
 
 @pytest.mark.timeout(120)
-def test_older_labelled_set_floors_heldout_and_cross_validated(catalog):
-    result = cross_validate(load_examples(DATA / "labelled_reports.jsonl"), catalog, load_examples(SEED_FILE), folds=5)
-    assert result["heldout/rules+model"]["category"] >= 0.78, result
-    assert result["cv5/rules+model"]["category"] >= 0.78, result
-    assert result["cv5/rules+model"]["urgency"] >= 0.65, result
-    # The blend is better than either half alone on the held-out set.
+def test_tuning_set_seed_only_and_cross_validated(catalog):
+    """The older labelled set (another writer) is in the packaged seed since round 4, so the older measure
+    runs on the first tuning file instead: seed → all of it, and 5-fold with the other folds as corrections.
+    Tuning data (the lexicon was written from it): this guards the blend, it does not measure generalisation."""
+    result = cross_validate(load_examples(TUNING[0]), catalog, load_examples(SEED_FILE), folds=5)
+    assert result["heldout/rules+model"]["category"] >= 0.93, result
+    assert result["cv5/rules+model"]["category"] >= 0.92, result
+    assert result["cv5/rules+model"]["urgency"] >= 0.88, result
+    # The blend is better than either half alone.
     assert result["heldout/rules+model"]["category"] > max(result["heldout/rules"]["category"], result["heldout/model"]["category"])
 
 
