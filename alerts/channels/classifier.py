@@ -4,7 +4,8 @@ Three parts, each explainable:
 
 * **Lexicon** (``lexicon.py``, ``data/lexicon.yaml``): concepts of what people actually say (臭鸡蛋味 → gas,
   叫不醒 → medical, 冒火苗 → fire …), with negation. Its matches are the reasons shown to the dispatcher and
-  a rule distribution over categories that works from day one.
+  a rule distribution over categories that works from day one. Its ``variants`` put dialect words and
+  common typos into their standard form before any part reads the text (俺们 → 我们, 着活 → 着火).
 * **Model**: jieba words and word bigrams + words after a negation as their own tokens + character
   1–3-grams + the concepts found, TF-IDF, into a multinomial logistic regression (probabilities, not
   scores; chosen over a calibrated linear SVM and an LR + complement-NB vote by cross-validation of the

@@ -4,6 +4,7 @@
 categories it is evidence for, whether it is a danger sign (→ critical, with its emergency line) and
 ``with``/``unless`` context words. A match preceded in its clause by a negation (“没有闻到煤气味”) does not
 count. The matches are the classifier's reasons: they are shown to the dispatcher as matched words.
+``variants`` maps dialect words and homophone typos to the standard form (``Lexicon.normalise``).
 """
 from __future__ import annotations
 
