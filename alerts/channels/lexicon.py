@@ -4,6 +4,7 @@
 categories it is evidence for, whether it is a danger sign (→ critical, with its emergency line) and
 ``with``/``unless`` context words. A match preceded in its clause by a negation (“没有闻到煤气味”) does not
 count. The matches are the classifier's reasons: they are shown to the dispatcher as matched words.
+``variants`` maps dialect words and homophone typos to the standard form (``Lexicon.normalise``).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class _File(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     negations: list[str] = Field(default_factory=list)
+    variants: dict[str, str] = Field(default_factory=dict)
     concepts: dict[str, _Concept]
 
 
@@ -84,6 +86,19 @@ class Lexicon:
     concepts: dict[str, Concept]
     negations: tuple[str, ...] = ()
     words: set[str] = field(default_factory=set)
+    variants: dict[str, str] = field(default_factory=dict)
+    _variant_re: re.Pattern[str] | None = None
+
+    def normalise(self, text: str) -> str:
+        """Dialect words and common homophone typos to the everyday standard form (咋整 → 怎么办, 拉圾 → 垃圾,
+        着活 → 着火), in one pass, longest variant first, so that the model and the concepts see one spelling
+        for one meaning whoever typed it."""
+        if not self.variants:
+            return text
+        if self._variant_re is None:
+            keys = sorted(self.variants, key=len, reverse=True)
+            self._variant_re = re.compile("|".join(re.escape(k) for k in keys))
+        return self._variant_re.sub(lambda m: self.variants[m.group(0)], text)
 
     def mentions(self, text: str, word: str) -> bool:
         """``word`` occurs in ``text`` at least once not negated."""
@@ -150,7 +165,10 @@ def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
         concepts[name] = Concept(name, c.label, tuple(c.categories), c.danger, c.handover, c.urgency,
                                  tuple(w for w in c.strong if w), tuple(w for w in c.words if w), patterns, tuple(c.with_), tuple(c.unless))
     words = {w for c in concepts.values() for w in c.strong + c.words if len(w) > 1}
-    return Lexicon(concepts, tuple(sorted(parsed.negations, key=len, reverse=True)), words)
+    bad = [k for k in parsed.variants if not k or not parsed.variants[k]]
+    if bad:
+        raise LexiconError(f"{path}: variants: empty variant or standard form for {bad[0]!r}")
+    return Lexicon(concepts, tuple(sorted(parsed.negations, key=len, reverse=True)), words, dict(parsed.variants))
 
 
 @lru_cache(maxsize=1)

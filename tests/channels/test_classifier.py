@@ -46,6 +46,11 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
         assert len(rows) >= 100 and {r.category for r in rows} == set(catalog.labels()), key
         assert not {r.text for r in rows} & others, key
     assert len(later_heldout()["fifth"]) >= 150
+    # Round 4's two files: large enough, at least 5 per category, and enough critical reports to measure recall.
+    for key, n, critical in (("seventh", 120, 25), ("eighth", 100, 20)):
+        rows = later_heldout()[key]
+        assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
+        assert min(Counter(r.category for r in rows).values()) >= 5, key
 
 
 @pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
@@ -61,16 +66,20 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     assert after["category"] >= 0.92 and after["urgency"] >= 0.85, after
     # Confidence means what it says: expected calibration error of the top suggestion.
     assert r["ece_day_one"] <= 0.08 and r["ece_last"] <= 0.08, (r["reliability_day_one"], r["reliability_last"])
-    # The later held-out sets (each written after the previous change was committed) are harder; the second,
-    # third and fourth are below some of the issue's targets (docs/CHANNELS.md). These floors sit about one report
-    # under what was measured, so that none can get worse unseen. The fifth (written first in round 3, before
-    # any change of that round) meets the targets: its critical recall is asserted at the target itself; the
-    # sixth (written before the round's second batch) has 19 critical reports, so one miss is 0.947.
-    for key, recall, category, urgency in (("later", (0.80, 0.80), (0.83, 0.87), (0.79, 0.82)),
-                                           ("final", (0.86, 0.86), (0.86, 0.88), (0.82, 0.84)),
-                                           ("fourth", (0.95, 0.95), (0.86, 0.86), (0.89, 0.90)),
-                                           ("fifth", (0.95, 0.95), (0.92, 0.94), (0.87, 0.89)),
-                                           ("sixth", (0.94, 0.94), (0.84, 0.87), (0.83, 0.85))):
+    # The later held-out sets (each written after the previous change was committed) are harder and below some
+    # of the issue's targets (docs/CHANNELS.md, round 4). Critical recall is asserted at the target itself (0.95)
+    # where it was reached on day one and after 200 corrections — the fourth to eighth files; the sixth has 19
+    # critical reports, so one miss is 0.947. The second (0.905) and third (0.909 → 0.955) do not reach it: their
+    # floors are what was reached, one report lower. Category and urgency floors sit about one report under what
+    # was measured at round 4's last change, so that none can get worse unseen. The eighth file was written
+    # after that change and is the honest figure for wording the classifier has not seen.
+    for key, recall, category, urgency in (("later", (0.85, 0.85), (0.85, 0.86), (0.83, 0.84)),
+                                           ("final", (0.86, 0.90), (0.88, 0.87), (0.83, 0.87)),
+                                           ("fourth", (0.95, 0.95), (0.86, 0.88), (0.91, 0.92)),
+                                           ("fifth", (0.95, 0.95), (0.93, 0.93), (0.86, 0.88)),
+                                           ("sixth", (0.94, 0.94), (0.87, 0.87), (0.86, 0.85)),
+                                           ("seventh", (0.95, 0.95), (0.82, 0.83), (0.83, 0.85)),
+                                           ("eighth", (0.95, 0.95), (0.85, 0.84), (0.86, 0.86))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got, r[f"{key}_missed_critical_day_one"])
@@ -78,12 +87,15 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
 
 
 @pytest.mark.timeout(120)
-def test_older_labelled_set_floors_heldout_and_cross_validated(catalog):
-    result = cross_validate(load_examples(DATA / "labelled_reports.jsonl"), catalog, load_examples(SEED_FILE), folds=5)
-    assert result["heldout/rules+model"]["category"] >= 0.78, result
-    assert result["cv5/rules+model"]["category"] >= 0.78, result
-    assert result["cv5/rules+model"]["urgency"] >= 0.65, result
-    # The blend is better than either half alone on the held-out set.
+def test_tuning_set_seed_only_and_cross_validated(catalog):
+    """The older labelled set (another writer) is in the packaged seed since round 4, so the older measure
+    runs on the first tuning file instead: seed → all of it, and 5-fold with the other folds as corrections.
+    Tuning data (the lexicon was written from it): this guards the blend, it does not measure generalisation."""
+    result = cross_validate(load_examples(TUNING[0]), catalog, load_examples(SEED_FILE), folds=5)
+    assert result["heldout/rules+model"]["category"] >= 0.93, result
+    assert result["cv5/rules+model"]["category"] >= 0.92, result
+    assert result["cv5/rules+model"]["urgency"] >= 0.88, result
+    # The blend is better than either half alone.
     assert result["heldout/rules+model"]["category"] > max(result["heldout/rules"]["category"], result["heldout/model"]["category"])
 
 
@@ -153,6 +165,35 @@ def test_a_correction_changes_the_next_suggestion_at_once(catalog):
     clf.learn(seed, [Example(text, wanted, "low")])
     after = clf.suggest(text)
     assert after.category == wanted and after.urgency == "low" and after.method == "correction"
+
+
+@pytest.mark.parametrize("text, category, line", [
+    ("俺家屋头着活了，快来人", "0301", "119"),        # dialect 俺/屋头 and the typo 着活 (着火)
+    ("这疙瘩天燃气管子在呲呲往外冒", "0304", "119"),    # 天燃气 (天然气)
+    ("我爸突然抽蓄，叫不醒", "0303", "120"),           # 抽蓄 (抽搐)
+])
+def test_dialect_and_typos_are_read_as_the_standard_word(seed_clf, text, category, line):
+    s = seed_clf.suggest(text)
+    assert (s.category, s.urgency, s.handover) == (category, "critical", line), s
+
+
+def test_variants_are_one_pass_longest_first_and_a_correction_in_dialect_is_remembered(catalog):
+    from alerts.channels.lexicon import default_lexicon
+    assert default_lexicon().normalise("咋整，俺们这疙瘩拉圾没人收") == "怎么办，我们这里垃圾没人收"
+    assert default_lexicon().normalise("天然气") == "天然气"   # a standard word is never rewritten
+    seed = load_examples(SEED_FILE)
+    clf = ReportClassifier(catalog).fit(seed)
+    text = "俺们这疙瘩的饮水机咋老是嘀嘀响"
+    clf.learn(seed, [Example(text, "0601", "low")])
+    assert clf.suggest(text).method == "correction" and clf.suggest(text).category == "0601"
+
+
+def test_an_empty_variant_is_refused_with_the_file_named(tmp_path):
+    from alerts.channels.lexicon import LexiconError, load_lexicon
+    bad = tmp_path / "lexicon.yaml"
+    bad.write_text("variants: {咋: ''}\nconcepts: {}\n", encoding="utf-8")
+    with pytest.raises(LexiconError, match="lexicon.yaml: variants"):
+        load_lexicon(bad)
 
 
 def test_no_lexicon_concept_is_switched_off_by_its_own_words():
