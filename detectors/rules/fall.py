@@ -6,7 +6,7 @@ not cut by the edge) in the 10 s before; the model must still say Fall there ``H
 after it first did, with no gap over 1.2 s (the hold runs from one Fall answer to another, so one answer is never
 enough); the box must not be cut by the picture's left, right or top edge (a walker leaving is cut the same way a
 body going down is; a wide box on the bottom edge is a body lying across a close camera's view); it must be lying
-— its top come down by ``TOP_DROP`` (30 %) of the standing height, and wide (w/h >= 0.9) or under half the
+— its top has come down by ``TOP_DROP`` (30 %) of the standing height, and wide (w/h >= 0.9) or under half the
 standing height — not sitting or bending, whose boxes stay tall; the person must not be detected upright again
 meanwhile (the same track standing: got up, or never went down); and not seated on a tracked motorcycle or bicycle
 (a rider is low and wide too). One alert per person.
@@ -56,7 +56,7 @@ TOP_DOWN_MEDIAN_H_W = 1.5
 VIEW_SAMPLES = 30
 FALL_S = 2.0  # upright to lying within this long
 # The model path ("person down"):
-HOLD_S = 1.0  # the model must keep saying Fall there this long (dwell_s when set): 3 answers at 2/s
+HOLD_S = 1.0  # Fall answers there this far apart (dwell_s when set): 3 answers at 2/s
 MODEL_GAP_S = 1.2  # a Fall answer missing this long (the model runs every 0.5 s) ends the "down" state
 UPRIGHT_LOOKBACK_S = 10.0  # the track must have been seen upright within this long before going down
 PERSON_GONE_S = 3.0  # a Fall box may belong to a person the detector lost this long ago (lying people are missed)
