@@ -97,7 +97,9 @@ CLIPS: list[Clip] = [
     Clip("fire_room_burn_test_multicam_montage.mp4", 24, 2394,
          {"fire_smoke": [Event(119, 2393)],
           "tamper": [Event(c, c + 240) for c in (140, 305, 438, 1423, 1542, 1970, 2046)]},
-         note="first flame ~119-121; scene cuts at 140, 305, 438, 1423, 1542, 1970, 2046 (tamper)"),
+         note="first flame ~119-121; scene cuts at 140, 305, 438, 1423, 1542, 1970, 2046 (tamper). A hard cut at 678 "
+              "(OSD 'Camera #101' -> 'Camera #104' between frames 677 and 678) is not in the MANIFEST and not counted "
+              "here: truth stays the MANIFEST's, so a tamper alert after it scores as false (docs/DETECTION.md)"),
     Clip("smoke_fire_field_distant_fixed_stock.mp4", 29.97, 351, {"fire_smoke": [Event(0, 350)]},
          note="distant smoke column and flame line in every frame"),
     Clip("neg_night_intersection_red_signals_headlights.mp4", 60, 508, {"tamper": [Event(365, 365 + 600)]},

@@ -7,7 +7,9 @@ stage's small grey copy, learned only while the view is the same), cell by cell:
 switched on, clouds), and a few people or cars change only the cells they cover.
 
 * **view changed**: much of the picture (``DIFFERENT``, 40 % of the cells) differs from the reference, the change
-  was *abrupt* (``JUMP`` of the cells changed within ``ONSET_S``, 1 s), and the new view then *holds*: for ``hold_s``
+  was *abrupt* (``JUMP`` of the cells changed within ``ONSET_S``, 1 s — measured against the two oldest frames of
+  that second, so that one odd frame there, a spliced or corrupt frame or a flash, is not taken for the old view),
+  and the new view then *holds*: for ``hold_s``
   (2 s) it stays different from the reference and like its own first frame (a passing truck, a spray of water, a
   steam flash or a crowd is gone or keeps changing; a moved camera shows its new view steadily). Gradual changes
   (smoke filling a room, dusk) are not abrupt; the reference follows them, or is re-seeded after ``RESEED_S``
@@ -144,8 +146,7 @@ class TamperDetector:
         if self._candidate is not None and changed_fraction(cells, self._candidate[1]) > SELF_SAME:
             self._candidate = None  # not a steady new view (a truck passing, spray, steam, mid-dissolve)
         if self._candidate is None:
-            jump = changed_fraction(cells, self._recent[0][1])
-            if jump >= JUMP:
+            if self._jump(cells) >= JUMP:
                 self._candidate = (now, cells)
             elif self._different_since is not None and now - self._different_since >= RESEED_S:
                 self._reseed(cells)  # a gradual change (smoke, dusk, a scene rebuilt): follow it, no alert
@@ -154,6 +155,15 @@ class TamperDetector:
             return False
         self._reseed(cells)
         return True
+
+    def _jump(self, cells: np.ndarray) -> float:
+        """How much of the picture changed within ``ONSET_S``: the fewer cells changed against either of the two
+        oldest frames of that window. Against one frame alone, a single odd frame a second ago makes a jump out of
+        nothing: the e-scooter news clip has spliced one-frame flashes (frames 204, 264) of earlier footage, and the
+        smoky view a second after 264 "jumped" from it in 45 % of the cells — then held, and was taken for a moved
+        camera (frame 354)."""
+        old = [c for _t, c in list(self._recent)[:2]]
+        return min(changed_fraction(cells, c) for c in old)
 
     def _reseed(self, cells: np.ndarray) -> None:
         self._ref = cells.copy()
