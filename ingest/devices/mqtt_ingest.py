@@ -13,7 +13,10 @@ cheap); alarms go to a small thread pool, so a slow intake (SQL commit) never st
 With ``on_alarms`` (the batch form) the pool only verifies and claims each press, and an
 :class:`~ingest.devices.alarms.AlarmBatcher` files all presses waiting in one call (group commit);
 each box's ack is published, and its MQTT message acknowledged, as soon as its batch committed.
-A burst of a thousand presses is then a few dozen transactions, not a thousand.
+A burst of a thousand presses is then a few dozen transactions, not a thousand. With the durable press
+queue as ``alarm_sink`` (the runtime) one press-intake thread replaces the pool: it takes every alarm message
+waiting and verifies, de-duplicates and queues them together (a round trip for their nonces, one for their
+enqueues), then answers each box ``queued``; the filer sends the case numbers (``send_acks``).
 Outgoing QoS 1 publishes (acks, notifications) are capped by ``MqttConfig.max_inflight`` (< 65k ids).
 
 Bad input never stops the loop and never costs a valid message: each message is handled on its
