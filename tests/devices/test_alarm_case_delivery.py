@@ -71,3 +71,14 @@ def test_a_cancel_over_mqtt_is_answered_cancelled_with_the_case_it_cancels(redis
     filer.step(block_ms=10)
     _, ack = boxes.sent[-1]
     assert (ack["press_id"], ack["status"], ack["case"], ack["reason"]) == ("p-7", "cancelled", book.cases[("stb-7", "p-7")], "误按")
+
+
+def test_a_batch_of_presses_claims_its_nonces_in_order_and_a_repeated_nonce_is_a_replay(redis_client, stream_prefix):
+    from ingest.devices.signing import MemoryNonceStore, RedisNonceStore, claim_nonces
+
+    claims = [("stb-1", "nonce-aaaa", 60.0), ("stb-2", "nonce-aaaa", 60.0), ("stb-1", "nonce-aaaa", 60.0),
+              ("stb-1", "nonce-bbbb", 60.0)]
+    # the same nonce from another box is that box's own; the same box's second use of it is a replay
+    assert claim_nonces(RedisNonceStore(redis_client, stream_prefix), claims) == [True, True, False, True]
+    assert claim_nonces(RedisNonceStore(redis_client, stream_prefix), claims[:1]) == [False]  # and later too
+    assert claim_nonces(MemoryNonceStore(), claims) == [True, True, False, True]
