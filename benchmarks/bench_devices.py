@@ -11,9 +11,11 @@ Phases:
    between its first and last message.
 2. ``paced``: telemetry at ``--paced-fraction`` of that rate for ``--seconds``; latency is the time
    from the device timestamp (set at send) to the end of the rules for that reading — p50/p99.
-3. ``presses``: ``--presses`` presses from as many boxes, sent within one second; press → ack p50/p99.
+3. ``presses``: ``--presses`` presses from as many boxes, sent within one second; p50/p99 of press → first
+   answer (the ``queued`` ack in durable mode, the case ack otherwise) and of press → case number.
    ``--alarm-mode durable`` (default, the runtime's path) queues each press on the Redis press stream
-   and a ``PressFiler`` files what waits into ``Intake.file_many`` (group commit); ``batch`` is the
+   (the box is told ``queued``) and a ``PressFiler`` files what waits into ``Intake.file_many`` (group
+   commit) and sends each box its case; ``batch`` is the
    in-memory ``AlarmBatcher`` (no durable queue) and ``single`` the one-transaction-per-press path
    (``on_alarm`` → ``Intake.file`` behind one lock), for comparison.
 
@@ -95,6 +97,8 @@ def _boxes(url: str, prefix: str, n: int, out: mp.Queue) -> None:
     report = fleet.wait(deadline_s=60, retries=0)
     fleet.stop()
     out.put({"presses": report.sent, "acked": report.acked, "send_window_s": send_s, "statuses": report.statuses,
+             "ack_p50_ms": (report.first_percentile(0.5) or float("nan")) * 1000,
+             "ack_p99_ms": (report.first_percentile(0.99) or float("nan")) * 1000,
              "p50_ms": (report.percentile(0.5) or float("nan")) * 1000,
              "p99_ms": (report.percentile(0.99) or float("nan")) * 1000,
              "max_ms": max(report.latencies_s, default=float("nan")) * 1000,
@@ -213,12 +217,14 @@ def bench_presses(url: str, r: redis.Redis, prefix: str, args, workdir: Path) ->
 
         queue = PressQueue(r, prefix, wait_s=30.0)
         filer = PressFiler(r, prefix, on_alarms, consumer="bench-filer", max_batch=args.alarm_batch)
-        queue.start()
-        filer.start()
     ing = MqttIngest(url, cfg, registry, lambda x: None, on_alarm, lambda *a: None,
                      nonce_store=RedisNonceStore(r, prefix), ledger=PressLedger(r, prefix),
                      on_alarms=on_alarms if batched else None, alarm_batch_max=args.alarm_batch,
                      alarm_batch_wait_s=args.alarm_batch_wait_ms / 1000, alarm_sink=queue)
+    if filer is not None:  # as the runtime wires it: the filer sends each MQTT press's case to its box
+        filer.on_filed = ing.send_acks
+        queue.start()
+        filer.start()
     ing.start()
     load = os.getloadavg()[0]
     out: mp.Queue = mp.Queue()
@@ -287,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
           f"1-min load {os.getloadavg()[0]:.1f}\n")
     print("| phase | messages | rate (msg/s) | p50 | p99 | target |")
     print("|---|---:|---:|---:|---:|---|")
+    # presses: p50/p99 of press → case number; "first answer" (``queued``, durable mode) is printed beside it
     if tele is not None:
         m, pc = tele["max"], tele["paced"]
         print(f"| telemetry, max rate (QoS 1, decode + rules) | {m['messages']} | {m['ingest_msg_s']:,.0f} | – | – | ≥ 20,000 msg/s |")
@@ -296,8 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         how = f"{press['intake']} intake, {press['alarm_mode']}"
         if press.get("batches"):
             how += f": {press['batches']} commits, largest {press['largest_batch']}"
-        print(f"| one-key presses in {press['send_window_s']:.2f} s ({how}) | {press['acked']}/{press['presses']} acked, "
-              f"{press['cases']} cases | – | {press['p50_ms']:.1f} ms | {press['p99_ms']:.1f} ms | p99 < 300 ms |")
+        print(f"| one-key presses in {press['send_window_s']:.2f} s ({how}): press → first answer | "
+              f"{press['presses']} presses | – | {press['ack_p50_ms']:.1f} ms | {press['ack_p99_ms']:.1f} ms | p99 < 300 ms |")
+        print(f"| the same presses: press → case number | {press['acked']}/{press['presses']} with a case, "
+              f"{press['cases']} cases | – | {press['p50_ms']:.1f} ms | {press['p99_ms']:.1f} ms | within ~1 s |")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"telemetry": tele, "presses": press, "cpus": os.cpu_count()}, indent=1))

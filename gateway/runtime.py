@@ -100,6 +100,8 @@ class Runtime:
             self._build_alerts()
         self.video = self._build_video(video_workers) if "video" in self.role_names else None
         self.devices_role = self._build_devices(devices_partition) if "devices" in self.role_names else None
+        if self.press_filer is not None and self.mqtt is not None:  # MQTT presses' cases go to their boxes from the filer
+            self.press_filer.on_filed = self.mqtt.send_acks
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()

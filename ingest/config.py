@@ -104,7 +104,7 @@ class MqttConfig(_Strict):
     replay_window_s: float = Field(60.0, gt=0, description="signed alarms must carry a timestamp within ± this of now")
     press_dedup_s: float = Field(86400.0, gt=0, description="how long a press id is remembered so repeats get the same case")
     alarm_workers: int = Field(4, ge=1, le=64, description="threads that file alarms, so a slow intake never blocks telemetry")
-    press_ack_wait_s: float = Field(1.0, ge=0, le=30, description="how long a press's answer waits for its case number; past it the box is told 'pending' (queued durably) and its retry gets the case")
+    press_ack_wait_s: float = Field(1.0, ge=0, le=30, description="how long an HTTPS press's answer waits for its case number; past it the box is told 'pending' (queued durably) and its retry gets the case (MQTT boxes are told 'queued' at once and sent the case when it is filed)")
     press_lease_s: float = Field(3.0, gt=0, le=300, description="a filer's claim on a queued press; a press whose filer died is filed by another filer (or after restart) once this has passed")
 
 

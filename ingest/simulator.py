@@ -206,16 +206,18 @@ class PressRecord:
     kind: str = "press"
     reason: str | None = None
     attempts: int = 1
-    acked_at: float | None = None
+    acked_at: float | None = None  # when the answer with the case came
     case: str | None = None
     status: str | None = None
+    first_at: float | None = None  # the first answer of any kind: ``queued`` (no case yet) or the case itself
 
 
 @dataclass
 class PressReport:
     sent: int = 0
     acked: int = 0
-    latencies_s: list[float] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)  # press → case number
+    first_latencies_s: list[float] = field(default_factory=list)  # press → first answer (``queued`` or the case)
     statuses: dict[str, int] = field(default_factory=dict)
     cases: dict[str, str | None] = field(default_factory=dict)
 
@@ -223,6 +225,12 @@ class PressReport:
         if not self.latencies_s:
             return None
         return float(np.percentile(self.latencies_s, 100 * q, method="inverted_cdf"))
+
+    def first_percentile(self, q: float) -> float | None:
+        """Press → first answer: what the box shows as "received" at once (the case number may follow)."""
+        if not self.first_latencies_s:
+            return None
+        return float(np.percentile(self.first_latencies_s, 100 * q, method="inverted_cdf"))
 
 
 class BoxFleet:
@@ -289,6 +297,8 @@ class BoxFleet:
             rec = self.records.get(f"{device_id}/{doc.get('press_id')}/{doc.get('kind', 'press')}")
             if rec is None or rec.acked_at is not None:
                 return
+            if rec.first_at is None and doc.get("status") in ("queued", "received", "duplicate", "cancelled"):
+                rec.first_at = now
             if doc.get("status") in ("received", "duplicate", "cancelled"):
                 rec.acked_at, rec.case, rec.status = now, doc.get("case"), doc.get("status")
                 self._acked.notify_all()
@@ -326,6 +336,7 @@ class BoxFleet:
                 rec.status, rec.case = answer.get("status"), answer.get("case")
                 if rec.status in ("received", "duplicate", "cancelled"):
                     rec.acked_at = time.time()
+                    rec.first_at = rec.first_at or rec.acked_at
         return rec
 
     def wait(self, deadline_s: float = 10.0, retries: int = 2) -> PressReport:
@@ -353,6 +364,7 @@ class BoxFleet:
                             rec.status, rec.case = answer.get("status"), answer.get("case")
                             if rec.status in ("received", "duplicate", "cancelled"):
                                 rec.acked_at = time.time()
+                                rec.first_at = rec.first_at or rec.acked_at
                                 self._acked.notify_all()
                 self._acked.wait(timeout=0.05)
             report = PressReport(sent=len(self.records))
@@ -362,6 +374,8 @@ class BoxFleet:
                 if rec.acked_at is not None:
                     report.acked += 1
                     report.latencies_s.append(rec.acked_at - rec.sent_at)
+                if rec.first_at is not None:
+                    report.first_latencies_s.append(rec.first_at - rec.sent_at)
         return report
 
 

@@ -174,6 +174,21 @@ def ack_message(press: AlarmPress, status: str, case: str | None, **extra: Any) 
             "server_time": time.time(), **extra}
 
 
+def answer(on_ack: OnAck, ack: dict[str, Any]) -> None:
+    """Hand one ack to its box's callback; a failing callback is logged, never lets the filing worker die."""
+    try:
+        on_ack(ack)
+    except Exception:
+        log.exception("answering press %s failed", ack.get("press_id"))
+
+
+def case_ack(press: AlarmPress, status: str, case: str) -> dict[str, Any]:
+    """The ack that carries a recorded case (``-``: a cancel whose press was never filed)."""
+    if press.kind == "cancel":
+        return ack_message(press, "cancelled", None if case == "-" else case, reason=press.reason)
+    return ack_message(press, status, case)
+
+
 def _with_case(press: AlarmPress, ledger: "PressLedger | MemoryPressLedger") -> AlarmPress:
     """A cancel carries the case number of the press it cancels, when the ledger still knows it."""
     if press.kind != "cancel":
@@ -340,7 +355,7 @@ class AlarmBatcher:
             if item is not None:
                 press, on_ack = item
                 self._ledger.abort(press.device_id, press.kind, press.press_id)
-                self._answer(on_ack, ack_message(press, "error", None, retry=True, error="shutting_down"))
+                answer(on_ack, ack_message(press, "error", None, retry=True, error="shutting_down"))
 
     def _file(self, batch: list[tuple[AlarmPress, OnAck]]) -> None:
         try:
@@ -376,14 +391,7 @@ class AlarmBatcher:
             except Exception:  # the cases are filed; a repeat press now waits for the claim, then is 'pending'
                 log.exception("recording %d filed presses in the ledger failed", len(finished))
         for (_, on_ack), ack in zip(batch, acks):
-            self._answer(on_ack, ack)
-
-    @staticmethod
-    def _answer(on_ack: OnAck, ack: dict[str, Any]) -> None:
-        try:
-            on_ack(ack)
-        except Exception:
-            log.exception("answering press %s failed", ack.get("press_id"))
+            answer(on_ack, ack)
 
 
 @dataclass

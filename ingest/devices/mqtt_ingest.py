@@ -3,7 +3,8 @@
 Delivery: QoS 1 on a persistent session — fixed client id, ``clean_start=False`` and a session
 expiry — so the broker keeps the subscription and queues messages while GridWatch restarts.
 Messages are acknowledged by hand (``manual_ack``) only after they were handled: telemetry once its
-readings went through ``on_reading``, an alarm once it was filed and the box's ack was queued.
+readings went through ``on_reading``, an alarm once it was durably queued (the runtime's press stream:
+the box is told ``queued`` at once and the filer sends ``received`` + case) or filed and answered.
 A crash before that means the broker delivers the message again.
 
 Load: ``$share/{group}/…`` subscriptions let several ingest processes split the devices' traffic
@@ -12,7 +13,10 @@ cheap); alarms go to a small thread pool, so a slow intake (SQL commit) never st
 With ``on_alarms`` (the batch form) the pool only verifies and claims each press, and an
 :class:`~ingest.devices.alarms.AlarmBatcher` files all presses waiting in one call (group commit);
 each box's ack is published, and its MQTT message acknowledged, as soon as its batch committed.
-A burst of a thousand presses is then a few dozen transactions, not a thousand.
+A burst of a thousand presses is then a few dozen transactions, not a thousand. With the durable press
+queue as ``alarm_sink`` (the runtime) one press-intake thread replaces the pool: it takes every alarm message
+waiting and verifies, de-duplicates and queues them together (a round trip for their nonces, one for their
+enqueues), then answers each box ``queued``; the filer sends the case numbers (``send_acks``).
 Outgoing QoS 1 publishes (acks, notifications) are capped by ``MqttConfig.max_inflight`` (< 65k ids).
 
 Bad input never stops the loop and never costs a valid message: each message is handled on its
@@ -23,12 +27,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import socket
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -46,7 +52,7 @@ from ingest.devices.alarms import (
 from ingest.devices.codecs import CodecError, get_codec, telemetry_readings
 from ingest.devices.messages import AlarmPress, Reading
 from ingest.devices.registry import DeviceRegistry
-from ingest.devices.signing import MemoryNonceStore, NonceStore, SignatureError, verify_signed
+from ingest.devices.signing import MemoryNonceStore, NonceStore, SignatureError, claim_nonces, verify_signed
 from ingest.devices.topics import device_topic, parse_topic, subscription_filters
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,24 @@ def parse_mqtt_url(url: str) -> dict[str, Any]:
         "username": unquote(parts.username) if parts.username else None,
         "password": unquote(parts.password) if parts.password else None,
     }
+
+
+PRESS_BATCH = 256  # most alarm messages the press intake handles in one go
+
+
+class _NonceTally:
+    """A nonce store that only notes the claims, so a batch of presses is verified first and its nonces are then
+    claimed together (``claim_nonces``: one round trip); a nonce refused there is a replay."""
+
+    def __init__(self) -> None:
+        self.claims: list[tuple[str, str, float]] = []
+
+    def claim(self, device_id: str, nonce: str, ttl_s: float) -> bool:
+        self.claims.append((device_id, nonce, ttl_s))
+        return True
+
+    def release(self, device_id: str, nonce: str) -> None:  # noqa: ARG002 - nothing claimed yet
+        return None
 
 
 def _nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -129,6 +153,8 @@ class MqttIngest:
         self._subscribed = threading.Event()
         self._connected = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
+        self._press_inbox: queue.SimpleQueue | None = None  # alarm messages for the press intake thread
+        self._press_thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
         self._codec_cache: dict[str, Any] = {}
         # Hot-path counters are plain ints touched only by the network thread; the rest sit under _lock.
@@ -166,6 +192,10 @@ class MqttIngest:
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         props.ReceiveMaximum = self.cfg.receive_maximum
         self._pool = ThreadPoolExecutor(self.cfg.alarm_workers, thread_name_prefix="gw-alarm")
+        if hasattr(self.alarm_batcher, "accept_many"):  # the durable queue: presses handled in batches (_press_intake)
+            self._press_inbox = queue.SimpleQueue()
+            self._press_thread = threading.Thread(target=self._press_intake, name="gw-press-intake", daemon=True)
+            self._press_thread.start()
         if self._own_batcher and self._on_alarms is not None:
             self.alarm_batcher = AlarmBatcher(self._ledger, self._on_alarms, max_batch=self._batch_max,
                                               max_wait_s=self._batch_wait_s)
@@ -192,6 +222,11 @@ class MqttIngest:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._press_thread is not None:  # handles what is waiting, then ends; acks go out on the open client
+            self._press_inbox.put(None)
+            self._press_thread.join(30)
+            self._press_thread = None
+        self._press_inbox = None
         if self.alarm_batcher is not None and self._own_batcher:  # files what is queued; acks go out on the open client
             self.alarm_batcher.stop()
         self._client = None
@@ -247,6 +282,9 @@ class MqttIngest:
             elif parsed[1] == "telemetry":
                 self._telemetry_message(topic, parsed[0], payload, received_at)
             elif parsed[1] == "events":
+                if self._press_inbox is not None:
+                    self._press_inbox.put((msg.mid, msg.qos, topic, parsed[0], payload, received_at))
+                    return  # acknowledged by the press intake once queued durably
                 pool = self._pool
                 if pool is not None:
                     pool.submit(self._event_message, msg.mid, msg.qos, topic, parsed[0], payload, received_at)
@@ -344,52 +382,11 @@ class MqttIngest:
     def _event(self, topic: str, device_id: str, payload: bytes, received_at: float,
                ack_mqtt: Callable[[], None] | None = None) -> bool:
         """Handle one alarm message; True when it was queued to the batcher, which then calls ``ack_mqtt``."""
-        metrics.MESSAGES.labels("events").inc()
-        self._count("events")
-        try:
-            envelope = json.loads(payload)
-        except (UnicodeDecodeError, ValueError):
-            self._reject(topic, "malformed_json", payload)
+        verified = self._verified_press(topic, device_id, payload, received_at, self._nonces)
+        if verified is None:
             return False
-        if not isinstance(envelope, dict) or not isinstance(envelope.get("body"), str):
-            self._reject(topic, "malformed", payload)
-            return False
-        if envelope.get("device", device_id) != device_id:
-            self._reject(topic, "topic_device_mismatch", payload)
-            return False
-        if self.registry.get(device_id) is None:
-            self._reject(topic, "unknown_device", payload)
-            return False
-        body = envelope["body"].encode("utf-8")
-        fields = {k: envelope[k] for k in ("timestamp", "nonce", "signature") if k in envelope}
-        fields["device"] = device_id
-        try:
-            doc = verify_signed(self.registry, body, fields, time.time(), self._nonces, self.cfg.replay_window_s)
-        except SignatureError as exc:
-            reason = "topic_device_mismatch" if exc.reason == "malformed" and exc.device_id == device_id and "differ" in exc.detail else exc.reason
-            self._reject(topic, reason, payload)
-            if reason == "timestamp_out_of_window":  # authentic: help the box fix its clock
-                self._publish(device_id, "ack", {"status": "rejected", "reason": reason, "server_time": time.time()})
-            return False
-        try:
-            press = parse_press(doc, received_at)
-        except PressError as exc:
-            self._reject(topic, exc.reason, payload)
-            self._publish(device_id, "ack", {"status": "rejected", "reason": exc.reason, "detail": str(exc)})
-            return False
-        nonce = doc["_nonce"]
-
-        def answer(ack: dict[str, Any]) -> None:
-            if ack["status"] == "error":  # nothing was filed: the box's retry may reuse its nonce
-                self._nonces.release(device_id, nonce)
-            self._publish(device_id, "ack", ack)
-            latency = time.time() - received_at
-            metrics.ACK_SECONDS.observe(latency)
-            metrics.ALARMS.labels(press.kind, ack["status"]).inc()
-            with self._lock:
-                self._counts[f"{press.kind}_{ack['status']}"] += 1
-                self._ack_latency.append(latency)
-
+        press, nonce = verified
+        answer = partial(self._answer_press, press, nonce, received_at)
         batcher = self.alarm_batcher
         if batcher is not None and ack_mqtt is not None:
             def answer_and_ack(ack: dict[str, Any]) -> None:
@@ -397,13 +394,135 @@ class MqttIngest:
                     answer(ack)
                 finally:
                     ack_mqtt()
-            batcher.submit(press, answer_and_ack)
+            getattr(batcher, "accept", batcher.submit)(press, answer_and_ack)
             return True
         if self._on_alarm is None:  # batch-only ingest used without its batcher (not started)
             answer(ack_message(press, "error", None, retry=True, error="not_started"))
             return False
         answer(process_press(press, self._ledger, self._on_alarm))
         return False
+
+    def _verified_press(self, topic: str, device_id: str, payload: bytes, received_at: float,
+                        nonces: NonceStore) -> tuple[AlarmPress, str] | None:
+        """The press an alarm message carries and its nonce, or None once it was refused (dead letter, and an
+        answer to the box where it is authentic)."""
+        metrics.MESSAGES.labels("events").inc()
+        self._count("events")
+        try:
+            envelope = json.loads(payload)
+        except (UnicodeDecodeError, ValueError):
+            self._reject(topic, "malformed_json", payload)
+            return None
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("body"), str):
+            self._reject(topic, "malformed", payload)
+            return None
+        if envelope.get("device", device_id) != device_id:
+            self._reject(topic, "topic_device_mismatch", payload)
+            return None
+        if self.registry.get(device_id) is None:
+            self._reject(topic, "unknown_device", payload)
+            return None
+        body = envelope["body"].encode("utf-8")
+        fields = {k: envelope[k] for k in ("timestamp", "nonce", "signature") if k in envelope}
+        fields["device"] = device_id
+        try:
+            doc = verify_signed(self.registry, body, fields, time.time(), nonces, self.cfg.replay_window_s)
+        except SignatureError as exc:
+            reason = "topic_device_mismatch" if exc.reason == "malformed" and exc.device_id == device_id and "differ" in exc.detail else exc.reason
+            self._reject(topic, reason, payload)
+            if reason == "timestamp_out_of_window":  # authentic: help the box fix its clock
+                self._publish(device_id, "ack", {"status": "rejected", "reason": reason, "server_time": time.time()})
+            return None
+        try:
+            press = parse_press(doc, received_at)
+        except PressError as exc:
+            self._reject(topic, exc.reason, payload)
+            self._publish(device_id, "ack", {"status": "rejected", "reason": exc.reason, "detail": str(exc)})
+            return None
+        return press, doc["_nonce"]
+
+    def _answer_press(self, press: AlarmPress, nonce: str, received_at: float, ack: dict[str, Any]) -> None:
+        """Publish a press's ack to its box and count it."""
+        if ack["status"] == "error":  # nothing was filed: the box's retry may reuse its nonce
+            self._nonces.release(press.device_id, nonce)
+        self._publish(press.device_id, "ack", ack)
+        latency = time.time() - received_at
+        metrics.ACK_SECONDS.observe(latency)
+        metrics.ALARMS.labels(press.kind, ack["status"]).inc()
+        with self._lock:
+            self._counts[f"{press.kind}_{ack['status']}"] += 1
+            self._ack_latency.append(latency)
+
+    # ------------------------------------------------------------------------------ press intake
+    def _press_intake(self) -> None:
+        """One thread takes every alarm message waiting and handles them together: one Redis round trip for all
+        their nonces and one for all their enqueues (the durable sink's ``accept_many``), then their ``queued``
+        acks. A press is answered in a few round trips however many arrive at once, and the thread switches that
+        a thread per press needs (each waiting for the filer's share of the GIL) are gone."""
+        inbox = self._press_inbox
+        while True:
+            item = inbox.get()
+            if item is None:
+                return
+            batch, last = [item], False
+            while len(batch) < PRESS_BATCH:
+                try:
+                    item = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    last = True
+                    break
+                batch.append(item)
+            try:
+                self._press_batch(batch)
+            except Exception:  # a bug must not stop the intake thread; unacknowledged messages are redelivered
+                log.exception("handling %d alarm messages failed", len(batch))
+            if last:
+                return
+
+    def _press_batch(self, batch: list[tuple[int, int, str, str, bytes, float]]) -> None:
+        tally = _NonceTally()
+        verified: list[tuple[tuple[int, int, str, str, bytes, float], AlarmPress, str]] = []
+        for item in batch:
+            mid, qos, topic, device_id, payload, received_at = item
+            try:
+                got = self._verified_press(topic, device_id, payload, received_at, tally)
+            except Exception:
+                log.exception("handling alarm on %s failed", topic)
+                self._reject(topic, "handler_error", payload)
+                got = None
+            if got is None:
+                self._ack_mqtt(mid, qos)
+            else:
+                verified.append((item, *got))
+        if not verified:
+            return
+        try:
+            fresh = claim_nonces(self._nonces, tally.claims)
+        except Exception as exc:  # Redis away: nothing queued, every box retries (its nonce was not spent)
+            log.error("nonces of %d presses not checked: %s", len(verified), exc)
+            fresh = None
+        presses: list[tuple[tuple[int, int, str, str, bytes, float], AlarmPress, str]] = []
+        for (item, press, nonce), ok in zip(verified, fresh or [True] * len(verified)):
+            if fresh is None:
+                self._publish(press.device_id, "ack", ack_message(press, "error", None, retry=True, error="queue_unavailable"))
+                self._ack_mqtt(item[0], item[1])
+            elif not ok:
+                self._reject(item[2], "replayed_nonce", item[4])
+                self._ack_mqtt(item[0], item[1])
+            else:
+                presses.append((item, press, nonce))
+        if not presses:
+            return
+        acks = self.alarm_batcher.accept_many([press for _, press, _ in presses])
+        for (item, press, nonce), ack in zip(presses, acks):
+            try:
+                self._answer_press(press, nonce, item[5], ack)
+            except Exception:  # the press is queued (or its box told to retry): its message is still acknowledged
+                log.exception("answering press %s/%s failed", press.device_id, press.press_id)
+            finally:
+                self._ack_mqtt(item[0], item[1])
 
     # ----------------------------------------------------------------------------------- downlink
     def _publish(self, device_id: str, channel: str, message: dict[str, Any]) -> None:
@@ -412,6 +531,25 @@ class MqttIngest:
             return
         client.publish(device_topic(self._prefix, device_id, channel),
                        json.dumps(message, ensure_ascii=False, separators=(",", ":")), qos=1)
+
+    def send_acks(self, acks: list[tuple[str, dict[str, Any]]]) -> Callable[[], bool | None]:
+        """Publish ``(device id, ack)`` messages (QoS 1) without waiting; the returned check answers True once the
+        broker confirmed (PUBACK) every one, False when one was refused, None while they are on their way. The
+        press filer sends case numbers with it and keeps each press on its stream until its ack is confirmed."""
+        client = self._client
+        if client is None or not self.connected:
+            return lambda: False
+        infos = [client.publish(device_topic(self._prefix, device_id, "ack"),
+                                json.dumps(ack, ensure_ascii=False, separators=(",", ":")), qos=1) for device_id, ack in acks]
+        with self._lock:
+            for _, ack in acks:
+                self._counts[f"{ack.get('kind', 'press')}_{ack['status']}"] += 1
+
+        def confirmed() -> bool | None:
+            if any(info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN) for info in infos):
+                return False  # refused outright (queue full): not going to be sent
+            return True if all(info.is_published() for info in infos) else None
+        return confirmed
 
     def notify(self, device_id: str, message: dict[str, Any]) -> None:
         """Send later news about a case to a box (``…/notify``): dispatched, handled, closed, asked to rate."""

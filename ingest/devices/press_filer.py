@@ -11,8 +11,11 @@ any filer with XAUTOCLAIM, in this process after a restart or in another one. Ea
 3. file the rest with ``on_alarms(presses)`` — injected (the runtime's group commit into the case
    store); it must be idempotent by press, which the intake is: the anomaly id derives from the
    device and press id, so a press filed twice is one occurrence of one case, with its number;
-4. record each case number in the ledger, then XACK + XDEL, then publish the numbers on the
-   ``filed`` channel, where the enqueueing side (any process) answers the waiting boxes.
+4. record each case number in the ledger; send each MQTT press's case to its box with ``on_filed``
+   (``received`` + case on ``…/ack``; the broker's PUBACK confirms it) — a press whose case could not be
+   confirmed stays pending and is sent again after the lease, from the ledger, by whichever filer takes it;
+5. XACK + XDEL, then publish the numbers on the ``filed`` channel, where the enqueueing side (any process)
+   answers the boxes that wait on an HTTPS request.
 
 A press whose filing failed stays pending and is retried after the lease; after ``max_deliveries``
 tries it goes to ``on_dead`` (the dead-letter stream) and its ledger entry is released, so the box's
@@ -29,8 +32,9 @@ from typing import Any
 
 import redis
 
+from ingest.devices.alarms import case_ack
 from ingest.devices.messages import AlarmPress
-from ingest.devices.press_queue import FILER_GROUP, PressKeys, is_case, press_from_json
+from ingest.devices.press_queue import FILER_GROUP, REPLY_MQTT, PressKeys, is_case, press_from_json
 from ingest.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,11 @@ log = logging.getLogger(__name__)
 # One result per press, in order: the case number, None (not filed) or the exception that press met.
 FileBatch = Callable[[list[AlarmPress]], "Sequence[str | None | BaseException]"]
 OnDead = Callable[[str, str, bytes], None]  # (source, reason, payload)
+# Send ``(device id, ack)`` to each box (MqttIngest.send_acks); the check it returns answers True once the broker
+# confirmed every one, False when one cannot be, None while the confirmations are still on their way.
+Confirmed = Callable[[], "bool | None"]
+OnFiled = Callable[[list[tuple[str, dict[str, Any]]]], Confirmed]
+Filed = tuple[Any, AlarmPress, str, str]  # (entry id, press, ledger key, case)
 
 
 class PressFiler:
@@ -45,7 +54,10 @@ class PressFiler:
 
     def __init__(self, client: redis.Redis, prefix: str, on_alarms: FileBatch, *, consumer: str,
                  lease_s: float = 3.0, max_batch: int = 64, block_ms: int = 50, max_deliveries: int = 20,
-                 dedup_s: float = 86400.0, on_dead: OnDead | None = None, name: str = "gw-press-filer") -> None:
+                 dedup_s: float = 86400.0, on_dead: OnDead | None = None, on_filed: OnFiled | None = None,
+                 name: str = "gw-press-filer") -> None:
+        """``on_filed`` sends the case numbers of presses queued with ``reply`` ``mqtt`` to their boxes; without
+        it (a process with no MQTT client) such presses are filed and left pending for a filer that has one."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._redis = client
@@ -58,6 +70,8 @@ class PressFiler:
         self._max_deliveries = max_deliveries
         self._ttl_ms = max(1000, int(dedup_s * 1000))
         self._on_dead = on_dead
+        self.on_filed = on_filed
+        self._unconfirmed: list[tuple[float, Confirmed, list[Filed]]] = []  # sent to boxes, not yet confirmed
         self._name = name
         self._reclaim_every = max(0.1, lease_s / 4)
         self._next_reclaim = 0.0
@@ -101,6 +115,10 @@ class PressFiler:
                 log.warning("press filer %s: %s", self.consumer, exc)
                 self._group_ready = False
                 stop.wait(0.5)
+        try:
+            self._settle(2.0)  # the case acks on their way: confirmed ones leave the stream, not sent twice
+        except redis.RedisError as exc:
+            log.warning("press filer %s stopping: %s", self.consumer, exc)
 
     # -- one step -------------------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -116,6 +134,7 @@ class PressFiler:
     def step(self, block_ms: int | None = None) -> int:
         """Take one batch (stale presses of dead filers first) and file it; returns how many were taken."""
         self.ensure_group()
+        self._settle()
         entries = self._reclaim()
         if not entries:
             reply = self._redis.xreadgroup(FILER_GROUP, self.consumer, {self.keys.stream: ">"}, count=self.max_batch,
@@ -143,8 +162,11 @@ class PressFiler:
 
     def _file(self, entries: list[tuple[Any, dict]]) -> None:
         items: list[tuple[Any, AlarmPress]] = []
+        to_box: set[Any] = set()  # entries whose case the filer sends to the box (reply 'mqtt')
         for eid, fields in entries:
             raw = fields.get(b"press", fields.get("press"))
+            if fields.get(b"reply", fields.get("reply")) in (REPLY_MQTT.encode(), REPLY_MQTT):
+                to_box.add(eid)
             try:
                 items.append((eid, press_from_json(raw)))
             except (TypeError, ValueError, KeyError) as exc:  # not a press GridWatch wrote: quarantine it
@@ -155,11 +177,11 @@ class PressFiler:
         pressed = [self.keys.ledger(p.device_id, "press", p.press_id) for _, p in items]
         values = self._redis.mget(keys + pressed)
         known, pressed_values = values[:len(items)], values[len(items):]
-        done: list[tuple[Any, str, str]] = []   # (entry id, ledger key, case)
+        done: list[Filed] = []
         todo: list[tuple[Any, AlarmPress, str]] = []
         for (eid, press), key, value, press_value in zip(items, keys, known, pressed_values):
             if is_case(value):  # filed and recorded by a filer that died before acknowledging it
-                done.append((eid, key, value.decode()))
+                done.append((eid, press, key, value.decode()))
                 continue
             if press.kind == "cancel" and press.case is None and is_case(press_value):
                 press = AlarmPress(press.device_id, press.press_id, press.kind, press.reason, press.at,
@@ -170,20 +192,21 @@ class PressFiler:
         results = self._call([p for _, p, _ in todo])
         failpoint("press.after_commit")
         failed: list[tuple[Any, AlarmPress, str, BaseException | None]] = []
-        newly: list[tuple[Any, str, str]] = []
+        newly: list[Filed] = []
         for (eid, press, key), result in zip(todo, results):
             recorded = _recorded(press, result)
             if recorded is None:
                 failed.append((eid, press, key, result if isinstance(result, BaseException) else None))
             else:
-                newly.append((eid, key, recorded))
+                newly.append((eid, press, key, recorded))
         if newly:
             pipe = self._redis.pipeline(transaction=False)
-            for _, key, case in newly:
+            for _, _, key, case in newly:
                 pipe.set(key, case.encode(), px=self._ttl_ms)
             pipe.execute()
             failpoint("press.after_ledger")
-        self._acknowledge(done + newly)
+        self._acknowledge(self._tell_boxes(done + newly, to_box))
+        self._settle()
         for eid, press, key, exc in failed:
             self._retry_or_dead(eid, press, key, exc)
         self.batches += 1
@@ -202,16 +225,58 @@ class PressFiler:
             log.exception("filing a batch of %d queued presses failed", len(presses))
             return [exc] * len(presses)
 
-    def _acknowledge(self, filed: list[tuple[Any, str, str]]) -> None:
+    def _tell_boxes(self, filed: list[Filed], to_box: set[Any]) -> list[Filed]:
+        """Send the MQTT presses' cases to their boxes; returns what may leave the stream now. The sent ones leave
+        it once the broker confirmed their acks (``_settle``, without holding up the next batch); unconfirmed ones
+        stay pending and the filer that takes them after the lease sends the case again from the ledger — a box
+        may get its case twice, never not at all."""
+        mine = [f for f in filed if f[0] in to_box]
+        if not mine:
+            return filed
+        if self.on_filed is None:
+            log.warning("press filer %s has no MQTT client: %d case numbers left to a filer that has one",
+                        self.consumer, len(mine))
+        else:
+            try:
+                check = self.on_filed([(press.device_id, case_ack(press, "received", case)) for _, press, _, case in mine])
+                # confirmed within most of the lease, or the press is taken again (and its case sent again)
+                self._unconfirmed.append((time.monotonic() + 0.8 * self.lease_ms / 1000, check, mine))
+            except Exception:
+                log.exception("sending %d case numbers to their boxes failed", len(mine))
+        return [f for f in filed if f[0] not in to_box]
+
+    def _settle(self, wait_s: float = 0.0) -> None:
+        """Take the presses whose case acks the broker confirmed off the stream (waiting up to ``wait_s``)."""
+        deadline = time.monotonic() + wait_s
+        while self._unconfirmed:
+            keep = []
+            for expires, check, filed in self._unconfirmed:
+                try:
+                    confirmed = check()
+                except Exception:  # noqa: BLE001 - treated as not confirmed
+                    confirmed = False
+                if confirmed:
+                    self._acknowledge(filed)
+                elif confirmed is None and time.monotonic() < expires:
+                    keep.append((expires, check, filed))
+                else:
+                    log.warning("press filer %s: %d case acks not confirmed by the broker; sent again after the lease",
+                                self.consumer, len(filed))
+            self._unconfirmed = keep
+            if not keep or time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)  # bounded by wait_s: a stopping filer lets the last confirmations arrive
+
+    def _acknowledge(self, filed: list[Filed]) -> None:
         if not filed:
             return
-        ids = [eid for eid, _, _ in filed]
+        ids = [eid for eid, _, _, _ in filed]
         pipe = self._redis.pipeline(transaction=False)
         pipe.xack(self.keys.stream, FILER_GROUP, *ids)
         pipe.xdel(self.keys.stream, *ids)
         pipe.execute()
         # apart from the pipeline: a Redis Cluster pipeline refuses PUBLISH (a waiter that misses it reads the ledger)
-        self._redis.publish(self.keys.filed_channel, json.dumps([[key, case] for _, key, case in filed], ensure_ascii=False))
+        self._redis.publish(self.keys.filed_channel, json.dumps([[key, case] for _, _, key, case in filed], ensure_ascii=False))
 
     def _retry_or_dead(self, eid: Any, press: AlarmPress, key: str, exc: BaseException | None) -> None:
         info = self._redis.xpending_range(self.keys.stream, FILER_GROUP, min=eid, max=eid, count=1)

@@ -10,13 +10,17 @@ only needs Redis, so the API process can hand presses to a separate devices proc
 Keys (the ``{prefix}`` hash tag keeps the stream and its ledger in one Redis Cluster slot, so the
 enqueue script may touch both):
 
-``{prefix}:presses``                                the stream; consumer group ``filers``
+``{prefix}:presses``                                the stream (fields ``press``, ``reply``); consumer group ``filers``
 ``{prefix}:presses:case:{device}:{kind}:{press_id}`` the ledger: ``q:<entry id>`` while queued, then the case number
 ``{prefix}:presses:filed``                          pub/sub channel: ``[[ledger key, case], …]`` after each filed batch
 
-The box is answered as soon as its case number is known, waiting at most ``wait_s`` (about a second);
-past that it is told ``pending`` — accepted and queued, its retry of the same ``press_id`` gets the
-case. ``error`` (retry) is only for a press that could not be queued (Redis unreachable).
+Two ways of answering. An MQTT press (``accept_many``, the devices role's press intake) is answered
+``queued`` the moment it is on the stream, and the filer that files it sends ``received`` + case to the
+box's ack topic — nothing in this process waits, so the case reaches the box however long filing takes
+and whichever process dies. An HTTPS press (``submit``/``file``) holds its request open until its case
+number is known, at most ``wait_s`` (about a second); past that it is told ``pending`` — accepted and
+queued, its retry of the same ``press_id`` gets the case. ``error`` (retry) is only for a press that
+could not be queued (Redis unreachable).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from typing import Any
 
 import redis
 
-from ingest.devices.alarms import OnAck, ack_message, wait_for_ack
+from ingest.devices.alarms import OnAck, ack_message, answer, case_ack, wait_for_ack
 from ingest.devices.messages import AlarmPress
 from ingest.failpoints import failpoint
 from ingest.redis_connect import hash_tag
@@ -38,13 +42,15 @@ log = logging.getLogger(__name__)
 
 FILER_GROUP = "filers"
 QUEUED = "q:"
+REPLY_MQTT = "mqtt"  # the stream entry's ``reply``: the filer sends the case to the box's ``…/ack`` topic
 
-# KEYS[1] ledger key, KEYS[2] stream; ARGV[1] ttl ms, ARGV[2] the press as JSON.
+# KEYS[1] ledger key, KEYS[2] stream; ARGV[1] ttl ms, ARGV[2] the press as JSON, ARGV[3] where its case
+# number goes once filed ('mqtt': the filer publishes it to the box's ack topic; '': a waiter answers it).
 # Returns {1, entry id} when queued now, {0, ledger value} when the press is already known.
 _ENQUEUE = """
 local known = redis.call('GET', KEYS[1])
 if known then return {0, known} end
-local id = redis.call('XADD', KEYS[2], '*', 'press', ARGV[2])
+local id = redis.call('XADD', KEYS[2], '*', 'press', ARGV[2], 'reply', ARGV[3])
 redis.call('SET', KEYS[1], 'q:' .. id, 'PX', ARGV[1])
 return {1, id}
 """
@@ -143,18 +149,50 @@ class PressQueue:
             left = [w for ws in self._waiting.values() for w in ws]
             self._waiting.clear()
         for w in left:
-            self._answer(w.on_ack, ack_message(w.press, "pending", None))
+            answer(w.on_ack, ack_message(w.press, "pending", None))
 
     # -- enqueueing -----------------------------------------------------------------------------
-    def enqueue(self, press: AlarmPress) -> tuple[bool, str]:
-        """Queue the press unless the ledger knows it: ``(True, entry id)`` or ``(False, ledger value)``."""
+    def enqueue(self, press: AlarmPress, reply: str = "") -> tuple[bool, str]:
+        """Queue the press unless the ledger knows it: ``(True, entry id)`` or ``(False, ledger value)``.
+        ``reply`` (:data:`REPLY_MQTT`) asks the filer to publish the case number to the box itself."""
         queued, value = self._script(keys=[self.keys.ledger_of(press), self.keys.stream],
-                                     args=[self._ttl_ms, press_to_json(press)])
+                                     args=[self._ttl_ms, press_to_json(press), reply])
         value = value.decode() if isinstance(value, bytes) else str(value)
         if queued:
             self.queued += 1
             failpoint("press.after_enqueue")
         return bool(queued), value
+
+    def accept(self, press: AlarmPress, on_ack: OnAck) -> None:
+        """The MQTT form for one press: ``accept_many`` and answer through ``on_ack`` at once."""
+        answer(on_ack, self.accept_many([press])[0])
+
+    def accept_many(self, presses: list[AlarmPress]) -> list[dict[str, Any]]:
+        """The MQTT form: queue the presses durably (one round trip) and return their acks at once — ``queued``
+        (no case yet), or ``duplicate`` with the case when the press was filed before. No waiter: the filer
+        that files a press publishes ``received`` + case to the box's ack topic (confirmed by the broker before
+        the press leaves the stream), so the case reaches the box even if this process dies or filing takes
+        minutes. ``error`` (retry) for every press when Redis cannot be reached: nothing was queued."""
+        pipe = self._redis.pipeline(transaction=False)
+        for press in presses:
+            self._script(keys=[self.keys.ledger_of(press), self.keys.stream],
+                         args=[self._ttl_ms, press_to_json(press), REPLY_MQTT], client=pipe)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as exc:  # not queued: nothing happened, the boxes must retry
+            log.error("%d presses not queued: %s", len(presses), exc)
+            return [ack_message(p, "error", None, retry=True, error="queue_unavailable") for p in presses]
+        acks = []
+        for press, (queued, value) in zip(presses, replies):
+            if queued:
+                self.queued += 1
+                failpoint("press.after_enqueue")
+                acks.append(ack_message(press, "queued", None))
+            elif is_case(value):
+                acks.append(case_ack(press, "duplicate", value.decode() if isinstance(value, bytes) else str(value)))
+            else:  # a repeat of a press still queued: its case follows on the same press_id
+                acks.append(ack_message(press, "queued", None))
+        return acks
 
     def submit(self, press: AlarmPress, on_ack: OnAck) -> None:
         """Queue the press durably and answer through ``on_ack`` once its case is known (or ``pending``)."""
@@ -169,13 +207,13 @@ class PressQueue:
         except redis.RedisError as exc:  # not queued: nothing happened, the box must retry
             log.error("press %s/%s not queued: %s", press.device_id, press.press_id, exc)
             if self._forget(key, waiter):
-                self._answer(on_ack, ack_message(press, "error", None, retry=True, error="queue_unavailable"))
+                answer(on_ack, ack_message(press, "error", None, retry=True, error="queue_unavailable"))
             return
         if not queued:
             waiter.status = "duplicate"
             if is_case(value):
                 if self._forget(key, waiter):
-                    self._answer(on_ack, self._ack(press, "duplicate", value))
+                    answer(on_ack, case_ack(press, "duplicate", value))
                 return
         waiter.deadline = time.monotonic() + self.wait_s
 
@@ -189,12 +227,6 @@ class PressQueue:
             return sum(len(ws) for ws in self._waiting.values())
 
     # -- answering ------------------------------------------------------------------------------
-    @staticmethod
-    def _ack(press: AlarmPress, status: str, case: str) -> dict[str, Any]:
-        if press.kind == "cancel":
-            return ack_message(press, "cancelled", None if case == "-" else case, reason=press.reason)
-        return ack_message(press, status, case)
-
     def _forget(self, key: str, waiter: _Waiter) -> bool:
         """Take the waiter out; False when it was already answered (its case came, or it was stopped)."""
         with self._lock:
@@ -210,7 +242,7 @@ class PressQueue:
         with self._lock:
             ws = self._waiting.pop(key, [])
         for w in ws:
-            self._answer(w.on_ack, self._ack(w.press, w.status, case))
+            answer(w.on_ack, case_ack(w.press, w.status, case))
 
     def _expire(self, now: float) -> None:
         late: list[_Waiter] = []
@@ -224,7 +256,7 @@ class PressQueue:
                 else:
                     del self._waiting[key]
         for w in late:
-            self._answer(w.on_ack, ack_message(w.press, "pending", None))
+            answer(w.on_ack, ack_message(w.press, "pending", None))
 
     def _recheck(self) -> None:
         """Read the ledger of every waiting press: covers a 'filed' message lost while resubscribing."""
@@ -246,7 +278,7 @@ class PressQueue:
                     self._ready.set()
                 message = self._pubsub.get_message(timeout=0.02)
                 if message is not None and message.get("type") == "message":
-                    for key, case in json.loads(message["data"]):
+                    for key, case, *_ in json.loads(message["data"]):
                         self._resolve(key, case)
                 now = time.monotonic()
                 if now >= next_check:
@@ -267,11 +299,4 @@ class PressQueue:
             except Exception:  # noqa: BLE001 - closing a broken connection
                 pass
             self._pubsub = None
-
-    @staticmethod
-    def _answer(on_ack: OnAck, ack: dict[str, Any]) -> None:
-        try:
-            on_ack(ack)
-        except Exception:
-            log.exception("answering press %s failed", ack.get("press_id"))
 

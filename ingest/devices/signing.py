@@ -73,8 +73,24 @@ class RedisNonceStore:
     def claim(self, device_id: str, nonce: str, ttl_s: float) -> bool:
         return bool(self._redis.set(self._key(device_id, nonce), b"1", nx=True, px=max(1, int(ttl_s * 1000))))
 
+    def claim_many(self, claims: list[tuple[str, str, float]]) -> list[bool]:
+        """``claim`` for each ``(device id, nonce, ttl s)`` in one pipeline (SET NX runs in order)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for device_id, nonce, ttl_s in claims:
+            pipe.set(self._key(device_id, nonce), b"1", nx=True, px=max(1, int(ttl_s * 1000)))
+        return [bool(ok) for ok in pipe.execute()]
+
     def release(self, device_id: str, nonce: str) -> None:
         self._redis.delete(self._key(device_id, nonce))
+
+
+def claim_nonces(store: NonceStore, claims: list[tuple[str, str, float]]) -> list[bool]:
+    """``claim`` for a batch of ``(device id, nonce, ttl s)``, in order; one round trip where the store can
+    (``claim_many``). The second of two equal nonces in one batch is a replay, as it would be one at a time."""
+    many = getattr(store, "claim_many", None)
+    if many is not None:
+        return many(claims)
+    return [store.claim(device_id, nonce, ttl_s) for device_id, nonce, ttl_s in claims]
 
 
 class MemoryNonceStore:
