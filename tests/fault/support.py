@@ -187,6 +187,19 @@ class PgDatabase:
             self.admin.dispose()
 
 
+def _wait_killed(proc: "subprocess.Popen | None", log: Any, failpoint: str | None, timeout_s: float,
+                 tail: Callable[[], str]) -> int:
+    """Wait for a process's armed fail point to SIGKILL it (its exit code, -9 when it fired), then close its log;
+    fail with the log's tail when it never fires."""
+    assert proc is not None
+    try:
+        code = proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"fail point {failpoint} never fired: {tail()}") from None
+    log.close()
+    return code
+
+
 class IntakeProcess:
     """``tests/fault/intake_worker.py`` as a child process: the part of GridWatch a kill -9 hits."""
 
@@ -208,13 +221,7 @@ class IntakeProcess:
 
     def wait_killed(self, timeout_s: float) -> int:
         """Wait for the armed fail point to kill the process; returns its exit code (-9 when it fired)."""
-        assert self.proc is not None
-        try:
-            code = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"fail point {self.failpoint} never fired: {self.log_path.read_text()[-2000:]}") from None
-        self._log.close()
-        return code
+        return _wait_killed(self.proc, self._log, self.failpoint, timeout_s, lambda: self.log_path.read_text()[-2000:])
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -629,13 +636,7 @@ class GridwatchProcess:
 
     def wait_killed(self, timeout_s: float) -> int:
         """Wait for the fail point to fire; the return code is -SIGKILL when it did."""
-        assert self.proc is not None
-        try:
-            code = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"fail point {self.failpoint} never fired: {self.log_tail()}") from None
-        self._log.close()
-        return code
+        return _wait_killed(self.proc, self._log, self.failpoint, timeout_s, self.log_tail)
 
     def log_tail(self, n: int = 3000) -> str:
         try:
