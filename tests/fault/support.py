@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.support import free_port  # noqa: F401  (fault tests import it from here)
+from tests.support import free_port, port_open  # noqa: F401  (fault tests import them from here)
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("GRIDWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -45,14 +44,6 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s}s")
         threading.Event().wait(interval_s)
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
-            return True
-    except OSError:
-        return False
 
 
 class OwnRedis:
