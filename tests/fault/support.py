@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.support import free_port, port_open  # noqa: F401  (fault tests import them from here)
+from tests.support import free_port, port_open, stop_process  # noqa: F401  (fault tests import them from here)
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("GRIDWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -79,13 +79,8 @@ class OwnRedis:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, grace_s=10)
 
 
 class OwnMosquitto:
@@ -129,13 +124,8 @@ class OwnMosquitto:
             self.proc.wait(10)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, sig, grace_s=10)
 
 
 class PgDatabase:
@@ -221,14 +211,8 @@ class IntakeProcess:
         self._log.close()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
         if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, grace_s=15)
             self._log.close()
 
 
@@ -636,12 +620,7 @@ class GridwatchProcess:
             return ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, grace_s=20)
         if self._log is not None and not self._log.closed:
             self._log.close()
