@@ -41,6 +41,13 @@ def stop_process(proc: "subprocess.Popen", sig: int = signal.SIGTERM, grace_s: f
         proc.wait(10)
 
 
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Something accepts TCP connections on host:port now (the product's own check, ``gateway.local_services``)."""
+    from gateway.local_services import is_listening
+
+    return is_listening(host, port, timeout=0.3)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as s:

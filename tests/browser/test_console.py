@@ -7,7 +7,6 @@ page go to tests/artifacts/screenshots/ (docs/screenshots/ only with GRIDWATCH_U
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,15 +15,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "gateway"))
-from gw_support import FOOTAGE, REDIS_URL, AppServer, build_test_runtime, drop_keys, make_deployment, start_role_process  # noqa: E402
+from gw_support import FOOTAGE, REDIS_URL, AppServer, build_test_runtime, drop_keys, start_role_process  # noqa: E402
 from tests.support import free_port, screenshot_dir  # noqa: E402
-from tests.browser.browser_support import login  # noqa: E402
+from tests.browser.browser_support import CHROMIUM, browser, browser_deployment, login, new_page  # noqa: E402,F401  (browser: a fixture)
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = screenshot_dir()
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-features=WebRtcHideLocalIpsWithMdns",
-        "--autoplay-policy=no-user-gesture-required"]
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -38,10 +33,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import redis
 
-    tmp = tmp_path_factory.mktemp("console")
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp / "yolo"))
-    dep = make_deployment(tmp)
+    dep = browser_deployment(tmp_path_factory, "console")
     plaza = next(c for c in dep.cameras if c.id == "cam-plaza")
     plaza.rules = [r.model_copy(update={"tier": "alert"}) for r in plaza.rules if r.kind == "motion"]  # motion tickets
     plaza.source.fallback = None  # the real clip or nothing
@@ -72,16 +64,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         client.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 _login = login  # one login step for every browser test (tests/browser/browser_support.py)
 
 
@@ -92,10 +74,8 @@ def _shot(page: Any, name: str) -> None:
 
 def test_operator_to_worker_flow(server: dict, browser: Any) -> None:
     base = server["url"]
-    ctx = browser.new_context(viewport={"width": 1366, "height": 820}, locale="zh-CN")
-    page = ctx.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    ctx, page = new_page(browser, errors)
     page.goto(base)
     page.wait_for_selector("#login-form")
     _shot(page, "login")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,7 +16,7 @@ from ingest.config import DeviceConfig, MqttConfig
 from ingest.devices import DeviceRegistry
 from ingest.devices.acl import mosquitto_conf
 from ingest.geo import GeoPoint
-from tests.support import free_port, wait_for
+from tests.support import free_port, port_open, wait_for
 
 MQTT_URL = os.environ.get("GRIDWATCH_TEST_MQTT", "mqtt://127.0.0.1:1883")
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -26,14 +25,6 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 def poll(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
     """``tests.support.wait_for`` with the finer interval the MQTT tests use."""
     return wait_for(predicate, timeout, interval, what)
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class Broker:
@@ -55,7 +46,7 @@ class Broker:
 
     def start(self) -> "Broker":
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        poll(lambda: _listening(self.port) or self.proc.poll() is not None, 10, what="mosquitto listening")
+        poll(lambda: port_open(self.port) or self.proc.poll() is not None, 10, what="mosquitto listening")
         if self.proc.poll() is not None:
             raise RuntimeError(f"mosquitto exited: {self.proc.stderr.read().decode()[-500:]}")
         return self

@@ -9,10 +9,7 @@ process of its own so a test can kill it inside a delivery (``GRIDWATCH_FAILPOIN
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -25,20 +22,17 @@ from alerts.config import WebhookConfig  # noqa: E402
 from alerts.notify import Notifier  # noqa: E402
 from alerts.streams import StreamKeys  # noqa: E402
 from gateway.config import load_deployment  # noqa: E402
+from tests.fault.worker_parts import parse_args, stop_on_sigterm  # noqa: E402
 
 
-def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--redis", required=True)
-    p.add_argument("--sql", default="-")
-    p.add_argument("--prefix", required=True)
-    p.add_argument("--consumer", required=True)
-    p.add_argument("--claim-idle", type=float, default=1.0)
+def _own_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hook", required=True)
     p.add_argument("--mqtt-port", type=int, default=1883)
     p.add_argument("--topic-prefix", required=True)
-    args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> int:
+    args = parse_args(_own_args)
     cfg = load_deployment().alerts.model_copy(update={
         "webhooks": [WebhookConfig(url=args.hook, secret="fault-hook-secret", timeout_s=2.0)],
         "mqtt_topic_prefix": args.topic_prefix})
@@ -47,8 +41,7 @@ def main() -> int:
     client.loop_start()
     notifier = Notifier(cfg, redis.Redis.from_url(args.redis), StreamKeys(args.prefix), consumer=args.consumer,
                         mqtt=client, claim_idle_s=args.claim_idle)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = stop_on_sigterm()
     print("notify worker ready", flush=True)
     notifier.run_forever(stop, block_ms=200)
     client.loop_stop()

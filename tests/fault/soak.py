@@ -1,7 +1,7 @@
 """Soak: cameras + sensor traffic + one-key alarms + duty workers for a long while, sampling memory and queues.
 
     .venv/bin/python tests/fault/soak.py --duration 600 --out run/soak.json      # the 10-minute run
-    .venv/bin/python tests/fault/soak.py --duration 60                           # what the test suite runs
+    .venv/bin/python tests/fault/soak.py --duration 40 --sample 1                # what the test suite runs
 
 Everything is real: Redis (unique key prefix), SQLite in a temp dir, the intake and SLA threads exactly as
 ``gateway.runtime`` runs them, camera decoding of the shared footage (``--cameras``), sensor-style and

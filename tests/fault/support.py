@@ -7,10 +7,10 @@ test kills is its own, on a free port, with its data in the test's temp dir.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.support import free_port  # noqa: F401  (fault tests import it from here)
+from tests.support import free_port, port_open, stop_process  # noqa: F401  (fault tests import them from here)
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("GRIDWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -44,14 +44,6 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s}s")
         threading.Event().wait(interval_s)
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
-            return True
-    except OSError:
-        return False
 
 
 class OwnRedis:
@@ -87,13 +79,8 @@ class OwnRedis:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, grace_s=10)
 
 
 class OwnMosquitto:
@@ -137,13 +124,8 @@ class OwnMosquitto:
             self.proc.wait(10)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, sig, grace_s=10)
 
 
 class PgDatabase:
@@ -186,6 +168,19 @@ class PgDatabase:
             self.admin.dispose()
 
 
+def _wait_killed(proc: "subprocess.Popen | None", log: Any, failpoint: str | None, timeout_s: float,
+                 tail: Callable[[], str]) -> int:
+    """Wait for a process's armed fail point to SIGKILL it (its exit code, -9 when it fired), then close its log;
+    fail with the log's tail when it never fires."""
+    assert proc is not None
+    try:
+        code = proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"fail point {failpoint} never fired: {tail()}") from None
+    log.close()
+    return code
+
+
 class IntakeProcess:
     """``tests/fault/intake_worker.py`` as a child process: the part of GridWatch a kill -9 hits."""
 
@@ -207,13 +202,7 @@ class IntakeProcess:
 
     def wait_killed(self, timeout_s: float) -> int:
         """Wait for the armed fail point to kill the process; returns its exit code (-9 when it fired)."""
-        assert self.proc is not None
-        try:
-            code = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"fail point {self.failpoint} never fired: {self.log_path.read_text()[-2000:]}") from None
-        self._log.close()
-        return code
+        return _wait_killed(self.proc, self._log, self.failpoint, timeout_s, lambda: self.log_path.read_text()[-2000:])
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -222,14 +211,8 @@ class IntakeProcess:
         self._log.close()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
         if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, grace_s=15)
             self._log.close()
 
 
@@ -324,6 +307,84 @@ def ledger(store: Any, keys: Any, client: Any, sent: list[str]) -> dict[str, Any
     }
 
 
+class IntakeRig:
+    """The intake side of a fault test: a real store, the test's own Redis, the stream keys, a producer of numbered
+    anomalies and the threads the test runs (feeder, in-process intake); ``ledger()`` says what is filed, lost and
+    duplicated. ``close()`` stops the threads and closes what it opened."""
+
+    def __init__(self, redis_url: str, prefix: str, sql_url: str, **client_kw: Any):
+        import redis
+
+        from alerts.store import open_store
+        from alerts.streams import StreamKeys
+
+        self.redis_url, self.prefix, self.sql_url = redis_url, prefix, sql_url
+        self.store = open_store(sql_url)
+        self.keys = StreamKeys(prefix)
+        self.client = redis.Redis.from_url(redis_url, **client_kw)
+        self.producer = Producer(redis_url, prefix)
+        self.stop_feed, self.stop_intake = threading.Event(), threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def intake(self, consumer: str, **kw: Any) -> Any:
+        """An ``Intake`` over this store and Redis as ``gateway.runtime`` builds it, dispatching at once
+        (``confirm_sources = []``) so duty queues are part of what is checked; the store gets the demo's grids."""
+        from alerts.grids import load_grid_file
+        from alerts.intake import Intake
+        from gateway.config import load_deployment
+
+        dep = load_deployment()
+        dep.alerts.confirm_sources = []
+        grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
+        self.store.sync_grids(grids)
+        return Intake(self.store, grids, dep.alerts, self.client, self.keys, consumer=consumer, **kw)
+
+    def run_intake(self, intake: Any, block_ms: int = 200) -> threading.Thread:
+        """The intake's loop in a thread, exactly as the runtime runs it (``run_forever``), until ``close()``."""
+        return self._start(intake.run_forever, self.stop_intake, block_ms)
+
+    def feed(self, total: int, rate_hz: float) -> threading.Thread:
+        """The producer publishing ``total`` anomalies at ``rate_hz`` in a thread (retrying while Redis is away)."""
+        return self._start(self.producer.run, total, self.stop_feed, rate_hz)
+
+    def _start(self, target: Callable[..., Any], *args: Any) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def ledger(self) -> dict[str, Any]:
+        return ledger(self.store, self.keys, self.client, self.producer.sent)
+
+    def wait_filed(self, timeout_s: float = 60) -> None:
+        """Until every anomaly the producer sent is filed (an occurrence in the store)."""
+        wait_for(lambda: self.ledger()["lost_count"] == 0, timeout_s, "every anomaly filed")
+
+    def wait_drained(self, timeout_s: float = 30) -> None:
+        """Until the anomaly stream holds nothing pending and nothing unread for the intake group."""
+        wait_for(lambda: (lambda o: o["pending"] == 0 and o["lag"] == 0)(self.ledger()), timeout_s, "stream drained")
+
+    def close(self) -> None:
+        self.stop_feed.set()
+        self.stop_intake.set()
+        for thread in self._threads:
+            thread.join(15)
+        self.store.close()
+        self.client.close()
+
+
+def case_workers(role: str, redis_url: str, sql_url: str, prefix: str, tmp: Path, names: tuple[str, str],
+                 failpoint: str, *role_args: str, successor_claim_idle_s: float = 1.0) -> tuple[IntakeProcess, IntakeProcess]:
+    """``tests/fault/case_worker.py --role ROLE``: the first armed with ``failpoint`` (it SIGKILLs itself there),
+    its successor unarmed; logs ``a.log`` and ``b.log`` in ``tmp``."""
+    first = IntakeProcess(redis_url, sql_url, prefix, names[0], tmp / "a.log", failpoint=failpoint, script="case_worker.py")
+    second = IntakeProcess(redis_url, sql_url, prefix, names[1], tmp / "b.log", claim_idle_s=successor_claim_idle_s,
+                           script="case_worker.py")
+    for proc in (first, second):
+        proc.args += ["--role", role, *role_args]
+    return first, second
+
+
 def report(name: str, **figures: Any) -> None:
     """Print one line of figures (shown with ``pytest -s``; also appended to run/fault-report.txt for the doc)."""
     line = f"[fault] {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())
@@ -335,6 +396,84 @@ def report(name: str, **figures: Any) -> None:
             f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
     except OSError:
         pass
+
+
+# The demo's sensors a ``Device`` publishes telemetry for (they fall in both halves of a 2-way devices partition).
+DEVICES = ("smoke-0001", "water-0001", "manhole-0001")
+
+
+class Device:
+    """A device-like publisher: fixed client id, persistent session, unbounded client queue, PUBACKs counted."""
+
+    def __init__(self, port: int, prefix: str):
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.prefix = prefix
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gwfault-dev-{uuid.uuid4().hex[:8]}",
+                                  clean_session=False, protocol=mqtt.MQTTv311)
+        self.client.max_inflight_messages_set(200)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(0.05, 0.5)
+        self.mid_seq: dict[int, int] = {}
+        self.acked: set[int] = set()
+        self.early: set[int] = set()  # PUBACKs that came before publish() returned its mid
+        self.lock = threading.Lock()
+        self.published = 0  # how many of feed()'s readings publish() has handed to paho so far
+        self.client.on_publish = self._on_publish
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+        with self.lock:
+            seq = self.mid_seq.pop(mid, None)
+            if seq is None:
+                self.early.add(mid)
+            else:
+                self.acked.add(seq)
+
+    def publish(self, seq: int) -> None:
+        dev = DEVICES[seq % len(DEVICES)]
+        body = json.dumps({"device": dev, "metrics": {"seq": seq}})
+        info = self.client.publish(f"{self.prefix}/devices/{dev}/telemetry", body, qos=1)
+        with self.lock:
+            if info.mid in self.early:
+                self.early.discard(info.mid)
+                self.acked.add(seq)
+            else:
+                self.mid_seq[info.mid] = seq
+
+    def feed(self, total: int, rate_hz: float, stop: threading.Event) -> threading.Thread:
+        """Readings ``seq`` 0 … total-1 at ``rate_hz`` in a thread, round-robin over ``DEVICES`` (until ``stop``)."""
+        def load() -> None:
+            for seq in range(total):
+                if stop.is_set():
+                    return
+                self.publish(seq)
+                self.published = seq + 1
+                stop.wait(1.0 / rate_hz)
+
+        thread = threading.Thread(target=load, daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def settle(seen: list[int], wanted: set[int], timeout_s: float, quiet_s: float = 3.0) -> None:
+    """Wait until every wanted reading arrived, or nothing new arrived for ``quiet_s`` (then stop waiting)."""
+    deadline = time.monotonic() + timeout_s
+    last_n, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if wanted <= set(seen):
+            return
+        if len(seen) != last_n:
+            last_n, last_change = len(seen), time.monotonic()
+        elif time.monotonic() - last_change > quiet_s:
+            return
+        threading.Event().wait(0.1)
 
 
 def runtime_deployment(tmp: Path, *, mqtt_url: str, redis_url: str = "redis://127.0.0.1:6379/0") -> Any:
@@ -472,13 +611,7 @@ class GridwatchProcess:
 
     def wait_killed(self, timeout_s: float) -> int:
         """Wait for the fail point to fire; the return code is -SIGKILL when it did."""
-        assert self.proc is not None
-        try:
-            code = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"fail point {self.failpoint} never fired: {self.log_tail()}") from None
-        self._log.close()
-        return code
+        return _wait_killed(self.proc, self._log, self.failpoint, timeout_s, self.log_tail)
 
     def log_tail(self, n: int = 3000) -> str:
         try:
@@ -487,12 +620,7 @@ class GridwatchProcess:
             return ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, grace_s=20)
         if self._log is not None and not self._log.closed:
             self._log.close()

@@ -15,7 +15,6 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-import redis
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -122,35 +121,22 @@ def test_a_failed_clip_leaves_no_partial_file(tmpfs):
 
 
 def test_sqlite_store_on_a_full_disk_leaves_anomalies_pending_and_files_them_after(tmpfs, own_redis, prefix):
-    from alerts.grids import load_grid_file
-    from alerts.intake import INTAKE_GROUP, Intake
-    from alerts.store import open_store
-    from alerts.streams import StreamKeys
-    from gateway.config import load_deployment
-    from tests.fault.support import Producer, ledger, report, wait_for
+    from alerts.intake import INTAKE_GROUP
+    from tests.fault.support import IntakeRig, report, wait_for
 
-    dep = load_deployment()
-    dep.alerts.confirm_sources = []  # dispatch at once, so duty queues are part of what is checked
-    grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
-    store = open_store(f"sqlite:///{tmpfs.path / 'cases.db'}")
-    store.sync_grids(grids)
-    keys = StreamKeys(prefix)
-    client = redis.Redis.from_url(own_redis.url)
-    intake = Intake(store, grids, dep.alerts, client, keys, consumer="intake-disk")
-    stop = threading.Event()
-    producer = Producer(own_redis.url, prefix)
-    worker = threading.Thread(target=intake.run_forever, args=(stop, 100), daemon=True)
+    rig = IntakeRig(own_redis.url, prefix, f"sqlite:///{tmpfs.path / 'cases.db'}")
+    intake = rig.intake("intake-disk")
     try:
-        worker.start()
+        rig.run_intake(intake, block_ms=100)
         tmpfs.fill()
-        producer.run(400, threading.Event(), rate_hz=2000.0)  # ~400 tickets need far more than what is left
+        rig.producer.run(400, threading.Event(), rate_hz=2000.0)  # ~400 tickets need far more than what is left
         wait_for(lambda: intake.store_down, 30, "intake noticed the full disk")
-        pending = client.xpending(keys.anomalies, INTAKE_GROUP)["pending"]
-        filed_full = ledger(store, keys, client, producer.sent)["filed"]
+        pending = rig.client.xpending(rig.keys.anomalies, INTAKE_GROUP)["pending"]
+        filed_full = rig.ledger()["filed"]
         tmpfs.free()
         freed_at = time.monotonic()
-        wait_for(lambda: ledger(store, keys, client, producer.sent)["lost_count"] == 0, 60, "all filed after freeing")
-        out = ledger(store, keys, client, producer.sent)
+        wait_for(lambda: rig.ledger()["lost_count"] == 0, 60, "all filed after freeing")
+        out = rig.ledger()
         report("sqlite store on a full disk", sent=out["sent"], filed_while_full=filed_full, pending_while_full=pending,
                lost=out["lost_count"], occurrence_dupes=out["occurrence_dupes"], duty_dupes=out["duty_dupes"],
                all_filed_after_free_s=round(time.monotonic() - freed_at, 2))
@@ -158,7 +144,4 @@ def test_sqlite_store_on_a_full_disk_leaves_anomalies_pending_and_files_them_aft
         assert out["lost_count"] == 0 and out["occurrence_dupes"] == 0 and out["duty_dupes"] == 0
         assert out["tickets"] == 400
     finally:
-        stop.set()
-        worker.join(15)
-        store.close()
-        client.close()
+        rig.close()

@@ -7,15 +7,11 @@ entry had not been written yet gets it on redelivery. Real Redis (own server), r
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-import redis
 
-from alerts.store import open_store
-from alerts.streams import StreamKeys
-from tests.fault.support import IntakeProcess, Producer, ledger, report, wait_for
+from tests.fault.support import IntakeProcess, IntakeRig, report, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,19 +26,14 @@ def _filed(store) -> int:  # noqa: ANN001
 
 
 def test_kill9_intake_mid_load_loses_and_duplicates_nothing(own_redis, prefix, tmp_path):
-    sql = f"sqlite:///{tmp_path / 'cases.db'}"
-    store = open_store(sql)
-    keys = StreamKeys(prefix)
-    client = redis.Redis.from_url(own_redis.url)
-    producer = Producer(own_redis.url, prefix)
-    stop = threading.Event()
+    rig = IntakeRig(own_redis.url, prefix, f"sqlite:///{tmp_path / 'cases.db'}")
+    store, keys, client = rig.store, rig.keys, rig.client
     total = 600
-    first = IntakeProcess(own_redis.url, sql, prefix, "intake-a", tmp_path / "a.log")
-    second = IntakeProcess(own_redis.url, sql, prefix, "intake-b", tmp_path / "b.log")
-    feeder = threading.Thread(target=producer.run, args=(total, stop, 300.0), daemon=True)
+    first = IntakeProcess(own_redis.url, rig.sql_url, prefix, "intake-a", tmp_path / "a.log")
+    second = IntakeProcess(own_redis.url, rig.sql_url, prefix, "intake-b", tmp_path / "b.log")
     try:
         first.start()
-        feeder.start()
+        feeder = rig.feed(total, 300.0)
         wait_for(lambda: _filed(store) >= 150, 60, "first intake filed 150")
         in_flight = client.xpending(keys.anomalies, "intake")["pending"]
         filed_at_kill = _filed(store)
@@ -52,16 +43,15 @@ def test_kill9_intake_mid_load_loses_and_duplicates_nothing(own_redis, prefix, t
         feeder.join(60)
         assert not feeder.is_alive()
         # Recovery: the dead consumer's pending entries are taken over and everything sent is filed.
-        wait_for(lambda: ledger(store, keys, client, producer.sent)["lost_count"] == 0, 60, "every anomaly filed")
-        wait_for(lambda: ledger(store, keys, client, producer.sent)["pending"] == 0, 30, "nothing left pending")
+        rig.wait_filed(60)
+        wait_for(lambda: rig.ledger()["pending"] == 0, 30, "nothing left pending")
         recovery_s = time.monotonic() - killed_at
 
         # A producer re-sending the same anomalies (lost reply, retry): filed once.
         for eid, fields in client.xrange(keys.anomalies, count=50):
             client.xadd(keys.anomalies, fields)
-        wait_for(lambda: ledger(store, keys, client, producer.sent)["pending"] == 0
-                 and ledger(store, keys, client, producer.sent)["lag"] == 0, 30, "re-sent entries handled")
-        out = ledger(store, keys, client, producer.sent)
+        rig.wait_drained(30)
+        out = rig.ledger()
         report("kill -9 intake mid-load", sent=out["sent"], filed_at_kill=filed_at_kill, in_flight_at_kill=in_flight,
                lost=out["lost_count"], occurrence_dupes=out["occurrence_dupes"], tickets=out["tickets"],
                duty_dupes=out["duty_dupes"], dispatched_without_duty=len(out["dispatched_without_duty_entry"]),
@@ -73,8 +63,7 @@ def test_kill9_intake_mid_load_loses_and_duplicates_nothing(own_redis, prefix, t
         assert out["duty_dupes"] == 0
         assert out["dispatched_without_duty_entry"] == []
     finally:
-        stop.set()
+        rig.stop_feed.set()
         first.stop()
         second.stop()
-        store.close()
-        client.close()
+        rig.close()

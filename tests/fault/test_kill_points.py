@@ -13,9 +13,8 @@ import threading
 import pytest
 import redis
 
-from alerts.store import open_store
 from alerts.streams import StreamKeys
-from tests.fault.support import IntakeProcess, Producer, ledger, report, wait_for
+from tests.fault.support import IntakeProcess, IntakeRig, Producer, case_workers, report, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,27 +23,20 @@ pytestmark = pytest.mark.timeout(120)
 def test_intake_killed_between_commit_and_queue_loses_and_duplicates_nothing(point, own_redis, prefix, tmp_path):
     """After the SQL commit and before the duty-queue XADD + XACK (one MULTI): the successor re-claims the entry,
     recognises the filed anomaly, and puts its dispatched ticket on the duty queue exactly once."""
-    sql = f"sqlite:///{tmp_path / 'cases.db'}"
-    store = open_store(sql)
-    keys = StreamKeys(prefix)
-    client = redis.Redis.from_url(own_redis.url)
-    producer = Producer(own_redis.url, prefix)
-    stop = threading.Event()
+    rig = IntakeRig(own_redis.url, prefix, f"sqlite:///{tmp_path / 'cases.db'}")
     total = 300
-    first = IntakeProcess(own_redis.url, sql, prefix, "intake-a", tmp_path / "a.log", failpoint=point)
-    second = IntakeProcess(own_redis.url, sql, prefix, "intake-b", tmp_path / "b.log")
-    feeder = threading.Thread(target=producer.run, args=(total, stop, 400.0), daemon=True)
+    first = IntakeProcess(own_redis.url, rig.sql_url, prefix, "intake-a", tmp_path / "a.log", failpoint=point)
+    second = IntakeProcess(own_redis.url, rig.sql_url, prefix, "intake-b", tmp_path / "b.log")
     try:
         first.start()
-        feeder.start()
+        feeder = rig.feed(total, 400.0)
         assert first.wait_killed(60) == -9
-        at_kill = ledger(store, keys, client, producer.sent)
+        at_kill = rig.ledger()
         second.start()
         feeder.join(60)
-        wait_for(lambda: ledger(store, keys, client, producer.sent)["lost_count"] == 0, 60, "every anomaly filed")
-        wait_for(lambda: (lambda o: o["pending"] == 0 and o["lag"] == 0)(ledger(store, keys, client, producer.sent)),
-                 30, "nothing left pending")
-        out = ledger(store, keys, client, producer.sent)
+        rig.wait_filed(60)
+        rig.wait_drained(30)
+        out = rig.ledger()
         report(f"kill at {point}", sent=out["sent"], filed_at_kill=at_kill["filed"],
                dispatched_without_duty_at_kill=len(at_kill["dispatched_without_duty_entry"]), lost=out["lost_count"],
                occurrence_dupes=out["occurrence_dupes"], duty_dupes=out["duty_dupes"],
@@ -54,11 +46,10 @@ def test_intake_killed_between_commit_and_queue_loses_and_duplicates_nothing(poi
         assert out["tickets"] == total and out["duty_dupes"] == 0
         assert out["dispatched_without_duty_entry"] == []          # … and the successor repaired it, once
     finally:
-        stop.set()
+        rig.stop_feed.set()
         first.stop()
         second.stop()
-        store.close()
-        client.close()
+        rig.close()
 
 
 @pytest.fixture
@@ -152,19 +143,9 @@ def test_notifier_killed_inside_a_delivery_loses_nothing_and_repeats_carry_the_e
         client.close()
 
 
-def _dispatched_tickets(store, sql_url: str, prefix: str, client, n: int) -> list[int]:  # noqa: ANN001
+def _dispatched_tickets(rig: IntakeRig, n: int) -> list[int]:
     """``n`` camera tickets in grid 330199001001001, dispatched at once (no operator confirmation)."""
-    from alerts.grids import load_grid_file
-    from alerts.intake import Intake
-    from gateway.config import load_deployment
-
-    dep = load_deployment()
-    dep.alerts.confirm_sources = []
-    grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
-    store.sync_grids(grids)
-    intake = Intake(store, grids, dep.alerts, client, StreamKeys(prefix), consumer="setup")
-    producer = Producer("", prefix)
-    refs = intake.file_many([producer.anomaly(0, zone=f"z{i}", source_id=f"cam-setup-{i}") for i in range(n)])
+    refs = rig.intake("setup").file_many([rig.producer.anomaly(0, zone=f"z{i}", source_id=f"cam-setup-{i}") for i in range(n)])
     return [r.ticket_id for r in refs]
 
 
@@ -184,18 +165,12 @@ def _events(client, keys: StreamKeys, etype: str) -> dict[int, int]:  # noqa: AN
 
 def _signer_run(point: str, own_redis, prefix: str, tmp_path, wait_events: bool = False) -> dict:  # noqa: ANN001
     """File 60 dispatched tickets, sign them through a duty-queue reader killed at ``point``, finish with a successor."""
-    sql = f"sqlite:///{tmp_path / 'cases.db'}"
-    store = open_store(sql)
-    keys = StreamKeys(prefix)
-    client = redis.Redis.from_url(own_redis.url)
+    rig = IntakeRig(own_redis.url, prefix, f"sqlite:///{tmp_path / 'cases.db'}")
+    sql, keys, client = rig.sql_url, rig.keys, rig.client
     total = 60
-    tickets = _dispatched_tickets(store, sql, prefix, client, total)
-    first = IntakeProcess(own_redis.url, sql, prefix, "signer-a", tmp_path / "a.log", failpoint=f"{point}@20",
-                          script="case_worker.py")
-    second = IntakeProcess(own_redis.url, sql, prefix, "signer-b", tmp_path / "b.log", claim_idle_s=0.5,
-                           script="case_worker.py")
-    for proc in (first, second):
-        proc.args += ["--role", "signer", "--unit", "330199001001001"]
+    tickets = _dispatched_tickets(rig, total)
+    first, second = case_workers("signer", own_redis.url, sql, prefix, tmp_path, ("signer-a", "signer-b"), f"{point}@20",
+                                 "--unit", "330199001001001", successor_claim_idle_s=0.5)
     duty = keys.duty("330199001001001")
     try:
         first.start()
@@ -214,8 +189,7 @@ def _signer_run(point: str, own_redis, prefix: str, tmp_path, wait_events: bool 
     finally:
         first.stop()
         second.stop()
-        store.close()
-        client.close()
+        rig.close()
 
 
 @pytest.mark.parametrize("point", ["queue.after_sign", "case.after_commit"])
@@ -249,19 +223,13 @@ def test_escalator_killed_between_commit_and_publish_loses_no_duty_entry(own_red
     from alerts.models import Ticket
     from datetime import datetime, timedelta, timezone
 
-    sql = f"sqlite:///{tmp_path / 'cases.db'}"
-    store = open_store(sql)
-    keys = StreamKeys(prefix)
-    client = redis.Redis.from_url(own_redis.url)
+    rig = IntakeRig(own_redis.url, prefix, f"sqlite:///{tmp_path / 'cases.db'}")
+    sql, store, keys, client = rig.sql_url, rig.store, rig.keys, rig.client
     total = 30
-    tickets = _dispatched_tickets(store, sql, prefix, client, total)
+    tickets = _dispatched_tickets(rig, total)
     with store.write() as s:  # every one overdue for sign-for: the escalator hands them up the chain
         s.execute(update(Ticket).values(escalate_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
-    first = IntakeProcess(own_redis.url, sql, prefix, "sla-a", tmp_path / "a.log", failpoint="sla.after_commit",
-                          script="case_worker.py")
-    second = IntakeProcess(own_redis.url, sql, prefix, "sla-b", tmp_path / "b.log", script="case_worker.py")
-    for proc in (first, second):
-        proc.args += ["--role", "sla"]
+    first, second = case_workers("sla", own_redis.url, sql, prefix, tmp_path, ("sla-a", "sla-b"), "sla.after_commit")
     try:
         first.start()
         assert first.wait_killed(60) == -9
@@ -290,5 +258,4 @@ def test_escalator_killed_between_commit_and_publish_loses_no_duty_entry(own_red
     finally:
         first.stop()
         second.stop()
-        store.close()
-        client.close()
+        rig.close()

@@ -22,65 +22,17 @@ shared group (``xfail strict``, the finding). ``GRIDWATCH_LONG=1`` runs all four
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.fault.support import OwnMosquitto, count_seq_readings, drop_prefix, report, runtime_deployment, wait_for
+from tests.fault.support import (DEVICES, Device, OwnMosquitto, count_seq_readings, drop_prefix, report, runtime_deployment,
+                                 settle, wait_for)
 
 pytestmark = pytest.mark.timeout(150)
-
-DEVICES = ("smoke-0001", "water-0001", "manhole-0001")
-
-
-class Device:
-    """A device-like publisher: fixed client id, persistent session, unbounded client queue, PUBACKs counted."""
-
-    def __init__(self, port: int, prefix: str):
-        self.prefix = prefix
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gwfault-dev-{uuid.uuid4().hex[:8]}",
-                                  clean_session=False, protocol=mqtt.MQTTv311)
-        self.client.max_inflight_messages_set(200)
-        self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.05, 0.5)
-        self.mid_seq: dict[int, int] = {}
-        self.acked: set[int] = set()
-        self.early: set[int] = set()  # PUBACKs that came before publish() returned its mid
-        self.lock = threading.Lock()
-        self.client.on_publish = self._on_publish
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
-        with self.lock:
-            seq = self.mid_seq.pop(mid, None)
-            if seq is None:
-                self.early.add(mid)
-            else:
-                self.acked.add(seq)
-
-    def publish(self, seq: int) -> None:
-        dev = DEVICES[seq % len(DEVICES)]
-        body = json.dumps({"device": dev, "metrics": {"seq": seq}})
-        info = self.client.publish(f"{self.prefix}/devices/{dev}/telemetry", body, qos=1)
-        with self.lock:
-            if info.mid in self.early:
-                self.early.discard(info.mid)
-                self.acked.add(seq)
-            else:
-                self.mid_seq[info.mid] = seq
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
 
 @pytest.fixture
 def seen_readings(monkeypatch):
@@ -101,20 +53,6 @@ if LONG:
                            marks=pytest.mark.xfail(reason=SHARED_LOSS, strict=True, raises=AssertionError))]
 
 
-def settle(seen: list[int], wanted: set[int], timeout_s: float, quiet_s: float = 3.0) -> None:
-    """Wait until every wanted reading arrived, or nothing new arrived for ``quiet_s`` (then stop waiting)."""
-    deadline = time.monotonic() + timeout_s
-    last_n, last_change = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        if wanted <= set(seen):
-            return
-        if len(seen) != last_n:
-            last_n, last_change = len(seen), time.monotonic()
-        elif time.monotonic() - last_change > quiet_s:
-            return
-        threading.Event().wait(0.1)
-
-
 @pytest.mark.parametrize(("how", "shared"), CASES)
 def test_broker_restart_under_qos1_load_through_the_runtime(how, shared, tmp_path, seen_readings, monkeypatch):
     monkeypatch.setenv("YOLO_OFFLINE", "1")
@@ -130,29 +68,18 @@ def test_broker_restart_under_qos1_load_through_the_runtime(how, shared, tmp_pat
     total, rate_hz = 1000, 250.0
     device: Device | None = None
     stop = threading.Event()
-    published = [0]
     try:
         rt.start()
         assert rt.mqtt is not None and rt.mqtt.subscribed
         device = Device(broker.port, dep.ingest.mqtt.topic_prefix)
-
-        def load() -> None:
-            for seq in range(total):
-                if stop.is_set():
-                    return
-                device.publish(seq)
-                published[0] = seq + 1
-                stop.wait(1.0 / rate_hz)
-
-        feeder = threading.Thread(target=load, daemon=True)
-        feeder.start()
+        feeder = device.feed(total, rate_hz, stop)
         wait_for(lambda: len(seen_readings) >= 300, 30, "readings flowing before the restart")
         received_at_stop = len(set(seen_readings))
-        in_flight = published[0] - received_at_stop
+        in_flight = device.published - received_at_stop
         broker.stop(signal.SIGTERM) if how == "sigterm" else broker.kill()
         down_at = time.monotonic()
         wait_for(lambda: not rt.mqtt.connected, 10, "ingest noticed the broker is gone")
-        wait_for(lambda: published[0] >= received_at_stop + 200, 20, "devices publishing during the outage")
+        wait_for(lambda: device.published >= received_at_stop + 200, 20, "devices publishing during the outage")
         broker.start()
         up_at = time.monotonic()
         wait_for(lambda: rt.mqtt.subscribed, 30, "ingest reconnected and resubscribed")

@@ -7,40 +7,23 @@ a retry after a lost reply may duplicate the entry, which the intake files once.
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-import redis
 
-from alerts.intake import Intake
-from alerts.store import open_store
-from alerts.streams import StreamKeys
-from gateway.config import load_deployment
-from tests.fault.support import Producer, ledger, report, wait_for
+from tests.fault.support import IntakeRig, report, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_redis_sigkill_and_restart_mid_load(own_redis, prefix, tmp_path):
-    dep = load_deployment()
-    dep.alerts.confirm_sources = []  # dispatch at once, so duty queues are part of what is checked
-    from alerts.grids import load_grid_file
-
-    grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
-    store = open_store(f"sqlite:///{tmp_path / 'cases.db'}")
-    store.sync_grids(grids)
-    keys = StreamKeys(prefix)
-    client = redis.Redis.from_url(own_redis.url, socket_timeout=2, socket_connect_timeout=1)
-    intake = Intake(store, grids, dep.alerts, client, keys, consumer="intake-1", claim_idle_s=1.0)
-    stop, stop_feed = threading.Event(), threading.Event()
-    producer = Producer(own_redis.url, prefix)
+    rig = IntakeRig(own_redis.url, prefix, f"sqlite:///{tmp_path / 'cases.db'}", socket_timeout=2, socket_connect_timeout=1)
+    intake = rig.intake("intake-1", claim_idle_s=1.0)
+    producer = rig.producer
     total = 500
-    worker = threading.Thread(target=intake.run_forever, args=(stop, 200), daemon=True)
-    feeder = threading.Thread(target=producer.run, args=(total, stop_feed, 250.0), daemon=True)
     try:
-        worker.start()
-        feeder.start()
+        rig.run_intake(intake)
+        feeder = rig.feed(total, 250.0)
         wait_for(lambda: intake.stats["created"] >= 120, 60, "intake filed 120")
         created_at_kill = intake.stats["created"]
         own_redis.kill()
@@ -51,11 +34,10 @@ def test_redis_sigkill_and_restart_mid_load(own_redis, prefix, tmp_path):
         up_at = time.monotonic()
         feeder.join(60)
         assert not feeder.is_alive()
-        wait_for(lambda: ledger(store, keys, client, producer.sent)["lost_count"] == 0, 60, "every anomaly filed")
-        wait_for(lambda: (lambda o: o["pending"] == 0 and o["lag"] == 0)(ledger(store, keys, client, producer.sent)),
-                 30, "stream drained")
+        rig.wait_filed(60)
+        rig.wait_drained(30)
         recovered_s = time.monotonic() - up_at
-        out = ledger(store, keys, client, producer.sent)
+        out = rig.ledger()
         report("redis SIGKILL + restart mid-load", sent=out["sent"], created_before_kill=created_at_kill,
                outage_s=round(up_at - down_at, 2), producer_retries=producer.retries, lost=out["lost_count"],
                occurrence_dupes=out["occurrence_dupes"], tickets=out["tickets"], duty_dupes=out["duty_dupes"],
@@ -67,8 +49,4 @@ def test_redis_sigkill_and_restart_mid_load(own_redis, prefix, tmp_path):
         assert out["duty_dupes"] == 0
         assert out["dispatched_without_duty_entry"] == []
     finally:
-        stop_feed.set()
-        stop.set()
-        worker.join(15)
-        store.close()
-        client.close()
+        rig.close()

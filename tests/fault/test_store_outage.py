@@ -7,18 +7,14 @@ own, closed with ``ALLOW_CONNECTIONS false`` + ``pg_terminate_backend``), real R
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 import redis
 
-from alerts.grids import load_grid_file
-from alerts.intake import INTAKE_GROUP, Intake
-from alerts.store import open_store
+from alerts.intake import INTAKE_GROUP
 from alerts.streams import StreamKeys
-from gateway.config import load_deployment
-from tests.fault.support import PgDatabase, Producer, ledger, report, wait_for
+from tests.fault.support import IntakeRig, PgDatabase, report, wait_for
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -30,24 +26,15 @@ def _acked(client: redis.Redis, keys: StreamKeys) -> int:
 
 def test_postgres_outage_nothing_acked_uncommitted_and_intake_resumes(own_redis, prefix):
     db = PgDatabase()
-    dep = load_deployment()
-    dep.alerts.confirm_sources = []  # dispatch at once, so duty queues are part of what is checked
-    grids = load_grid_file(dep.resolve(dep.grids.file), version=dep.grids.version)
-    store = open_store(db.url)
-    store.sync_grids(grids)
-    keys = StreamKeys(prefix)
-    client = redis.Redis.from_url(own_redis.url)
+    rig = IntakeRig(own_redis.url, prefix, db.url)
+    client, keys, producer = rig.client, rig.keys, rig.producer
     # The production default re-claim idle time (30 s): recovery must not wait for it.
-    intake = Intake(store, grids, dep.alerts, client, keys, consumer="intake-pg")
+    intake = rig.intake("intake-pg")
     assert intake.claim_idle_ms >= 30_000
-    stop, stop_feed = threading.Event(), threading.Event()
-    producer = Producer(own_redis.url, prefix)
     total = 400
-    worker = threading.Thread(target=intake.run_forever, args=(stop, 200), daemon=True)
-    feeder = threading.Thread(target=producer.run, args=(total, stop_feed, 100.0), daemon=True)
     try:
-        worker.start()
-        feeder.start()
+        rig.run_intake(intake)
+        feeder = rig.feed(total, 100.0)
         wait_for(lambda: intake.stats["created"] >= 60, 60, "intake filed 60 before the outage")
         db.close_to_connections()
         down_at = time.monotonic()
@@ -62,11 +49,10 @@ def test_postgres_outage_nothing_acked_uncommitted_and_intake_resumes(own_redis,
         first_commit_s = time.monotonic() - up_at
         feeder.join(60)
         assert not feeder.is_alive()
-        wait_for(lambda: ledger(store, keys, client, producer.sent)["lost_count"] == 0, 90, "every anomaly filed")
+        rig.wait_filed(90)
         resumed_s = time.monotonic() - up_at
-        wait_for(lambda: (lambda o: o["pending"] == 0 and o["lag"] == 0)(ledger(store, keys, client, producer.sent)),
-                 30, "stream drained")
-        out = ledger(store, keys, client, producer.sent)
+        rig.wait_drained(30)
+        out = rig.ledger()
         report("postgresql outage under load", sent=out["sent"], outage_s=round(up_at - down_at, 2),
                acked_during_outage=acked_during, pending_during_outage=pending_during, lost=out["lost_count"],
                occurrence_dupes=out["occurrence_dupes"], tickets=out["tickets"], duty_dupes=out["duty_dupes"],
@@ -79,9 +65,5 @@ def test_postgres_outage_nothing_acked_uncommitted_and_intake_resumes(own_redis,
         assert out["tickets"] == total
         assert first_commit_s < 6, f"intake took {first_commit_s:.1f}s to resume after the store came back"
     finally:
-        stop_feed.set()
-        stop.set()
-        worker.join(15)
-        store.close()
-        client.close()
+        rig.close()
         db.drop()

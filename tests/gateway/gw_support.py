@@ -2,6 +2,7 @@
 (a unique stream prefix per test) with SQLite in a temp dir."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -23,8 +24,17 @@ REDIS_URL = os.environ.get("GRIDWATCH_TEST_REDIS", "redis://127.0.0.1:6379/0")
 INTEGRATOR_KEY = "test-integrator-key-0123456789abcdef"
 
 
+@functools.cache
+def _demo_deployment() -> Deployment:
+    """config/demo.yaml parsed and validated once per test process (~0.3 s each time here; it names no
+    environment variable, so every parse gives the same deployment)."""
+    return load_deployment()
+
+
 def make_deployment(tmp: Path, **gateway: Any) -> Deployment:
-    dep = load_deployment()
+    """The demo deployment for one test: a deep copy of the parsed demo (a test may change anything in it), its
+    own run dir, SQLite file, Redis prefix, MQTT client id and secret key, fast password hashing."""
+    dep = _demo_deployment().model_copy(deep=True)
     dep.services.run_dir = str(tmp)
     dep.services.sql_url = f"sqlite:///{tmp}/gridwatch.db"
     dep.services.stream_prefix = f"gwtest-{uuid.uuid4().hex[:10]}"

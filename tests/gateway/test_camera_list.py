@@ -9,22 +9,59 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import redis
 
 from benchmarks.fleet import grid_of, synthetic_cameras
-from gw_support import INTEGRATOR_KEY
+from gw_support import INTEGRATOR_KEY, PASSWORDS, REDIS_URL, bearer, build_test_runtime, drop_keys, login, make_deployment
 
 pytestmark = pytest.mark.timeout(180)
 KEY = {"X-API-Key": INTEGRATOR_KEY}
 N = 10_000
 
 
-@pytest.fixture
-def city(runtime):
+def _with_city(runtime: Any) -> list[str]:
+    """Add the 10,000 synthetic cameras to the runtime's deployment; the demo's own camera ids (listed first)."""
     demo = [c.id for c in runtime.deployment.cameras]
     runtime.deployment.cameras.extend(synthetic_cameras(runtime.grids, N))
     return demo
+
+
+@dataclass
+class City:
+    runtime: Any
+    client: Any
+    demo: list[str]
+
+
+@pytest.fixture(scope="module")
+def shared_city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
+    """One runtime and API holding the city for the tests that only read it (building it costs seconds here).
+    A test that edits cameras takes ``city`` (its own runtime) instead."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    dep = make_deployment(tmp_path_factory.mktemp("city"))
+    rt = build_test_runtime(dep)
+    try:
+        demo = _with_city(rt)
+        with TestClient(create_app(rt)) as client:
+            yield City(rt, client, demo)
+    finally:
+        rt.stop()
+        r = redis.Redis.from_url(REDIS_URL)
+        drop_keys(r, dep.services.stream_prefix)
+        r.close()
+
+
+@pytest.fixture
+def city(runtime: Any) -> list[str]:
+    return _with_city(runtime)
 
 
 def _ids(client, **params) -> list[str]:
@@ -37,7 +74,8 @@ def _ids(client, **params) -> list[str]:
     return ids
 
 
-def test_pages_cover_every_camera_once_in_order(client, city):
+def test_pages_cover_every_camera_once_in_order(shared_city):
+    client, city = shared_city.client, shared_city.demo
     first = client.get("/api/v1/cameras", headers=KEY).json()
     assert first["total"] == N + len(city) and first["limit"] == 100 and len(first["items"]) == 100
     assert first["next_offset"] == 100
@@ -48,7 +86,8 @@ def test_pages_cover_every_camera_once_in_order(client, city):
     assert "s3cret" not in json.dumps(first) and first["items"][0]["health"]["state"]
 
 
-def test_search_and_grid_filter(client, runtime, city):
+def test_search_and_grid_filter(shared_city):
+    client, runtime = shared_city.client, shared_city.runtime
     assert _ids(client, q="syn-0004") == [f"syn-{i:05d}" for i in range(40, 50)]
     assert _ids(client, q="合成摄像机 777 号") == ["syn-00777"]
     code = grid_of(runtime.grids, 3)
@@ -64,7 +103,9 @@ def test_search_and_grid_filter(client, runtime, city):
     assert client.get("/api/v1/cameras", headers=KEY, params={"limit": 0}).status_code == 422
 
 
-def test_state_and_host_filters_read_published_health(client, runtime, city, redis_client):
+def test_state_and_host_filters_read_published_health(shared_city, redis_client):
+    """Writes health for five synthetic cameras (60 s TTL, the runtime's prefix): no other reader here filters on it."""
+    client, runtime = shared_city.client, shared_city.runtime
     keys = runtime.camera_keys
     offline = [f"syn-{i:05d}" for i in (5, 500, 9999)]
     on_b = [f"syn-{i:05d}" for i in (6, 7)]
@@ -79,9 +120,11 @@ def test_state_and_host_filters_read_published_health(client, runtime, city, red
     assert [c["id"] for c in page["items"]] == ["syn-00500"] and page["items"][0]["health"]["detail"]["host"] == "host-a"
 
 
-def test_a_grid_leader_pages_only_their_grids(client, runtime, city, auth_as):
+def test_a_grid_leader_pages_only_their_grids(shared_city):
+    client, runtime = shared_city.client, shared_city.runtime
     mine = {g for g in runtime.grids.within("330199001001")}
-    page = client.get("/api/v1/cameras", headers=auth_as("leader_qhb"), params={"limit": 1000}).json()
+    leader = bearer(login(client, "leader_qhb", PASSWORDS["leader_qhb"]))
+    page = client.get("/api/v1/cameras", headers=leader, params={"limit": 1000}).json()
     expected = sum(1 for i in range(N) if grid_of(runtime.grids, i) in mine) + 1  # + the demo's cam-plaza
     assert page["total"] == expected
     assert all(c["grid_code"] in mine for c in page["items"])
@@ -97,7 +140,8 @@ def test_an_edited_camera_is_found_by_its_new_name(client, city):
     assert _ids(client, q="新名字") == []
 
 
-def test_a_page_does_not_cost_the_whole_list(client, city):
+def test_a_page_does_not_cost_the_whole_list(shared_city):
+    client = shared_city.client
     client.get("/api/v1/cameras", headers=KEY)  # the catalog is built on the first call
     took = []
     for params in ({}, {"q": "syn-09"}, {"offset": 9000}, {"state": "live"}):

@@ -95,7 +95,7 @@ class Gridwatch:
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(config), "--port", str(self.port),
                                       *extra], cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        self._token: str | None = None
+        self._tokens: dict[str, str] = {}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -113,12 +113,13 @@ class Gridwatch:
 
         wait_for(answers, timeout, interval=0.2, what="the API role to answer")
 
-    def auth(self) -> dict[str, str]:
-        if self._token is None:
-            r = httpx.post(f"{self.base}/api/v1/auth/token", data={"username": "admin", "password": "admin123"}, timeout=10)
+    def auth(self, username: str = "admin", password: str = "admin123") -> dict[str, str]:
+        """The bearer header of a demo account (logged in once per account)."""
+        if username not in self._tokens:
+            r = httpx.post(f"{self.base}/api/v1/auth/token", data={"username": username, "password": password}, timeout=10)
             assert r.status_code == 200, r.text
-            self._token = r.json()["access_token"]
-        return {"Authorization": f"Bearer {self._token}"}
+            self._tokens[username] = r.json()["access_token"]
+        return {"Authorization": f"Bearer {self._tokens[username]}"}
 
     def status(self) -> dict[str, Any]:
         r = httpx.get(f"{self.base}/api/v1/status", headers=self.auth(), timeout=10)
@@ -133,6 +134,19 @@ class Gridwatch:
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def interrupt(self, timeout: float = 30) -> int:
+        """Ctrl-C in the terminal (SIGINT to the supervisor's process group); SIGKILL if it is still there after
+        ``timeout``. Its exit code."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                return self.proc.wait()
         finally:
             self._log.close()
 

@@ -12,8 +12,7 @@ import threading
 import pytest
 
 from ingest.devices.topics import partition_of
-from tests.fault.support import OwnMosquitto, drop_prefix, runtime_deployment
-from tests.fault.test_mqtt_restart import DEVICES, Device, settle
+from tests.fault.support import DEVICES, Device, OwnMosquitto, drop_prefix, runtime_deployment, settle
 from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(150)
@@ -48,28 +47,18 @@ def test_two_partitions_split_devices_and_survive_a_broker_restart(tmp_path, see
     parts = [build_runtime(dep, roles=["devices"], devices_partition=Partition(i, 2)) for i in range(2)]
     device: Device | None = None
     stop = threading.Event()
-    total, published = 900, [0]
+    total = 900
     try:
         for rt in parts:
             rt.start()
         assert parts[0].mqtt.client_id != parts[1].mqtt.client_id
         device = Device(broker.port, dep.ingest.mqtt.topic_prefix)
-
-        def load() -> None:
-            for seq in range(total):
-                if stop.is_set():
-                    return
-                device.publish(seq)
-                published[0] = seq + 1
-                stop.wait(1.0 / 250)
-
-        feeder = threading.Thread(target=load, daemon=True)
-        feeder.start()
+        feeder = device.feed(total, 250.0, stop)
         wait_for(lambda: len(seen) >= 200, 30, what="readings flowing before the restart")
         broker.stop(signal.SIGTERM)
         wait_for(lambda: not any(rt.mqtt.connected for rt in parts), 10, what="both partitions noticed the broker is gone")
-        at_stop = published[0]
-        wait_for(lambda: published[0] >= at_stop + 150, 20, what="devices publishing during the outage")
+        at_stop = device.published
+        wait_for(lambda: device.published >= at_stop + 150, 20, what="devices publishing during the outage")
         broker.start()
         wait_for(lambda: all(rt.mqtt.subscribed for rt in parts), 30, what="both partitions resubscribed")
         feeder.join(60)
