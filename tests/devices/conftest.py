@@ -10,7 +10,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
+from alerts.config import AlertsConfig
+from alerts.grids import load_grid_file
+from alerts.intake import Intake
+from alerts.store import open_store
 from alerts.streams import StreamKeys, dead_letter
 from ingest.config import DeviceConfig, MqttConfig
 from ingest.devices import DeviceRegistry
@@ -127,3 +132,17 @@ class DeadLetters:
 @pytest.fixture
 def dead_letters(redis_client, stream_prefix) -> DeadLetters:
     return DeadLetters(redis_client, stream_prefix)
+
+
+@pytest.fixture
+def sqlite_intake(tmp_path, redis_client, stream_prefix):
+    """The case system's real synchronous intake on SQLite (demo grids and categories)."""
+    from tests.conftest import DEMO
+
+    demo = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    grids = load_grid_file(DEMO.parent / demo["grids"]["file"], version=str(demo["grids"]["version"]))
+    store = open_store(f"sqlite:///{tmp_path / 'cases.db'}")
+    store.sync_grids(grids)
+    yield Intake(store, grids, AlertsConfig.model_validate({**demo["alerts"], "case_prefix": "QS"}), redis_client,
+                 StreamKeys(stream_prefix), consumer="devices-test")
+    store.close()

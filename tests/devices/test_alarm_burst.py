@@ -9,13 +9,7 @@ import time
 import uuid
 
 import pytest
-import yaml
 
-from alerts.config import AlertsConfig
-from alerts.grids import load_grid_file
-from alerts.intake import Intake
-from alerts.store import open_store
-from alerts.streams import StreamKeys
 from detectors.sensor_rules import alarm_anomaly
 from ingest.config import MqttConfig
 from ingest.devices import DeviceRegistry, MemoryPressLedger, MqttIngest, PressKeys, PressLedger, RedisNonceStore
@@ -27,7 +21,6 @@ from .conftest import MQTT_URL, poll
 
 pytestmark = pytest.mark.timeout(90)
 
-REPO_DEMO = __import__("pathlib").Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
 
 
 def _press(i: int, kind: str = "press") -> AlarmPress:
@@ -111,17 +104,6 @@ def test_stop_files_what_is_queued():
     threading.Timer(0.2, gate.set).start()
     batcher.stop()
     assert sorted(filed) == sorted(f"p-{i}" for i in range(10)) and len(acks.got) == 10
-
-
-@pytest.fixture
-def sqlite_intake(tmp_path, redis_client, stream_prefix):
-    demo = yaml.safe_load(REPO_DEMO.read_text(encoding="utf-8"))
-    grids = load_grid_file(REPO_DEMO.parent / demo["grids"]["file"], version=str(demo["grids"]["version"]))
-    store = open_store(f"sqlite:///{tmp_path / 'cases.db'}")
-    store.sync_grids(grids)
-    yield Intake(store, grids, AlertsConfig.model_validate({**demo["alerts"], "case_prefix": "QS"}), redis_client,
-                 StreamKeys(stream_prefix), consumer="burst-test")
-    store.close()
 
 
 def test_burst_of_presses_through_mosquitto_into_sqlite_every_one_acked_with_a_case(sqlite_intake, redis_client,

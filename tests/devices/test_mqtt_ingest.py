@@ -124,27 +124,8 @@ def test_bad_input_is_dead_lettered_and_never_costs_a_valid_message(ingest_facto
         pub.disconnect()
 
 
-@pytest.fixture
-def intake(tmp_path, redis_client, stream_prefix):
-    """The case system's real synchronous intake on SQLite (demo grids and categories)."""
-    import yaml
-
-    from alerts.config import AlertsConfig
-    from alerts.grids import load_grid_file
-    from alerts.intake import Intake
-    from alerts.store import open_store
-    from tests.conftest import DEMO
-
-    demo = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-    grids = load_grid_file(DEMO.parent / demo["grids"]["file"], version=str(demo["grids"]["version"]))
-    store = open_store(f"sqlite:///{tmp_path / 'cases.db'}")
-    store.sync_grids(grids)
-    yield Intake(store, grids, AlertsConfig.model_validate({**demo["alerts"], "case_prefix": "QS"}), redis_client,
-                 StreamKeys(stream_prefix), consumer="devices-test")
-    store.close()
-
-
-def test_press_is_acked_with_a_case_number_within_a_second(ingest_factory, registry, mqtt_cfg, intake):
+def test_press_is_acked_with_a_case_number_within_a_second(ingest_factory, registry, mqtt_cfg, sqlite_intake):
+    intake = sqlite_intake
     filed = []
 
     def on_alarm(press):
