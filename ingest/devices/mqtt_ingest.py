@@ -35,7 +35,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -79,6 +79,16 @@ def parse_mqtt_url(url: str) -> dict[str, Any]:
 
 
 PRESS_BATCH = 256  # most alarm messages the press intake handles in one go
+
+
+class _AlarmMessage(NamedTuple):
+    """An alarm message waiting for the press intake thread, as the network thread received it."""
+    mid: int
+    qos: int
+    topic: str
+    device_id: str
+    payload: bytes
+    received_at: float
 
 
 class _NonceTally:
@@ -283,7 +293,7 @@ class MqttIngest:
                 self._telemetry_message(topic, parsed[0], payload, received_at)
             elif parsed[1] == "events":
                 if self._press_inbox is not None:
-                    self._press_inbox.put((msg.mid, msg.qos, topic, parsed[0], payload, received_at))
+                    self._press_inbox.put(_AlarmMessage(msg.mid, msg.qos, topic, parsed[0], payload, received_at))
                     return  # acknowledged by the press intake once queued durably
                 pool = self._pool
                 if pool is not None:
@@ -481,19 +491,18 @@ class MqttIngest:
             if last:
                 return
 
-    def _press_batch(self, batch: list[tuple[int, int, str, str, bytes, float]]) -> None:
+    def _press_batch(self, batch: list[_AlarmMessage]) -> None:
         tally = _NonceTally()
-        verified: list[tuple[tuple[int, int, str, str, bytes, float], AlarmPress, str]] = []
+        verified: list[tuple[_AlarmMessage, AlarmPress, str]] = []
         for item in batch:
-            mid, qos, topic, device_id, payload, received_at = item
             try:
-                got = self._verified_press(topic, device_id, payload, received_at, tally)
+                got = self._verified_press(item.topic, item.device_id, item.payload, item.received_at, tally)
             except Exception:
-                log.exception("handling alarm on %s failed", topic)
-                self._reject(topic, "handler_error", payload)
+                log.exception("handling alarm on %s failed", item.topic)
+                self._reject(item.topic, "handler_error", item.payload)
                 got = None
             if got is None:
-                self._ack_mqtt(mid, qos)
+                self._ack_mqtt(item.mid, item.qos)
             else:
                 verified.append((item, *got))
         if not verified:
@@ -503,14 +512,14 @@ class MqttIngest:
         except Exception as exc:  # Redis away: nothing queued, every box retries (its nonce was not spent)
             log.error("nonces of %d presses not checked: %s", len(verified), exc)
             fresh = None
-        presses: list[tuple[tuple[int, int, str, str, bytes, float], AlarmPress, str]] = []
+        presses: list[tuple[_AlarmMessage, AlarmPress, str]] = []
         for (item, press, nonce), ok in zip(verified, fresh or [True] * len(verified)):
             if fresh is None:
                 self._publish(press.device_id, "ack", ack_message(press, "error", None, retry=True, error="queue_unavailable"))
-                self._ack_mqtt(item[0], item[1])
+                self._ack_mqtt(item.mid, item.qos)
             elif not ok:
-                self._reject(item[2], "replayed_nonce", item[4])
-                self._ack_mqtt(item[0], item[1])
+                self._reject(item.topic, "replayed_nonce", item.payload)
+                self._ack_mqtt(item.mid, item.qos)
             else:
                 presses.append((item, press, nonce))
         if not presses:
@@ -518,11 +527,11 @@ class MqttIngest:
         acks = self.alarm_batcher.accept_many([press for _, press, _ in presses])
         for (item, press, nonce), ack in zip(presses, acks):
             try:
-                self._answer_press(press, nonce, item[5], ack)
+                self._answer_press(press, nonce, item.received_at, ack)
             except Exception:  # the press is queued (or its box told to retry): its message is still acknowledged
                 log.exception("answering press %s/%s failed", press.device_id, press.press_id)
             finally:
-                self._ack_mqtt(item[0], item[1])
+                self._ack_mqtt(item.mid, item.qos)
 
     # ----------------------------------------------------------------------------------- downlink
     def _publish(self, device_id: str, channel: str, message: dict[str, Any]) -> None:
