@@ -3,7 +3,8 @@
 Mount with ``app.include_router(reports.router, prefix="/api/v1")`` and serve the pages with
 ``reports.mount_pages(app)`` (``/report/`` resident, ``/report/hotline.html``, ``/report/patrol.html``).
 The channel parts are the runtime's (``runtime.channels``, built by ``alerts.channels.build``); they answer
-typed values (dataclasses), which this module turns into JSON.
+typed values (dataclasses), which this module turns into the response models of ``gateway.api.report_schemas``
+(the same JSON as before the models, now documented in the OpenAPI schema).
 Resident endpoints take ``Authorization: Bearer <resident token>`` from ``POST /reports/public/login``;
 staff endpoints take the usual staff credentials. Phone numbers and names are masked for every role
 except dispatcher and admin.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path as PathParam, Query, Request, UploadFile, status
 from fastapi.encoders import jsonable_encoder
@@ -29,6 +30,9 @@ from alerts.channels.screening import ReportError
 from alerts.channels.values import Photo, ReportInput, Staff
 from gateway.api.deps import client_ip, current_principal, errors, require
 from gateway.api.parts import ApiRuntime
+from gateway.api.report_schemas import (FiledReportOut, GeocodeOut, PublicConfig, PublicGrids, RecategorizedOut, ReportPageOut,
+                                        ResidentReportDetailOut, ResidentReportOut, RetrainOut, SatisfactionOut, StaffReportOut,
+                                        SuggestionOut, SurveyAnswerOut, SurveyViewOut)
 from gateway.auth import Principal
 
 log = logging.getLogger("alerts.channels")
@@ -52,9 +56,13 @@ def channels(request: Request) -> Channels:
     return found
 
 
-def _json(value: Any) -> Any:
-    """A channel's typed answer (dataclasses, datetimes as ISO 8601) as the JSON the pages read."""
-    return jsonable_encoder(value)
+M = TypeVar("M", bound=BaseModel)
+
+
+def _out(model: type[M], value: Any) -> M:
+    """A channel's typed answer (dataclasses) as its response model. It goes through ``jsonable_encoder`` first so
+    times are the ISO 8601 text the pages have always read (``IsoTime``, see ``report_schemas``)."""
+    return model.model_validate(jsonable_encoder(value))
 
 
 def _http(exc: ReportError | OtpError | ValueError) -> HTTPException:
@@ -119,16 +127,19 @@ class LoginOut(BaseModel):
     phone: str = Field(description="the number, masked")
 
 
-@router.get("/reports/public/config", responses=errors(503), summary="Categories, urgency levels and limits the report pages need")
-def public_config(ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return {"district": ch.gazetteer.district, "categories": ch.catalog.public(), "urgency": URGENCY_LABELS,
-            "hotline_lines": list(HOTLINE_LINES), "max_photos": ch.cfg.max_photos, "photo_max_bytes": ch.cfg.photo_max_bytes,
-            "min_text_chars": ch.cfg.min_text_chars, "max_text_chars": ch.cfg.max_text_chars}
+@router.get("/reports/public/config", response_model=PublicConfig, responses=errors(503),
+            summary="Categories, urgency levels and limits the report pages need")
+def public_config(ch: Channels = Depends(channels)) -> PublicConfig:
+    return PublicConfig.model_validate({
+        "district": ch.gazetteer.district, "categories": ch.catalog.public(), "urgency": URGENCY_LABELS,
+        "hotline_lines": list(HOTLINE_LINES), "max_photos": ch.cfg.max_photos, "photo_max_bytes": ch.cfg.photo_max_bytes,
+        "min_text_chars": ch.cfg.min_text_chars, "max_text_chars": ch.cfg.max_text_chars})
 
 
-@router.get("/reports/public/grids", responses=errors(503), summary="Grid polygons for the resident's map (GeoJSON, WGS-84)")
-def public_grids(ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return ch.core.parts.grids.to_geojson()
+@router.get("/reports/public/grids", response_model=PublicGrids, responses=errors(503),
+            summary="Grid polygons for the resident's map (GeoJSON, WGS-84)")
+def public_grids(ch: Channels = Depends(channels)) -> PublicGrids:
+    return PublicGrids.model_validate(ch.core.parts.grids.to_geojson())
 
 
 @router.post("/reports/public/otp", response_model=OtpOut, responses=errors(400, 422, 429),
@@ -157,38 +168,38 @@ def logout(request: Request, _: Resident = Depends(resident), ch: Channels = Dep
 
 
 # -- filing ---------------------------------------------------------------------------------------
-@router.post("/reports/resident", responses=errors(401, 413, 422, 429, 503),
+@router.post("/reports/resident", response_model=FiledReportOut, responses=errors(401, 413, 422, 429, 503),
              summary="A resident files a report: text, photos and a point (WGS84 or GCJ02)")
 async def file_resident(text: str = Form(..., max_length=5000), lon: float | None = Form(None), lat: float | None = Form(None),
                         crs: Literal["WGS84", "GCJ02", "BD09"] = Form("WGS84"), address: str | None = Form(None, max_length=300),
                         category: str | None = Form(None, max_length=8), name: str | None = Form(None, max_length=100),
                         wechat_openid: str | None = Form(None, max_length=128),
                         photos: list[UploadFile] | None = File(None), who: Resident = Depends(resident),
-                        ch: Channels = Depends(channels)) -> dict[str, Any]:
+                        ch: Channels = Depends(channels)) -> FiledReportOut:
     inp = ReportInput(text=text, lon=lon, lat=lat, crs=crs, address=address, category=category or None, name=name,
                       wechat_openid=wechat_openid)
     try:
-        return _json(ch.resident.file(inp, await _photos(photos, ch), resident_phone=who.phone))
+        return _out(FiledReportOut, ch.resident.file(inp, await _photos(photos, ch), resident_phone=who.phone))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
 
-@router.post("/reports/patrol", responses=errors(401, 403, 413, 422, 503),
+@router.post("/reports/patrol", response_model=FiledReportOut, responses=errors(401, 403, 413, 422, 503),
              summary="A grid worker files what they found on patrol (采); signed by them when in their own grid")
 async def file_patrol(text: str = Form(..., max_length=5000), lon: float = Form(...), lat: float = Form(...),
                       crs: Literal["WGS84", "GCJ02", "BD09"] = Form("WGS84"), address: str | None = Form(None, max_length=300),
                       category: str | None = Form(None, max_length=8), urgency: str | None = Form(None, max_length=16),
                       photos: list[UploadFile] | None = File(None),
                       p: Principal = Depends(require_role("grid_worker", "grid_leader")),
-                      ch: Channels = Depends(channels)) -> dict[str, Any]:
+                      ch: Channels = Depends(channels)) -> FiledReportOut:
     inp = ReportInput(text=text, lon=lon, lat=lat, crs=crs, address=address, category=category or None, urgency=urgency or None)
     try:
-        return _json(ch.patrol.file(inp, await _photos(photos, ch), staff=staff_of(p)))
+        return _out(FiledReportOut, ch.patrol.file(inp, await _photos(photos, ch), staff=staff_of(p)))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
 
-@router.post("/reports/hotline", responses=errors(401, 403, 413, 422, 429, 503),
+@router.post("/reports/hotline", response_model=FiledReportOut, responses=errors(401, 403, 413, 422, 429, 503),
              summary="A dispatcher files a call or a front-desk visit (收): caller, callback number, address, category")
 async def file_hotline(text: str = Form(..., max_length=5000), caller: str | None = Form(None, max_length=100),
                        phone: str | None = Form(None, max_length=20), line: str = Form("12345"),
@@ -197,11 +208,11 @@ async def file_hotline(text: str = Form(..., max_length=5000), caller: str | Non
                        category: str | None = Form(None, max_length=8), urgency: str | None = Form(None, max_length=16),
                        photos: list[UploadFile] | None = File(None),
                        p: Principal = Depends(require_role("dispatcher", "operator")),
-                       ch: Channels = Depends(channels)) -> dict[str, Any]:
+                       ch: Channels = Depends(channels)) -> FiledReportOut:
     inp = ReportInput(text=text, name=caller, phone=phone, line=line, address=address, lon=lon, lat=lat, crs=crs,
                       category=category or None, urgency=urgency or None)
     try:
-        return _json(ch.hotline.file(inp, await _photos(photos, ch), staff=staff_of(p)))
+        return _out(FiledReportOut, ch.hotline.file(inp, await _photos(photos, ch), staff=staff_of(p)))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
@@ -213,49 +224,53 @@ class RatingIn(BaseModel):
     resolved: bool | None = None
 
 
-@router.get("/reports/mine", responses=errors(401), summary="The resident's reports and the state of their cases")
-def mine(who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> list[dict[str, Any]]:
-    return _json(ch.resident.mine(who.phone))
+@router.get("/reports/mine", response_model=list[ResidentReportOut], responses=errors(401),
+            summary="The resident's reports and the state of their cases")
+def mine(who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> list[ResidentReportOut]:
+    return [_out(ResidentReportOut, r) for r in ch.resident.mine(who.phone)]
 
 
-@router.get("/reports/mine/{report_id}", responses=errors(401, 404, 422), summary="One report with its case timeline")
-def mine_one(report_id: ReportId, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
+@router.get("/reports/mine/{report_id}", response_model=ResidentReportDetailOut, responses=errors(401, 404, 422),
+            summary="One report with its case timeline")
+def mine_one(report_id: ReportId, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> ResidentReportDetailOut:
     try:
-        return _json(ch.resident.one(who.phone, report_id))
+        return _out(ResidentReportDetailOut, ch.resident.one(who.phone, report_id))
     except ReportError as exc:
         raise _http(exc) from None
 
 
-@router.post("/reports/mine/{report_id}/info", responses=errors(401, 404, 409, 413, 422),
+@router.post("/reports/mine/{report_id}/info", response_model=ResidentReportDetailOut, responses=errors(401, 404, 409, 413, 422),
              summary="Add text and photos to an open case")
 async def add_info(report_id: ReportId, text: str = Form(..., max_length=5000), photos: list[UploadFile] | None = File(None),
-                   who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
+                   who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> ResidentReportDetailOut:
     try:
-        return _json(ch.resident.add_info(who.phone, report_id, text, await _photos(photos, ch)))
+        return _out(ResidentReportDetailOut, ch.resident.add_info(who.phone, report_id, text, await _photos(photos, ch)))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
 
-@router.post("/reports/mine/{report_id}/rating", responses=errors(401, 404, 409, 422), summary="Rate a closed case (1–5)")
-def rate(report_id: ReportId, body: RatingIn, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> dict[str, Any]:
+@router.post("/reports/mine/{report_id}/rating", response_model=SurveyAnswerOut, responses=errors(401, 404, 409, 422),
+             summary="Rate a closed case (1–5)")
+def rate(report_id: ReportId, body: RatingIn, who: Resident = Depends(resident), ch: Channels = Depends(channels)) -> SurveyAnswerOut:
     try:
-        return _json(ch.resident.rate(who.phone, report_id, body.score, body.comment, body.resolved))
+        return _out(SurveyAnswerOut, ch.resident.rate(who.phone, report_id, body.score, body.comment, body.resolved))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
 
-@router.get("/reports/survey/{token}", responses=errors(404, 422), summary="The 回访 survey behind an SMS link")
-def get_survey(token: str, ch: Channels = Depends(channels)) -> dict[str, Any]:
+@router.get("/reports/survey/{token}", response_model=SurveyViewOut, responses=errors(404, 422), summary="The 回访 survey behind an SMS link")
+def get_survey(token: str, ch: Channels = Depends(channels)) -> SurveyViewOut:
     try:
-        return _json(ch.surveys.view(token[:64]))
+        return _out(SurveyViewOut, ch.surveys.view(token[:64]))
     except ReportError as exc:
         raise _http(exc) from None
 
 
-@router.post("/reports/survey/{token}", responses=errors(404, 409, 410, 422), summary="Answer the 回访 survey")
-def answer_survey(token: str, body: RatingIn, ch: Channels = Depends(channels)) -> dict[str, Any]:
+@router.post("/reports/survey/{token}", response_model=SurveyAnswerOut, responses=errors(404, 409, 410, 422),
+             summary="Answer the 回访 survey")
+def answer_survey(token: str, body: RatingIn, ch: Channels = Depends(channels)) -> SurveyAnswerOut:
     try:
-        return _json(ch.surveys.answer(token[:64], body.score, body.comment, body.resolved))
+        return _out(SurveyAnswerOut, ch.surveys.answer(token[:64], body.score, body.comment, body.resolved))
     except (ReportError, ValueError) as exc:
         raise _http(exc) from None
 
@@ -270,50 +285,58 @@ class CategoryIn(BaseModel):
     urgency: Literal["low", "normal", "high", "critical"] | None = None
 
 
-@router.post("/reports/classify", responses=errors(401, 403, 422), summary="Suggested category and urgency for a text, with confidence")
-def classify(body: ClassifyIn, _: Principal = Depends(require("tickets:act")), ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return _json(ch.suggester.classify(body.text))
+@router.post("/reports/classify", response_model=SuggestionOut, responses=errors(401, 403, 422),
+             summary="Suggested category and urgency for a text, with confidence")
+def classify(body: ClassifyIn, _: Principal = Depends(require("tickets:act")), ch: Channels = Depends(channels)) -> SuggestionOut:
+    return _out(SuggestionOut, ch.suggester.classify(body.text))
 
 
-@router.get("/reports/geocode", responses=errors(401, 403, 422), summary="Address registry candidates for a free-text address (WGS-84)")
+@router.get("/reports/geocode", response_model=GeocodeOut, responses=errors(401, 403, 422),
+            summary="Address registry candidates for a free-text address (WGS-84)")
 def geocode(q: str = Query(..., min_length=1, max_length=300), _: Principal = Depends(require("tickets:read")),
-            ch: Channels = Depends(channels)) -> dict[str, Any]:
+            ch: Channels = Depends(channels)) -> GeocodeOut:
     hits = ch.gazetteer.search(q)
     best = ch.gazetteer.geocode(q)
-    return {"query": q, "match": best.to_dict() if best else None, "candidates": [h.to_dict() for h in hits]}
+    return GeocodeOut.model_validate({"query": q, "match": best.to_dict() if best else None,
+                                      "candidates": [h.to_dict() for h in hits]})
 
 
-@router.get("/reports/satisfaction", responses=errors(401, 403, 422), summary="满意率 from 回访 surveys per grid/unit/department/category")
+@router.get("/reports/satisfaction", response_model=SatisfactionOut, responses=errors(401, 403, 422),
+            summary="满意率 from 回访 surveys per grid/unit/department/category")
 def get_satisfaction(group_by: Literal["grid", "unit", "department", "category"] = "grid",
-                     p: Principal = Depends(require("kpis")), ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return satisfaction(ch.core.parts.store, group_by=group_by, grids=None if p.scope is None else sorted(p.scope))
+                     p: Principal = Depends(require("kpis")), ch: Channels = Depends(channels)) -> SatisfactionOut:
+    return SatisfactionOut.model_validate(
+        satisfaction(ch.core.parts.store, group_by=group_by, grids=None if p.scope is None else sorted(p.scope)))
 
 
-@router.post("/reports/classifier/retrain", responses=errors(401, 403), summary="Retrain the classifier on the seed plus all corrections now")
-def retrain(_: Principal = Depends(require_role("dispatcher")), ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return {"examples": ch.suggester.retrain()}
+@router.post("/reports/classifier/retrain", response_model=RetrainOut, responses=errors(401, 403),
+             summary="Retrain the classifier on the seed plus all corrections now")
+def retrain(_: Principal = Depends(require_role("dispatcher")), ch: Channels = Depends(channels)) -> RetrainOut:
+    return RetrainOut(examples=ch.suggester.retrain())
 
 
-@router.get("/reports", responses=errors(401, 403, 422), summary="Reports in the caller's grids (phones and names masked except for dispatcher/admin)")
+@router.get("/reports", response_model=ReportPageOut, responses=errors(401, 403, 422),
+            summary="Reports in the caller's grids (phones and names masked except for dispatcher/admin)")
 def list_reports(channel: Literal["resident", "patrol", "hotline"] | None = None, ticket_id: int | None = Query(None, ge=1, le=2**63 - 1),
                  offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=200),
-                 p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> dict[str, Any]:
-    return _json(ch.staff.list(staff_of(p), channel=channel, ticket_id=ticket_id, offset=offset, limit=limit))
+                 p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> ReportPageOut:
+    return _out(ReportPageOut, ch.staff.list(staff_of(p), channel=channel, ticket_id=ticket_id, offset=offset, limit=limit))
 
 
-@router.get("/reports/{report_id}", responses=errors(401, 403, 404, 422), summary="One report (masked per role)")
-def get_report(report_id: ReportId, p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> dict[str, Any]:
+@router.get("/reports/{report_id}", response_model=StaffReportOut, responses=errors(401, 403, 404, 422),
+            summary="One report (masked per role)")
+def get_report(report_id: ReportId, p: Principal = Depends(require("tickets:read")), ch: Channels = Depends(channels)) -> StaffReportOut:
     try:
-        return _json(ch.staff.get(report_id, staff_of(p)))
+        return _out(StaffReportOut, ch.staff.get(report_id, staff_of(p)))
     except ReportError as exc:
         raise _http(exc) from None
 
 
-@router.post("/reports/{report_id}/category", responses=errors(401, 403, 404, 422),
+@router.post("/reports/{report_id}/category", response_model=RecategorizedOut, responses=errors(401, 403, 404, 422),
              summary="Correct a report's category/urgency (stored as a correction the classifier learns from)")
 def recategorize(report_id: ReportId, body: CategoryIn, p: Principal = Depends(require_role("dispatcher")),
-                 ch: Channels = Depends(channels)) -> dict[str, Any]:
+                 ch: Channels = Depends(channels)) -> RecategorizedOut:
     try:
-        return _json(ch.staff.recategorize(report_id, body.category, body.urgency, staff_of(p)))
+        return _out(RecategorizedOut, ch.staff.recategorize(report_id, body.category, body.urgency, staff_of(p)))
     except ReportError as exc:
         raise _http(exc) from None

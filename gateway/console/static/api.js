@@ -27,14 +27,15 @@ async function tryRefresh() {
   return true;
 }
 
-async function api(path, { method = "GET", body, form, raw = false, retry = true } = {}) {
+/* ``signal`` (an AbortSignal) cancels the request, e.g. when the page that asked for it is left. */
+async function api(path, { method = "GET", body, form, raw = false, retry = true, signal } = {}) {
   const headers = {};
   if (Auth.access) headers.Authorization = "Bearer " + Auth.access;
   let payload;
   if (form) { payload = new URLSearchParams(form); }
   else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
-  const r = await fetch(API + path, { method, headers, body: payload });
-  if (r.status === 401 && retry && !form && (await tryRefresh())) return api(path, { method, body, raw, retry: false });
+  const r = await fetch(API + path, { method, headers, body: payload, signal });
+  if (r.status === 401 && retry && !form && (await tryRefresh())) return api(path, { method, body, raw, retry: false, signal });
   if (r.status === 401 && !form) { Auth.clear(); location.hash = "#/login"; }
   if (!r.ok) {
     let detail = r.statusText;
@@ -47,16 +48,16 @@ async function api(path, { method = "GET", body, form, raw = false, retry = true
 }
 
 /* A short-lived media token for <img> sources (snapshots, evidence, MJPEG), which cannot send headers. */
-async function mediaToken() {
+async function mediaToken(signal) {
   const cached = JSON.parse(sessionStorage.getItem("gw.media") || "null");
   if (cached && cached.until > Date.now() + 15000) return cached.token;
-  const m = await api("/auth/media-token", { method: "POST" });
+  const m = await api("/auth/media-token", { method: "POST", signal });
   sessionStorage.setItem("gw.media", JSON.stringify({ token: m.media_token, until: Date.now() + m.expires_in * 1000 }));
   return m.media_token;
 }
 
-async function mediaUrl(path) {
-  return API + path + (path.includes("?") ? "&" : "?") + "mt=" + encodeURIComponent(await mediaToken());
+async function mediaUrl(path, signal) {
+  return API + path + (path.includes("?") ? "&" : "?") + "mt=" + encodeURIComponent(await mediaToken(signal));
 }
 
 function h(tag, attrs, ...children) {

@@ -182,44 +182,105 @@ Pages.kpi = async function () {
     h("div", { class: "buttons" }, h("label", { class: "inline" }, t("period"), month), h("label", { class: "inline" }, all, t("all"))), body);
 };
 
+/* The live view: WebRTC first, MJPEG when it fails. Its set-up is a chain of awaits (offer, ICE gathering, the
+   answer, a media token) that can outlive the page: leaving the page (navigating, logging out) aborts it, a newer
+   start supersedes an older one, and every step checks both before it goes on, so nothing is sent after the page
+   is gone and never without a token; a failure ends as a readable line in the tile, never as an unhandled rejection. */
+class LiveCancelled extends Error {}
+
+/* Resolves when ICE gathering completes, after ``ms`` at most, or at once when ``signal`` aborts. */
+function iceGathered(pc, signal, ms) {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete" || signal.aborted) return resolve();
+    const done = () => { clearTimeout(timer); pc.removeEventListener("icegatheringstatechange", check); signal.removeEventListener("abort", done); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const timer = setTimeout(done, ms);
+    pc.addEventListener("icegatheringstatechange", check);
+    signal.addEventListener("abort", done);
+  });
+}
+
 Pages.live = async function (ctx, cameraId) {
   const video = h("video", { id: "live-video", autoplay: true, muted: true, playsinline: true });
   video.muted = true;
   const img = h("img", { id: "live-mjpeg", hidden: true, alt: "MJPEG" });
   const state = h("span", { class: "meta", id: "live-state-text" }, t("connecting"));
+  const error = h("p", { class: "error", id: "live-error", hidden: true });
+  const left = new AbortController();  // aborted when the page is left
+  const cam = encodeURIComponent(cameraId);
   let pc = null;
-  async function startWebRTC() {
-    img.hidden = true; img.removeAttribute("src"); video.hidden = false;
-    pc = new RTCPeerConnection({ iceServers: [] });
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.ontrack = (ev) => { video.srcObject = ev.streams[0] || new MediaStream([ev.track]); video.play().catch(() => {}); };
-    pc.onconnectionstatechange = () => {
-      state.textContent = `${t("webrtc")}: ${pc.connectionState}`;
-      if (pc.connectionState === "failed") startMjpeg();
-    };
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === "complete") return resolve();
-      const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
-      pc.addEventListener("icegatheringstatechange", done);
-      setTimeout(resolve, 2000);
-    });
-    const answer = await api(`/cameras/${encodeURIComponent(cameraId)}/webrtc`, { method: "POST", body: { sdp: pc.localDescription.sdp, type: "offer" } });
-    await pc.setRemoteDescription(answer);
+  let attempt = 0;  // the newest start; an older one still negotiating stops at its next step
+  /* Throws LiveCancelled when attempt ``n`` must not go on: the page was left, a newer start began, or the session ended. */
+  function proceed(n) {
+    if (left.signal.aborted || n !== attempt || !Auth.access) throw new LiveCancelled();
   }
-  async function startMjpeg() {
-    if (pc) { pc.close(); pc = null; }
+  function closePeer() { if (pc) { pc.onconnectionstatechange = null; pc.ontrack = null; pc.close(); pc = null; } }
+  function showError(key, e) { error.textContent = `${t(key)}: ${e.message || e}`; error.hidden = false; }
+  async function startWebRTC(n) {
+    img.hidden = true; img.removeAttribute("src"); video.hidden = false;
+    const peer = (pc = new RTCPeerConnection({ iceServers: [] }));
+    peer.addTransceiver("video", { direction: "recvonly" });
+    peer.ontrack = (ev) => { video.srcObject = ev.streams[0] || new MediaStream([ev.track]); video.play().catch(() => {}); };
+    peer.onconnectionstatechange = () => {
+      state.textContent = `${t("webrtc")}: ${peer.connectionState}`;
+      if (peer.connectionState === "failed" && peer === pc) connect("mjpeg", new Error(`${t("webrtc")}: failed`));
+    };
+    const offer = await peer.createOffer();
+    proceed(n);
+    await peer.setLocalDescription(offer);
+    proceed(n);
+    await iceGathered(peer, left.signal, 2000);
+    proceed(n);
+    const answer = await api(`/cameras/${cam}/webrtc`, { method: "POST", body: { sdp: peer.localDescription.sdp, type: "offer" }, signal: left.signal });
+    proceed(n);
+    await peer.setRemoteDescription(answer);
+  }
+  async function startMjpeg(n) {
+    closePeer();
     video.hidden = true; video.srcObject = null;
+    const url = await mediaUrl(`/cameras/${cam}/mjpeg`, left.signal);
+    proceed(n);
     img.hidden = false;
-    img.src = await mediaUrl(`/cameras/${encodeURIComponent(cameraId)}/mjpeg`);
+    img.src = url;
     state.textContent = t("mjpeg");
   }
-  ctx.cleanup = () => { if (pc) pc.close(); img.removeAttribute("src"); };
-  startWebRTC().catch((e) => { toast(e.message, true); startMjpeg(); });
+  /* One start (``kind`` "webrtc" falls back to MJPEG); it never rejects. ``why`` is the failure that led here. */
+  async function connect(kind, why) {
+    const n = ++attempt;
+    closePeer();
+    error.hidden = true;
+    if (why) showError("live_webrtc_failed", why);
+    let outcome = kind;
+    try {
+      if (kind === "webrtc") {
+        try { await startWebRTC(n); return; } catch (e) {
+          if (e instanceof LiveCancelled || left.signal.aborted) throw e;
+          proceed(n);
+          showError("live_webrtc_failed", e);
+          outcome = "mjpeg";
+        }
+      }
+      await startMjpeg(n);
+    } catch (e) {
+      if (e instanceof LiveCancelled || left.signal.aborted) { outcome = "cancelled"; return; }
+      outcome = "failed";
+      state.textContent = t("error");
+      showError("live_mjpeg_failed", e);
+    } finally {
+      window.gwLiveSetup = { camera: cameraId, attempt: n, outcome };  // read by the browser tests
+    }
+  }
+  img.addEventListener("error", () => {
+    if (!left.signal.aborted && img.getAttribute("src")) showError("live_mjpeg_failed", new Error(t("live_stream_ended")));
+  });
+  ctx.cleanup = () => { left.abort(); attempt += 1; closePeer(); img.removeAttribute("src"); };
+  window.gwLiveSetup = null;
+  connect("webrtc");
   return h("div", { class: "live" },
     h("h2", {}, t("live"), " · ", cameraId, " ", state),
     h("div", { class: "buttons" },
-      h("button", { onclick: () => { ctx.cleanup(); startWebRTC().catch(() => startMjpeg()); } }, t("webrtc")),
-      h("button", { id: "use-mjpeg", onclick: startMjpeg }, t("mjpeg"))),
+      h("button", { id: "use-webrtc", onclick: () => connect("webrtc") }, t("webrtc")),
+      h("button", { id: "use-mjpeg", onclick: () => connect("mjpeg") }, t("mjpeg"))),
+    error,
     h("div", { class: "player" }, video, img));
 };
