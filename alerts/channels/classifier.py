@@ -52,6 +52,7 @@ URGENCY_PRIOR_WEIGHT = 0.2   # the category's configured severity as a prior on 
 URGENCY_HINT_WEIGHT = 0.45  # lexicon urgency hints (high / low)
 CRITICAL_RUNNER_UP = 0.2    # a critical category this probable is put first when the top one is not critical
 CRITICAL_MARGIN = 0.25      # … and when it is within this of the top one
+DANGER_RUNNER_UP = 0.3      # a danger sign's own category goes first only when this probable (0/0.1/0.2/0.3/0.5/never by CV on tuning, round 5: 0.951→0.960 at ≥ 0.3; a fall that bleeds stays a fall)
 CONFIDENCE_SHARPNESS = 2.5  # p**a renormalised: the blend is under-confident; a fitted on the tuning reports (NLL)
 LEXICON_EXAMPLE_WEIGHT = 0.3  # each lexicon word as an example (chosen on the tuning reports)
 # Without a danger word, still critical when the model leans that way (bias to critical). Chosen on the
@@ -336,7 +337,7 @@ class ReportClassifier:
             if code not in self._critical:
                 continue
             close = probs[i] >= CRITICAL_RUNNER_UP and probs[order[0]] - probs[i] <= CRITICAL_MARGIN
-            if close or code in danger_cats:
+            if close or (code in danger_cats and probs[i] >= DANGER_RUNNER_UP):
                 return [i] + [j for j in order if j != i]
         return order
 
