@@ -12,7 +12,7 @@ import pytest
 
 from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
 from alerts.channels.evaluate import (HELDOUT, LATER_HELDOUT, TUNING, correction_pool, cross_validate, demo_catalog,
-                                     evaluate, later_heldout)
+                                     evaluate, later_heldout, leave_file_out_pool)
 from tests.channels.conftest import DATA
 
 
@@ -51,6 +51,16 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
         rows = later_heldout()[key]
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= 5, key
+
+
+def test_leave_file_out_pool_never_holds_the_file_it_scores():
+    """``evaluate --leave-file-out`` corrects with the other held-out files; the scored one must not be among them."""
+    files = {"first": load_examples(HELDOUT), **later_heldout()}
+    tuning = [r for p in TUNING for r in load_examples(p)]
+    for key, rows in files.items():
+        pool = {r.text for r in leave_file_out_pool(key, tuning, files)}
+        assert not {r.text for r in rows} & pool, key
+        assert {r.text for r in files["ninth" if key != "ninth" else "eighth"]} <= pool, key
 
 
 @pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
