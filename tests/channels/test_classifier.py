@@ -12,7 +12,7 @@ import pytest
 
 from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
 from alerts.channels.evaluate import (HELDOUT, LATER_HELDOUT, TUNING, correction_pool, cross_validate, demo_catalog,
-                                     evaluate, later_heldout)
+                                     evaluate, later_heldout, leave_file_out_pool)
 from tests.channels.conftest import DATA
 
 
@@ -46,11 +46,21 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
         assert len(rows) >= 100 and {r.category for r in rows} == set(catalog.labels()), key
         assert not {r.text for r in rows} & others, key
     assert len(later_heldout()["fifth"]) >= 150
-    # Round 4's two files: large enough, at least 5 per category, and enough critical reports to measure recall.
-    for key, n, critical in (("seventh", 120, 25), ("eighth", 100, 20)):
+    # Round 4's two files and round 5's: large enough, at least 5 per category, and enough critical reports to measure recall.
+    for key, n, critical in (("seventh", 120, 25), ("eighth", 100, 20), ("ninth", 100, 20)):
         rows = later_heldout()[key]
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= 5, key
+
+
+def test_leave_file_out_pool_never_holds_the_file_it_scores():
+    """``evaluate --leave-file-out`` corrects with the other held-out files; the scored one must not be among them."""
+    files = {"first": load_examples(HELDOUT), **later_heldout()}
+    tuning = [r for p in TUNING for r in load_examples(p)]
+    for key, rows in files.items():
+        pool = {r.text for r in leave_file_out_pool(key, tuning, files)}
+        assert not {r.text for r in rows} & pool, key
+        assert {r.text for r in files["ninth" if key != "ninth" else "eighth"]} <= pool, key
 
 
 @pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
@@ -67,19 +77,20 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     # Confidence means what it says: expected calibration error of the top suggestion.
     assert r["ece_day_one"] <= 0.08 and r["ece_last"] <= 0.08, (r["reliability_day_one"], r["reliability_last"])
     # The later held-out sets (each written after the previous change was committed) are harder and below some
-    # of the issue's targets (docs/CHANNELS.md, round 4). Critical recall is asserted at the target itself (0.95)
+    # of the issue's targets (docs/CHANNELS.md, round 5). Critical recall is asserted at the target itself (0.95)
     # where it was reached on day one and after 200 corrections — the fourth to eighth files; the sixth has 19
-    # critical reports, so one miss is 0.947. The second (0.905) and third (0.909 → 0.955) do not reach it: their
-    # floors are what was reached, one report lower. Category and urgency floors sit about one report under what
-    # was measured at round 4's last change, so that none can get worse unseen. The eighth file was written
-    # after that change and is the honest figure for wording the classifier has not seen.
-    for key, recall, category, urgency in (("later", (0.85, 0.85), (0.85, 0.86), (0.83, 0.84)),
-                                           ("final", (0.86, 0.90), (0.88, 0.87), (0.83, 0.87)),
-                                           ("fourth", (0.95, 0.95), (0.86, 0.88), (0.91, 0.92)),
-                                           ("fifth", (0.95, 0.95), (0.93, 0.93), (0.86, 0.88)),
-                                           ("sixth", (0.94, 0.94), (0.87, 0.87), (0.86, 0.85)),
-                                           ("seventh", (0.95, 0.95), (0.82, 0.83), (0.83, 0.85)),
-                                           ("eighth", (0.95, 0.95), (0.85, 0.84), (0.86, 0.86))):
+    # critical reports, so one miss is 0.947. The second (0.905), third (0.909 → 0.955) and ninth (0.909) do not
+    # reach it: their floors are what was reached, one report lower. Category and urgency floors sit about one
+    # report under what was measured at round 5's last change, so that none can get worse unseen. The ninth file
+    # was written after that change and is the honest figure for wording the classifier has not seen.
+    for key, recall, category, urgency in (("later", (0.85, 0.85), (0.87, 0.87), (0.83, 0.84)),
+                                           ("final", (0.86, 0.90), (0.91, 0.90), (0.83, 0.87)),
+                                           ("fourth", (0.95, 0.95), (0.91, 0.92), (0.91, 0.92)),
+                                           ("fifth", (0.95, 0.95), (0.94, 0.95), (0.86, 0.88)),
+                                           ("sixth", (0.94, 0.94), (0.89, 0.89), (0.86, 0.85)),
+                                           ("seventh", (0.95, 0.95), (0.85, 0.86), (0.83, 0.85)),
+                                           ("eighth", (0.95, 0.95), (0.87, 0.86), (0.86, 0.86)),
+                                           ("ninth", (0.90, 0.90), (0.91, 0.91), (0.85, 0.86))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got, r[f"{key}_missed_critical_day_one"])
@@ -137,6 +148,18 @@ def test_any_danger_sign_is_critical_with_its_line_first(seed_clf, text, line):
 ])
 def test_negated_or_harmless_mentions_are_not_critical(seed_clf, text):
     assert seed_clf.suggest(text).urgency != "critical"
+
+
+@pytest.mark.parametrize("text, category, line", [
+    ("有人从楼顶摔下来了，满地是血", "0302", "120"),            # tuning-file reports, not held-out
+    ("一个老人从楼梯上摔下来，头破了血流不止", "0302", "120"),
+    ("两个人拿刀互砍，地上全是血", "0402", "110"),
+])
+def test_a_danger_sign_does_not_take_the_category_from_a_clear_one(seed_clf, text, category, line):
+    """Bleeding is a danger sign of 医疗急救, but a fall that bleeds is still a fall and a knife fight still 治安:
+    the danger keeps the report critical and its line first; the category stays the one the text is about."""
+    s = seed_clf.suggest(text)
+    assert (s.category, s.urgency, s.handover) == (category, "critical", line), s.top
 
 
 def test_negation_does_not_hide_another_danger(seed_clf):
