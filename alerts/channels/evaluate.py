@@ -38,7 +38,8 @@ HELDOUT_FIFTH = DATA / "heldout_fifth.jsonl"           # written first in the ne
 HELDOUT_SIXTH = DATA / "heldout_sixth.jsonl"           # written after the fifth was scored, before the next changes
 HELDOUT_SEVENTH = DATA / "heldout_seventh.jsonl"       # written first in round 4, before any change of it
 HELDOUT_EIGHTH = DATA / "heldout_eighth.jsonl"         # written after round 4's last change
-HELDOUT_NINTH = DATA / "heldout_ninth.jsonl"           # written after round 5's last change; the honest figure
+HELDOUT_NINTH = DATA / "heldout_ninth.jsonl"           # written after round 5's last change
+HELDOUT_TENTH = DATA / "heldout_tenth.jsonl"           # written after round 6's last change; the honest figure
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -49,6 +50,7 @@ LATER_HELDOUT = (
     ("seventh", HELDOUT_SEVENTH, "seventh held-out ({n}, written before round 4's changes)"),
     ("eighth", HELDOUT_EIGHTH, "eighth held-out ({n}, written after round 4's last change)"),
     ("ninth", HELDOUT_NINTH, "ninth held-out ({n}, written after round 5's last change)"),
+    ("tenth", HELDOUT_TENTH, "tenth held-out ({n}, written after round 6's last change)"),
 )
 # The correction pool. ``labelled_reports.jsonl`` (another writer) moved into the packaged seed in round 4.
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "tuning_round3b.jsonl",

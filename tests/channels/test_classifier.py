@@ -47,7 +47,7 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
         assert not {r.text for r in rows} & others, key
     assert len(later_heldout()["fifth"]) >= 150
     # Round 4's two files and round 5's: large enough, at least 5 per category, and enough critical reports to measure recall.
-    for key, n, critical in (("seventh", 120, 25), ("eighth", 100, 20), ("ninth", 100, 20)):
+    for key, n, critical in (("seventh", 120, 25), ("eighth", 100, 20), ("ninth", 100, 20), ("tenth", 100, 22)):
         rows = later_heldout()[key]
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= 5, key
@@ -79,10 +79,11 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     # The later held-out sets (each written after the previous change was committed) are harder and below some
     # of the issue's targets (docs/CHANNELS.md, round 5). Critical recall is asserted at the target itself (0.95)
     # where it was reached on day one and after 200 corrections — the fourth to eighth files; the sixth has 19
-    # critical reports, so one miss is 0.947. The second (0.905), third (0.909 → 0.955) and ninth (0.909) do not
-    # reach it: their floors are what was reached, one report lower. Category and urgency floors sit about one
-    # report under what was measured at round 5's last change, so that none can get worse unseen. The ninth file
-    # was written after that change and is the honest figure for wording the classifier has not seen.
+    # critical reports, so one miss is 0.947; the ninth since round 6's paraphrase families (0.909 → 0.955). The
+    # second (0.905), third (0.909 → 0.955) and tenth (0.909) do not reach it: their floors are what was reached,
+    # one report lower. Category and urgency floors sit about one report under what was measured at round 6's last
+    # change, so that none can get worse unseen. The tenth file was written after that change and is the honest
+    # figure for wording the classifier has not seen (category 0.821 → 0.804 after 200, under the 0.85 target).
     for key, recall, category, urgency in (("later", (0.85, 0.85), (0.87, 0.87), (0.83, 0.84)),
                                            ("final", (0.86, 0.90), (0.91, 0.90), (0.83, 0.87)),
                                            ("fourth", (0.95, 0.95), (0.91, 0.92), (0.91, 0.92)),
@@ -90,7 +91,8 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
                                            ("sixth", (0.94, 0.94), (0.89, 0.89), (0.86, 0.85)),
                                            ("seventh", (0.95, 0.95), (0.85, 0.86), (0.83, 0.85)),
                                            ("eighth", (0.95, 0.95), (0.87, 0.86), (0.86, 0.86)),
-                                           ("ninth", (0.90, 0.90), (0.91, 0.91), (0.85, 0.86))):
+                                           ("ninth", (0.95, 0.95), (0.91, 0.91), (0.86, 0.87)),
+                                           ("tenth", (0.90, 0.90), (0.81, 0.79), (0.82, 0.79))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got, r[f"{key}_missed_critical_day_one"])
@@ -132,6 +134,16 @@ def test_suggestion_has_top_three_with_confidence_reasons_and_handover(seed_clf)
     ("厨房里突然嘭的一声，炸了", "119"),
     ("我家老人叫不醒了，脸色发青", "120"),
     ("仓库顶上冒火苗了", "119"),
+    # Round 6's paraphrase families (docs/CHANNELS.md): new sentences of the same families, in no data file.
+    ("店里的窗帘被蜡烛燎着了", "119"),
+    ("楼梯间有股放坏了的鸡蛋那种味", "119"),
+    ("我叔喝完酒趴桌上了，怎么推都不醒", "120"),
+    ("她说心口像压了块大石头，喘不过来", "120"),
+    ("老公公左边胳膊突然没劲，拿不住杯子", "120"),
+    ("他拎着菜刀在楼道里转，说要砍人", "110"),
+    ("我妈把一整瓶降糖药都吞了", "120"),
+    ("电梯停在九楼下不去，里头有个孕妇在敲门", "119"),
+    ("河中间有个人一沉一浮的", "120"),
 ])
 def test_any_danger_sign_is_critical_with_its_line_first(seed_clf, text, line):
     s = seed_clf.suggest(text)
@@ -145,6 +157,10 @@ def test_any_danger_sign_is_critical_with_its_line_first(seed_clf, text, line):
     "想问一下燃气费在哪交",
     "楼下烧烤摊的油烟天天往我家飘",
     "路灯不亮好几天了",
+    # Round 6's look-alikes: an empty stuck lift, an animal in the water. (A gas appliance fault with no danger
+    # word, “燃气灶打火要打好几下，火也小”, is still raised by the model's suspicion: docs/CHANNELS.md, round 6.)
+    "单元电梯停在五楼不走了，里面没人，麻烦派人修",
+    "小区池子里有只猫在扑腾，能不能派人捞一下",
 ])
 def test_negated_or_harmless_mentions_are_not_critical(seed_clf, text):
     assert seed_clf.suggest(text).urgency != "critical"
