@@ -16,7 +16,7 @@ IsoTime = Annotated[str, Field(description="ISO 8601 date-time as Python's isofo
 
 class _Out(BaseModel):
     # a field the channels add later stays in the JSON (undocumented until it is added here; the drift test,
-    # tests/gateway/test_report_schemas.py, says so) rather than vanishing or turning the answer into a 500
+    # tests/channels/test_report_schemas.py, says so) rather than vanishing or turning the answer into a 500
     model_config = ConfigDict(extra="allow")
 
 
