@@ -52,7 +52,7 @@ from ingest.devices.alarms import (
 from ingest.devices.codecs import CodecError, get_codec, telemetry_readings
 from ingest.devices.messages import AlarmPress, Reading
 from ingest.devices.registry import DeviceRegistry
-from ingest.devices.signing import MemoryNonceStore, NonceStore, SignatureError, claim_nonces, verify_signed
+from ingest.devices.signing import MemoryNonceStore, NonceStore, SignatureError, verify_signed
 from ingest.devices.topics import device_topic, parse_topic, subscription_filters
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class _AlarmMessage(NamedTuple):
 
 class _NonceTally:
     """A nonce store that only notes the claims, so a batch of presses is verified first and its nonces are then
-    claimed together (``claim_nonces``: one round trip); a nonce refused there is a replay."""
+    claimed together (``NonceStore.claim_many``: one round trip); a nonce refused there is a replay."""
 
     def __init__(self) -> None:
         self.claims: list[tuple[str, str, float]] = []
@@ -508,7 +508,7 @@ class MqttIngest:
         if not verified:
             return
         try:
-            fresh = claim_nonces(self._nonces, tally.claims)
+            fresh = self._nonces.claim_many(tally.claims)
         except Exception as exc:  # Redis away: nothing queued, every box retries (its nonce was not spent)
             log.error("nonces of %d presses not checked: %s", len(verified), exc)
             fresh = None

@@ -56,6 +56,10 @@ class NonceStore(Protocol):
     def claim(self, device_id: str, nonce: str, ttl_s: float) -> bool:
         """True the first time this (device, nonce) is seen within ``ttl_s``; False for a replay."""
 
+    def claim_many(self, claims: list[tuple[str, str, float]]) -> list[bool]:
+        """``claim`` for each ``(device id, nonce, ttl s)`` in order, so a batch costs one round trip where the store
+        is remote. The second of two equal nonces in one batch is a replay, as it would be one at a time."""
+
     def release(self, device_id: str, nonce: str) -> None:
         """Forget a claimed nonce (handling failed before anything was done, so a redelivery may pass)."""
 
@@ -84,15 +88,6 @@ class RedisNonceStore:
         self._redis.delete(self._key(device_id, nonce))
 
 
-def claim_nonces(store: NonceStore, claims: list[tuple[str, str, float]]) -> list[bool]:
-    """``claim`` for a batch of ``(device id, nonce, ttl s)``, in order; one round trip where the store can
-    (``claim_many``). The second of two equal nonces in one batch is a replay, as it would be one at a time."""
-    many = getattr(store, "claim_many", None)
-    if many is not None:
-        return many(claims)
-    return [store.claim(device_id, nonce, ttl_s) for device_id, nonce, ttl_s in claims]
-
-
 class MemoryNonceStore:
     """In-process nonce memory for a single-process deployment without Redis, and for unit use."""
 
@@ -111,6 +106,9 @@ class MemoryNonceStore:
                 return False
             self._seen[(device_id, nonce)] = now + ttl_s
             return True
+
+    def claim_many(self, claims: list[tuple[str, str, float]]) -> list[bool]:
+        return [self.claim(device_id, nonce, ttl_s) for device_id, nonce, ttl_s in claims]
 
     def release(self, device_id: str, nonce: str) -> None:
         with self._lock:

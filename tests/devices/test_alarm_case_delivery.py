@@ -74,11 +74,11 @@ def test_a_cancel_over_mqtt_is_answered_cancelled_with_the_case_it_cancels(redis
 
 
 def test_a_batch_of_presses_claims_its_nonces_in_order_and_a_repeated_nonce_is_a_replay(redis_client, stream_prefix):
-    from ingest.devices.signing import MemoryNonceStore, RedisNonceStore, claim_nonces
+    from ingest.devices.signing import MemoryNonceStore, RedisNonceStore
 
     claims = [("stb-1", "nonce-aaaa", 60.0), ("stb-2", "nonce-aaaa", 60.0), ("stb-1", "nonce-aaaa", 60.0),
               ("stb-1", "nonce-bbbb", 60.0)]
     # the same nonce from another box is that box's own; the same box's second use of it is a replay
-    assert claim_nonces(RedisNonceStore(redis_client, stream_prefix), claims) == [True, True, False, True]
-    assert claim_nonces(RedisNonceStore(redis_client, stream_prefix), claims[:1]) == [False]  # and later too
-    assert claim_nonces(MemoryNonceStore(), claims) == [True, True, False, True]
+    assert RedisNonceStore(redis_client, stream_prefix).claim_many(claims) == [True, True, False, True]
+    assert RedisNonceStore(redis_client, stream_prefix).claim_many(claims[:1]) == [False]  # and later too
+    assert MemoryNonceStore().claim_many(claims) == [True, True, False, True]

@@ -61,7 +61,18 @@ def queue(redis_client, stream_prefix):
     q.stop()
 
 
-def test_a_press_is_on_the_stream_before_it_is_filed_and_the_retry_gets_its_case(queue, redis_client, stream_prefix):
+@pytest.fixture
+def patient_queue(redis_client, stream_prefix):
+    """A queue that waits long enough for a case on a loaded 2-core machine (2 s gave ``pending`` there)."""
+    q = PressQueue(redis_client, stream_prefix, wait_s=15.0)
+    q.start()
+    yield q
+    q.stop()
+
+
+def test_a_press_is_on_the_stream_before_it_is_filed_and_the_retry_gets_its_case(patient_queue, redis_client,
+                                                                                  stream_prefix):
+    queue = patient_queue
     keys = PressKeys(stream_prefix)
     queued, entry = queue.enqueue(_press(1))
     assert queued and redis_client.xlen(keys.stream) == 1                     # durable before any filer saw it
