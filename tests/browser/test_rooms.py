@@ -194,6 +194,38 @@ def test_map_layers_and_click_through(server: dict, browser: Any) -> None:
     ctx.close()
 
 
+def test_the_map_stops_renewing_its_tile_token_once_left(server: dict, browser: Any) -> None:
+    """The offline tiles' media token is renewed every minute while the map is open. Once the map is left (here by
+    logging out) nothing more is asked: the renewal used to run on for the page's life, without a token after a
+    logout (a refused call a minute) and once more for every visit to the map."""
+    base = server["url"]
+    errors: list[str] = []
+    ctx, page = _page(browser, errors)
+    page.clock.install()  # the page's timers run on a clock the test can move on
+    _login(page, base, "operator", "operator123")
+    page.goto(f"{base}/#/map")
+    page.wait_for_selector("#map[data-loaded]")
+    page.wait_for_function("() => [...document.querySelectorAll('#map img.leaflet-tile')].some((i) => i.naturalWidth === 256)")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/auth/media-token" in r.url else None)
+
+    def settled() -> None:
+        """Every request the page has started so far has been reported (events arrive in order)."""
+        with page.expect_request("**/api/v1/settings"):
+            page.evaluate("fetch('/api/v1/settings')")
+
+    page.clock.fast_forward(6 * 60_000)  # past the token's 5 minutes: the open map renews it
+    wait_for(lambda: asked, what="the open map renewing its tile token")
+    page.click("#logout")
+    page.wait_for_selector("main[data-page='login']")
+    settled()
+    asked.clear()
+    page.clock.fast_forward(6 * 60_000)
+    settled()
+    assert asked == [], asked
+    ctx.close()
+
+
 FRAME_HASH = """(sel) => {
   // a cheap fingerprint of what each tile's <img> shows now, drawn through a canvas (same origin, so readable)
   return [...document.querySelectorAll(sel)].map((img) => {

@@ -84,7 +84,11 @@ function gwMap(box, opts = {}) {
       if (crs !== current.crs) { current.crs = crs; refetch(crs).then(load).catch(() => {}); }
       opts.onCrs && opts.onCrs(crs);
     });
-    if (tiles && tiles.some((s) => s.offline)) { refreshToken(); setInterval(refreshToken, 60_000); }
+    if (tiles && tiles.some((s) => s.offline)) {
+      refreshToken();
+      const renew = setInterval(refreshToken, 60_000);
+      map.on("unload", () => clearInterval(renew));   // the page that leaves removes its map: no renewal after it
+    }
   }
 
   function drawGrids(fc) {
