@@ -87,6 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     dep.alerts.early_warning.categories = ["0201"]   # the cameras' own motion cases (0101) would warn too
     dep.gateway.users.append(User(username="operator_my", password="operator123", role="operator", grids=["330199002"],
                                   display_name="明月街道值班员"))
+    dep.gateway.login_per_minute = 100   # the module's tests log in ~15 times from one address within a minute or two
     dep.gateway.port = free_port()
     runtime = build_test_runtime(dep, sources=True)
     runtime.start()
@@ -224,6 +225,29 @@ def test_the_map_stops_renewing_its_tile_token_once_left(server: dict, browser: 
     settled()
     assert asked == [], asked
     ctx.close()
+
+
+def test_a_logged_out_console_receives_no_live_events(server: dict, browser: Any) -> None:
+    """Logging out closes the live socket at once (the login page closes it): a ticket filed afterwards reaches a
+    console still logged in and not the one that logged out (the server drops a revoked token's socket only at its
+    next check, up to 30 s later)."""
+    base, rt = server["url"], server["runtime"]
+    errors: list[str] = []
+    pages = []
+    for _ in range(2):
+        ctx, page = _page(browser, errors)
+        _login(page, base, "operator", "operator123")
+        page.wait_for_selector("#live-state.dot.on", state="attached")
+        pages.append((ctx, page))
+    (_, left), (_, staying) = pages
+    left.click("#logout")
+    left.wait_for_selector("main[data-page='login']")
+    before = {name: p.evaluate("window.gwLiveCount || 0") for name, p in (("left", left), ("staying", staying))}
+    file_ticket(rt, where=PLAZA)
+    staying.wait_for_function(f"() => (window.gwLiveCount || 0) > {before['staying']}", timeout=15_000)
+    assert left.evaluate("window.gwLiveCount || 0") == before["left"]
+    for ctx, _ in pages:
+        ctx.close()
 
 
 FRAME_HASH = """(sel) => {
