@@ -9,11 +9,24 @@ switched on, clouds), and a few people or cars change only the cells they cover.
 * **view changed**: much of the picture (``DIFFERENT``, 40 % of the cells) differs from the reference, the change
   was *abrupt* (``JUMP`` of the cells changed within ``ONSET_S``, 1 s — measured against the two oldest frames of
   that second, so that one odd frame there, a spliced or corrupt frame or a flash, is not taken for the old view),
-  and the new view then *holds*: for ``hold_s``
-  (2 s) it stays different from the reference and like its own first frame (a passing truck, a spray of water, a
-  steam flash or a crowd is gone or keeps changing; a moved camera shows its new view steadily). Gradual changes
-  (smoke filling a room, dusk) are not abrupt; the reference follows them, or is re-seeded after ``RESEED_S``
-  without an alert. After an alert the new view becomes the reference, so a camera moved twice is two alerts.
+  and the new view then *holds* for ``hold_s`` (2 s), in one of two ways:
+
+  - *steady*: it stays different from the reference and like its own first frame (a passing truck, a spray of
+    water, a steam flash or a crowd is gone or keeps changing; a moved camera shows its new view steadily);
+  - *the old view is gone*: a new view can be busy — the camera turned onto a crowded plaza, a fire, a time-lapse —
+    and then it is never like its own first frame. What does not come back is the *old* view: of the cells that
+    were still just before the change (the same in the two oldest frames of the onset second), at least ``GONE``
+    (70 %) must differ from that old frame in every frame of the hold. People, cars, smoke or a fire in front of a
+    camera that did not move hide only part of its still background — on the shared clips at most 57 % (a man at
+    the lens in the room-burn montage; the plaza crowd 55 %, the e-scooter's smoke after its PTZ nudge 49 %) —
+    while a cut to another scene changes nearly all of it (83–97 % in real clips spliced together); 70 % is about
+    halfway. What it cannot tell apart: a flare-up that changes over 70 % of a fixed view's still background within
+    a second and keeps it changed would read as a changed view; the room-burn montage's cut at frame 140 (same
+    camera and framing, the sofa bursting into flame) changes 65–70 % of it and is not caught.
+
+  Gradual changes (smoke filling a room, dusk) are not abrupt; the reference follows them, or is re-seeded after
+  ``RESEED_S`` without an alert. After an alert the new view becomes the reference, so a camera moved twice is two
+  alerts.
 * **covered**: the picture is flat (grey std < 8) or black (mean < 12) for ``hold_s`` — a hand, tape, a cloth, paint.
 * **defocus**: sharpness (variance of the Laplacian) below 20 % of its learned level for ``hold_s``, not covered.
 * **frozen**: identical frames for ``frozen_s``.
@@ -38,6 +51,8 @@ LOW = 0.25  # fraction of changed cells below which the view is the reference vi
 DIFFERENT = 0.4  # fraction of cells differing from the reference at which the view is a different one
 JUMP = 0.4  # fraction of cells changed within ONSET_S that makes the change abrupt (a cut, a camera moved)
 SELF_SAME = 0.35  # during the hold the new view may differ from itself in at most this fraction of cells
+GONE = 0.7  # a busy new view: this share of the old view's still cells stays different for the whole hold
+MIN_STILL = 0.25  # ... judged only when at least this share of the old view was still (else no old view)
 ONSET_S = 1.0  # the abrupt change happens within this long (not smoke filling the room, not dusk)
 LEARN_ALPHA = 0.05  # reference background learning per analysed frame while the view is the same
 RESEED_S = 30.0  # a view different from the reference this long without an abrupt onset becomes the reference
@@ -57,16 +72,22 @@ def _cells(grey: np.ndarray) -> np.ndarray:
     return small.reshape(rows, CELL_W, cols, CELL_W).transpose(0, 2, 1, 3).reshape(rows, cols, CELL_W * CELL_W)
 
 
-def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
-    """Fraction of cells of ``a`` that differ from ``b`` (both from ``_cells``)."""
+def _same_cells(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per cell of ``a`` and ``b`` (both from ``_cells``): True where the two show the same thing — zero-mean
+    normalised correlation at least ``CORR_SAME`` (blind to brightness and contrast), or, for two flat cells, a mean
+    that did not move far."""
     am, bm = a.mean(axis=2, keepdims=True), b.mean(axis=2, keepdims=True)
     ac, bc = a - am, b - bm
     sa, sb = np.sqrt((ac * ac).mean(axis=2)), np.sqrt((bc * bc).mean(axis=2))
     corr = (ac * bc).mean(axis=2) / np.maximum(sa * sb, 1e-6)
     flat = (sa < FLAT_STD) & (sb < FLAT_STD)
     mean_far = np.abs(am[..., 0] - bm[..., 0]) > FLAT_MEAN
-    same = np.where(flat, ~mean_far, corr >= CORR_SAME)
-    return float(1.0 - same.mean())
+    return np.where(flat, ~mean_far, corr >= CORR_SAME)
+
+
+def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of cells of ``a`` that differ from ``b`` (both from ``_cells``)."""
+    return float(1.0 - _same_cells(a, b).mean())
 
 
 class TamperDetector:
@@ -84,6 +105,7 @@ class TamperDetector:
         self._prev: np.ndarray | None = None
         self._recent: deque[tuple[float, np.ndarray]] = deque()  # (time, cells) over the last ONSET_S
         self._candidate: tuple[float, np.ndarray] | None = None  # an abrupt new view: since, its cells
+        self._gone_since: tuple[float, np.ndarray, np.ndarray] | None = None  # since, old view cells, its still cells
         self._different_since: float | None = None
         self._since: dict[str, float] = {}
         self._active: set[str] = set()  # conditions already reported and still holding
@@ -140,21 +162,46 @@ class TamperDetector:
         while len(self._recent) > 2 and now - self._recent[1][0] >= ONSET_S:
             self._recent.popleft()
         self._different_since = None if changed < LOW else (self._different_since or now)
+        jump = self._jump(cells)
+        steady = self._steady_new_view(cells, changed, now, jump)
+        gone = self._old_view_gone(cells, changed, now, jump)  # both see every frame: each keeps its own candidate
+        if steady or gone:
+            self._reseed(cells)
+        return steady or gone
+
+    def _steady_new_view(self, cells: np.ndarray, changed: float, now: float, jump: float) -> bool:
+        """The new view, since the abrupt change, stays different from the reference and like its own first frame;
+        a long different view without an abrupt onset re-seeds the reference instead (a gradual change)."""
         if changed < (LOW if self._candidate is not None else DIFFERENT):  # hysteresis: a held view may dip
             self._candidate = None
             return False
         if self._candidate is not None and changed_fraction(cells, self._candidate[1]) > SELF_SAME:
             self._candidate = None  # not a steady new view (a truck passing, spray, steam, mid-dissolve)
         if self._candidate is None:
-            if self._jump(cells) >= JUMP:
+            if jump >= JUMP:
                 self._candidate = (now, cells)
             elif self._different_since is not None and now - self._different_since >= RESEED_S:
                 self._reseed(cells)  # a gradual change (smoke, dusk, a scene rebuilt): follow it, no alert
             return False
-        if now - self._candidate[0] < self.hold_s:
+        return now - self._candidate[0] >= self.hold_s
+
+    def _old_view_gone(self, cells: np.ndarray, changed: float, now: float, jump: float) -> bool:
+        """Since the abrupt change, most of what was still in the old view stays changed — however busy the new view
+        is. The steady test alone misses a camera turned onto a crowd, a fire or traffic: such a view keeps changing,
+        so it is never like its own first frame, and the candidate is dropped again and again. Judged on the old
+        view's still cells, a crowd or a fire in front of an unmoved camera leaves enough of them as they were."""
+        if self._gone_since is None and changed >= DIFFERENT and jump >= JUMP and len(self._recent) > 2:
+            (_t0, old), (_t1, second) = list(self._recent)[:2]
+            still = _same_cells(old, second)
+            if still.mean() >= MIN_STILL:
+                self._gone_since = (now, old, still)
+        if self._gone_since is None:
             return False
-        self._reseed(cells)
-        return True
+        since, old, still = self._gone_since
+        if (~_same_cells(cells, old))[still].mean() < GONE:
+            self._gone_since = None  # much of the old view is back (or was never gone): people, smoke, a fire
+            return False
+        return now - since >= self.hold_s
 
     def _jump(self, cells: np.ndarray) -> float:
         """How much of the picture changed within ``ONSET_S``: the fewer cells changed against either of the two
@@ -167,5 +214,5 @@ class TamperDetector:
 
     def _reseed(self, cells: np.ndarray) -> None:
         self._ref = cells.copy()
-        self._candidate, self._different_since = None, None
+        self._candidate, self._gone_since, self._different_since = None, None, None
         self._recent.clear()
