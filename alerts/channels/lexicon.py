@@ -9,6 +9,7 @@ count. The matches are the classifier's reasons: they are shown to the dispatche
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -115,7 +116,8 @@ class Lexicon:
             clause_start = m.end()
         before = text[max(clause_start, start - NEGATION_WINDOW):start]
         # “打不着火” / “没冒烟”: a 不/没 right before the match negates it too.
-        return any(n in before for n in self.negations) or (start > 0 and text[start - 1] in "不没未")
+        # “怕着火” / “怕漏气” is a fear, not a report of it (“怕是漏气了” — probably — has 是 in between).
+        return any(n in before for n in self.negations) or (start > 0 and text[start - 1] in "不没未怕")
 
     def _find(self, c: Concept, text: str, weak: bool = True) -> list[str]:
         found: list[str] = []
@@ -148,9 +150,21 @@ class Lexicon:
         return out
 
 
+def _nfkc(node: object) -> object:
+    """Every string of the file in NFKC, the form the classifier reads (``，`` → ``,``): without it a full-width
+    comma in a pattern's ``[^，。]`` never meets the text's ``,``, so patterns ran across clauses."""
+    if isinstance(node, str):
+        return unicodedata.normalize("NFKC", node)
+    if isinstance(node, list):
+        return [_nfkc(x) for x in node]
+    if isinstance(node, dict):
+        return {_nfkc(k): _nfkc(v) for k, v in node.items()}
+    return node
+
+
 def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
     try:
-        parsed = _File.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+        parsed = _File.model_validate(_nfkc(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}))
     except yaml.YAMLError as exc:
         raise LexiconError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
