@@ -9,6 +9,7 @@ count. The matches are the classifier's reasons: they are shown to the dispatche
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 LEXICON_FILE = Path(__file__).resolve().parent / "data" / "lexicon.yaml"
-_CLAUSE_END = re.compile(r"[，,。.!！?？;；、\n]|但是|但|不过|可是")
+_CLAUSE_END = re.compile(r"[，,。.!！?？;；、\s]|但是|但|不过|可是")   # spaces too: “未戴头盔 昏迷” is two clauses
 NEGATION_WINDOW = 6   # characters before a match, within its clause, searched for a negation
 
 
@@ -31,6 +32,7 @@ class _Concept(BaseModel):
     label: str
     categories: list[str] = Field(default_factory=list)
     danger: bool = False
+    clears: bool = False
     handover: str | None = None
     urgency: str | None = None
     strong: list[str] = Field(default_factory=list)
@@ -61,6 +63,7 @@ class Concept:
     patterns: tuple[re.Pattern[str], ...]
     with_: tuple[str, ...]
     unless: tuple[str, ...]
+    clears: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Hit:
     handover: str | None
     categories: tuple[str, ...]
     urgency: str | None
+    clears: bool = False   # the report says the danger is not there (“不是着火哈”, “是误会”, “消防演习”)
 
     @property
     def strength(self) -> float:
@@ -113,9 +117,11 @@ class Lexicon:
         clause_start = 0
         for m in _CLAUSE_END.finditer(text, 0, start):
             clause_start = m.end()
-        before = text[max(clause_start, start - NEGATION_WINDOW):start]
+        # “是不是着火了” asks whether it burns: that 不是 is no denial.
+        before = text[max(clause_start, start - NEGATION_WINDOW):start].replace("是不是", "")
         # “打不着火” / “没冒烟”: a 不/没 right before the match negates it too.
-        return any(n in before for n in self.negations) or (start > 0 and text[start - 1] in "不没未")
+        # “怕着火” / “怕漏气” is a fear, not a report of it (“怕是漏气了” — probably — has 是 in between).
+        return any(n in before for n in self.negations) or (start > 0 and text[start - 1] in "不没未怕")
 
     def _find(self, c: Concept, text: str, weak: bool = True) -> list[str]:
         found: list[str] = []
@@ -143,14 +149,26 @@ class Lexicon:
             weak = not (c.unless and any(u in text for u in c.unless)) and not (c.with_ and not any(w in text for w in c.with_))
             words = self._find(c, text, weak)
             if words:
-                out.append(Hit(c.name, c.label, tuple(words), c.danger, c.handover, c.categories, c.urgency))
+                out.append(Hit(c.name, c.label, tuple(words), c.danger, c.handover, c.categories, c.urgency, c.clears))
         out.sort(key=lambda h: (not h.danger, -h.strength))
         return out
 
 
+def _nfkc(node: object) -> object:
+    """Every string of the file in NFKC, the form the classifier reads (``，`` → ``,``): without it a full-width
+    comma in a pattern's ``[^，。]`` never meets the text's ``,``, so patterns ran across clauses."""
+    if isinstance(node, str):
+        return unicodedata.normalize("NFKC", node)
+    if isinstance(node, list):
+        return [_nfkc(x) for x in node]
+    if isinstance(node, dict):
+        return {_nfkc(k): _nfkc(v) for k, v in node.items()}
+    return node
+
+
 def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
     try:
-        parsed = _File.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+        parsed = _File.model_validate(_nfkc(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}))
     except yaml.YAMLError as exc:
         raise LexiconError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
@@ -163,7 +181,8 @@ def load_lexicon(path: Path = LEXICON_FILE) -> Lexicon:
         except re.error as exc:
             raise LexiconError(f"{path}: concept {name}: bad pattern: {exc}") from None
         concepts[name] = Concept(name, c.label, tuple(c.categories), c.danger, c.handover, c.urgency,
-                                 tuple(w for w in c.strong if w), tuple(w for w in c.words if w), patterns, tuple(c.with_), tuple(c.unless))
+                                 tuple(w for w in c.strong if w), tuple(w for w in c.words if w), patterns, tuple(c.with_), tuple(c.unless),
+                                 c.clears)
     words = {w for c in concepts.values() for w in c.strong + c.words if len(w) > 1}
     bad = [k for k in parsed.variants if not k or not parsed.variants[k]]
     if bad:
