@@ -39,7 +39,9 @@ HELDOUT_SIXTH = DATA / "heldout_sixth.jsonl"           # written after the fifth
 HELDOUT_SEVENTH = DATA / "heldout_seventh.jsonl"       # written first in round 4, before any change of it
 HELDOUT_EIGHTH = DATA / "heldout_eighth.jsonl"         # written after round 4's last change
 HELDOUT_NINTH = DATA / "heldout_ninth.jsonl"           # written after round 5's last change
-HELDOUT_TENTH = DATA / "heldout_tenth.jsonl"           # written after round 6's last change; the honest figure
+HELDOUT_TENTH = DATA / "heldout_tenth.jsonl"           # written after round 6's last change
+HELDOUT_ELEVENTH = DATA / "heldout_eleventh.jsonl"     # round 7, by a writer who never saw the classifier
+HELDOUT_TWELFTH = DATA / "heldout_twelfth.jsonl"       # round 7, another such writer (work orders, app, voice-to-text)
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -51,6 +53,8 @@ LATER_HELDOUT = (
     ("eighth", HELDOUT_EIGHTH, "eighth held-out ({n}, written after round 4's last change)"),
     ("ninth", HELDOUT_NINTH, "ninth held-out ({n}, written after round 5's last change)"),
     ("tenth", HELDOUT_TENTH, "tenth held-out ({n}, written after round 6's last change)"),
+    ("eleventh", HELDOUT_ELEVENTH, "eleventh held-out ({n}, round 7, a writer who never saw the classifier)"),
+    ("twelfth", HELDOUT_TWELFTH, "twelfth held-out ({n}, round 7, work orders / app / voice-to-text, another such writer)"),
 )
 # The correction pool. ``labelled_reports.jsonl`` (another writer) moved into the packaged seed in round 4.
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "tuning_round3b.jsonl",
