@@ -15,12 +15,14 @@ lights, red and orange cars, sunlit paint and red clothes (docs/DETECTION.md):
   red or yellow jacket, a red car, headlights); a still, burning vehicle keeps its pixels;
 * **persistence in place**: a region must stay — overlapping itself — for ``persist_s`` seconds (2 s), and smoke
   must not shrink over that time (a shadow or a passing grey truck moves on; a plume stays and spreads);
-* **one region followed through a gap**: the region a track follows is the one overlapping it; a region elsewhere
-  takes over only once the track has been missing for ``GAP_S``. One odd frame — a spliced or corrupt frame, a
-  flash, a passer-by in front of the flame — would otherwise hand the track to whatever else is largest that frame
-  (orange caption text, a lamp) and restart the flame's clock (it cost 0.8 s on the e-scooter clip). A region
-  *next to* the track's box (within ``NEAR``) that no longer overlaps it is the same thing moved — a limb, a
-  flag, the yellow trousers of a man lying on a kitchen floor — so it is not in place and its clock restarts;
+* **a gap is not a new region**: the largest region is followed; when, for a frame, the largest lies elsewhere in
+  the picture (farther than ``NEAR`` from the track's box), the followed region is missing, not replaced — the
+  other takes over only once the track has been missing for ``GAP_S``. One odd frame (a spliced or corrupt
+  frame, a flash, a passer-by in front of the flame) would otherwise hand the track to whatever else is largest
+  that frame (orange caption text, a lamp) and restart the flame's clock (it cost 0.8 s on the e-scooter clip).
+  A largest region *next to* the track's box (within ``NEAR``) that no longer overlaps it is the same thing
+  moved — a limb, a flag, the yellow trousers of a man lying on a kitchen floor — so it is not in place and its
+  clock restarts, as before;
 * **flame and smoke together**: a flickering flame with a smoke plume against it (boxes within ``NEAR``) needs only
   ``CORROBORATED`` of the hold. Fire makes smoke; what passes the flame tests alone (a flickering tail light, a
   red jacket) has no plume beside it, and what passes the smoke tests alone (a shadow, a ghost) does not flicker
@@ -177,7 +179,7 @@ class FireSmokeDetector:
         track = self._live(kind, now)
         if track is None:
             self._tracks[kind] = None  # flames come and go; a region gone for long is gone
-        found = self._largest(kind, region, None if track is None else track.box)
+        found = self._largest(kind, region)
         if found is None:
             return None
         box, area = found
@@ -212,20 +214,17 @@ class FireSmokeDetector:
             return self.persist_s * CORROBORATED
         return self.persist_s
 
-    def _largest(self, kind: str, mask: np.ndarray, near: Box | None = None) -> tuple[Box, float] | None:
-        """The largest region of ``kind`` big enough to count — the largest overlapping ``near`` if there is one
-        (the region a track follows keeps it while a larger one appears elsewhere)."""
+    def _largest(self, kind: str, mask: np.ndarray) -> tuple[Box, float] | None:
         h, w = mask.shape
         mask = mask.astype(np.uint8)
         if kind == "fire":  # a flame front flickers in patches: join the patches of one front
             mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        min_px = self.min_area * (FIRE_AREA if kind == "fire" else SMOKE_AREA) * h * w
-        big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_px]
-        if not big:
+        if n <= 1:
             return None
-        box = {i: (stats[i, 0] / w, stats[i, 1] / h, (stats[i, 0] + stats[i, 2]) / w, (stats[i, 1] + stats[i, 3]) / h)
-               for i in big}
-        mine = [i for i in big if near is not None and _overlap(near, box[i])]
-        i = max(mine or big, key=lambda j: stats[j, cv2.CC_STAT_AREA])
-        return box[i], float(stats[i, cv2.CC_STAT_AREA] / float(h * w))
+        i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        area = stats[i, cv2.CC_STAT_AREA] / float(h * w)
+        if area < self.min_area * (FIRE_AREA if kind == "fire" else SMOKE_AREA):
+            return None
+        x, y, bw, bh = stats[i, :4]
+        return (x / w, y / h, (x + bw) / w, (y + bh) / h), float(area)
