@@ -15,6 +15,18 @@ lights, red and orange cars, sunlit paint and red clothes (docs/DETECTION.md):
   red or yellow jacket, a red car, headlights); a still, burning vehicle keeps its pixels;
 * **persistence in place**: a region must stay — overlapping itself — for ``persist_s`` seconds (2 s), and smoke
   must not shrink over that time (a shadow or a passing grey truck moves on; a plume stays and spreads);
+* **a gap is not a new region**: the largest region is followed; when, for a frame, the largest lies elsewhere in
+  the picture (farther than ``NEAR`` from the track's box), the followed region is missing, not replaced — the
+  other takes over only once the track has been missing for ``GAP_S``. One odd frame (a spliced or corrupt
+  frame, a flash, a passer-by in front of the flame) would otherwise hand the track to whatever else is largest
+  that frame (orange caption text, a lamp) and restart the flame's clock (it cost 0.8 s on the e-scooter clip).
+  A largest region *next to* the track's box (within ``NEAR``) that no longer overlaps it is the same thing
+  moved — a limb, a flag, the yellow trousers of a man lying on a kitchen floor — so it is not in place and its
+  clock restarts, as before;
+* **flame and smoke together**: a flickering flame with a smoke plume against it (boxes within ``NEAR``) needs only
+  ``CORROBORATED`` of the hold. Fire makes smoke; what passes the flame tests alone (a flickering tail light, a
+  red jacket) has no plume beside it, and what passes the smoke tests alone (a shadow, a ghost) does not flicker
+  red, so two independent cues agreeing in one place are stronger evidence than either held for longer;
 * **no ghosts**: the background learns candidate pixels too, only slower (``CANDIDATE_LEARN``, a ~10 s time
   constant at 5 frames/s): where a person stood when the background was seeded, the bare floor left behind is pale,
   smooth and grey — "smoke" for ever if the background never learned there (the false smoke on the plaza and
@@ -42,6 +54,9 @@ SMOKE_AREA = 5.0  # smoke regions must be this many times min_area (2 % of the p
 CANDIDATE_LEARN = 0.02  # background learning per analysed frame where fire or smoke is seen (0.05 elsewhere)
 SMOKE_DECAY = 0.6  # per analysed frame: how fast a pixel's smoke evidence fades
 SMOKE_SPREAD = 1.2  # smoke spreads: its region must have grown by this factor since it appeared
+CORROBORATED = 0.5  # the fraction of persist_s a flame needs when a smoke plume lies against it
+NEAR = 0.05  # picture fraction: a plume this close to the flame's box is the flame's (smoke rises off and drifts)
+SCENE = 0.5  # a "plume" over this fraction of the picture is the whole view changing (a cut, an IR switch), no plume
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,7 @@ class FireCue:
     score: float
     held_s: float = 0.0  # how long the region has stayed in place
     flicker: float = 0.0  # fraction of the region's pixels that flicker (fire)
+    with_smoke: bool = False  # a flame confirmed on the shorter hold, with a smoke plume against it
 
 
 @dataclass
@@ -62,10 +78,13 @@ class _Track:
     since: float
     first_area: float
     seen: float  # last time the region was there
+    area: float = 0.0  # its area when it was last there
 
 
-def _overlap(a: Box, b: Box) -> bool:
-    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+def _overlap(a: Box, b: Box, margin: float = 0.0) -> bool:
+    """Whether the boxes overlap once ``a`` is grown by ``margin`` (picture fraction) on every side."""
+    return (min(a[2] + margin, b[2]) > max(a[0] - margin, b[0])
+            and min(a[3] + margin, b[3]) > max(a[1] - margin, b[1]))
 
 
 WIDTH = 320  # the cue works on a copy this wide: distant flames are a few pixels at the motion stage's 160
@@ -156,26 +175,44 @@ class FireSmokeDetector:
         return best
 
     def _follow(self, kind: str, region: np.ndarray, mask: np.ndarray, now: float) -> FireCue | None:
-        """The largest region of ``kind`` if it has stayed in place long enough (and, smoke, not shrunk)."""
+        """The followed region of ``kind`` if it has stayed in place long enough (and, smoke, not shrunk)."""
+        track = self._live(kind, now)
+        if track is None:
+            self._tracks[kind] = None  # flames come and go; a region gone for long is gone
         found = self._largest(kind, region)
-        track = self._tracks[kind]
         if found is None:
-            if track is not None and now - track.seen > GAP_S:  # flames come and go; a region gone for long is gone
-                self._tracks[kind] = None
             return None
         box, area = found
-        if track is None or not _overlap(track.box, box):
-            self._tracks[kind] = _Track(box, now, area, now)
+        if track is None:
+            self._tracks[kind] = _Track(box, now, area, now, area)
             return None
-        track.box, track.seen = box, now
+        if not _overlap(track.box, box):
+            if _overlap(track.box, box, NEAR):  # the region itself moved off its place: not in place, start again
+                self._tracks[kind] = _Track(box, now, area, now, area)
+            return None  # only a region elsewhere: a gap in the followed one, which it replaces once that is gone
+        track.box, track.seen, track.area = box, now, area
         held = now - track.since
-        if held < self.persist_s or (kind == "smoke" and area < SMOKE_SPREAD * track.first_area):
+        hold = self._hold(kind, box, now)
+        if held < hold or (kind == "smoke" and area < SMOKE_SPREAD * track.first_area):
             return None
         h, w = mask.shape
         x1, y1, x2, y2 = int(box[0] * w), int(box[1] * h), int(np.ceil(box[2] * w)), int(np.ceil(box[3] * h))
         flicker = float(mask[y1:y2, x1:x2].mean()) if kind == "fire" else 0.0
         min_area = self.min_area * (FIRE_AREA if kind == "fire" else SMOKE_AREA)
-        return FireCue(kind, box, area, float(min(1.0, area / (min_area * 4))), round(held, 1), round(flicker, 3))
+        return FireCue(kind, box, area, float(min(1.0, area / (min_area * 4))), round(held, 1), round(flicker, 3),
+                       with_smoke=hold < self.persist_s)
+
+    def _live(self, kind: str, now: float) -> _Track | None:
+        """The track of ``kind`` unless its region has been missing for longer than ``GAP_S``."""
+        track = self._tracks[kind]
+        return track if track is not None and now - track.seen <= GAP_S else None
+
+    def _hold(self, kind: str, box: Box, now: float) -> float:
+        """Seconds a region of ``kind`` must stay: less for a flame with a smoke plume against it."""
+        smoke = self._live("smoke", now)
+        if kind == "fire" and smoke is not None and smoke.area < SCENE and _overlap(box, smoke.box, NEAR):
+            return self.persist_s * CORROBORATED
+        return self.persist_s
 
     def _largest(self, kind: str, mask: np.ndarray) -> tuple[Box, float] | None:
         h, w = mask.shape

@@ -46,4 +46,5 @@ class FireSmokeRule(Rule):
             return []
         return [Event("fire_smoke", cue.score, key="fire", boxes=[(box, cue.kind)], foot=((box[0] + box[2]) / 2, box[3]),
                       zone=self.cfg.zone, details={"method": "classical", "cue": cue.kind, "area": round(cue.area, 4),
-                                                   "held_s": cue.held_s, "flicker": cue.flicker})]
+                                                   "held_s": cue.held_s, "flicker": cue.flicker,
+                                                   "with_smoke": cue.with_smoke})]

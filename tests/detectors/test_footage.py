@@ -44,6 +44,24 @@ def test_fire_smoke_after_onset_never_before(make_pipeline, model_path):
 
 
 @pytest.mark.timeout(180)
+def test_scooter_fire_alerted_within_five_seconds_of_the_first_smoke(make_pipeline, model_path):
+    """The e-scooter news clip (PTZ street camera, 29.97 fps; MANIFEST: white smoke pours from the moving scooter
+    from ~frame 15, first flame ~115, a spliced one-frame flash of earlier footage at 144): the classical cue must
+    alert by frame 15 + 5 s = 164 — not before the smoke, and on the burning scooter (left of centre, below the
+    middle), not on the orange caption text or the lane markings. It used to come at frame 198 (6.1 s)."""
+    pipe, got = make_pipeline(model=model_path)
+    pipe.configure_camera("street", POSE, CameraAnalytics.model_validate({"rules": [{"kind": "fire_smoke"}]}))
+    pipe.start()
+    replay(pipe, clip("fire_ev_scooter_street_cctv_ganzhou_news.mp4"), "street", 29.97, 5, max_frames=200)
+    fires = [a for a in got if a.kind == "fire_smoke"]
+    assert fires, "no fire/smoke alert in frames 0-199"
+    first = _frame_index(fires[0], 29.97)
+    assert 15 <= first <= 15 + 5 * 29.97, f"first fire alert at frame {first}"
+    x1, y1, x2, y2 = fires[0].details["boxes"][0]["box"]
+    assert 0.3 <= (x1 + x2) / 2 <= 0.6 and 0.4 <= (y1 + y2) / 2 <= 0.7, fires[0].details["boxes"][0]
+
+
+@pytest.mark.timeout(180)
 def test_standing_group_loiters(make_pipeline, model_path):
     group = {"name": "group", "polygon": [[0.14, 0.38], [0.30, 0.38], [0.30, 0.64], [0.14, 0.64]]}
     # small, distant people in a tight group: the camera switches to native-scale tiles by itself once it sees that
