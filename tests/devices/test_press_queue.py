@@ -53,21 +53,21 @@ class CaseBook:
         return sum(batch.count(press_id) for batch in self.calls)
 
 
-@pytest.fixture
-def queue(redis_client, stream_prefix):
-    q = PressQueue(redis_client, stream_prefix, wait_s=2.0)
+def _running(q: PressQueue):
     q.start()
     yield q
     q.stop()
+
+
+@pytest.fixture
+def queue(redis_client, stream_prefix):
+    yield from _running(PressQueue(redis_client, stream_prefix, wait_s=2.0))
 
 
 @pytest.fixture
 def patient_queue(redis_client, stream_prefix):
     """A queue that waits long enough for a case on a loaded 2-core machine (2 s gave ``pending`` there)."""
-    q = PressQueue(redis_client, stream_prefix, wait_s=15.0)
-    q.start()
-    yield q
-    q.stop()
+    yield from _running(PressQueue(redis_client, stream_prefix, wait_s=15.0))
 
 
 def test_a_press_is_on_the_stream_before_it_is_filed_and_the_retry_gets_its_case(patient_queue, redis_client,
