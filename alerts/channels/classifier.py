@@ -15,7 +15,8 @@ Three parts, each explainable:
   danger sign (fire, gas, explosion, not breathing, heavy bleeding, weapon, trapped, in the water, chest
   pain, poisoning) makes the report critical and puts the matching hand-over (119/120/110) first whatever
   the category model says; when the model is unsure between a critical category and another, the
-  critical one is put first and the other follows.
+  critical one is put first and the other follows. Below critical, urgency is ordinal (``urgency_level``): writers
+  disagree by one level (a pile of litter low or normal), so the expected level decides, not a flat argmax.
 
 Accuracy on a held-out set is printed by ``python -m alerts.channels.evaluate`` (docs/CHANNELS.md).
 """
