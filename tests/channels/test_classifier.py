@@ -12,7 +12,7 @@ import pytest
 
 from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
 from alerts.channels.evaluate import (HELDOUT, LATER_HELDOUT, TUNING, correction_pool, cross_validate, demo_catalog,
-                                     evaluate, later_heldout, leave_file_out_pool)
+                                     evaluate, later_heldout, leave_file_out_pool, own_correction_folds, own_corrections)
 from tests.channels.conftest import DATA
 
 
@@ -68,6 +68,69 @@ def test_leave_file_out_pool_never_holds_the_file_it_scores():
         assert {r.text for r in files["ninth" if key != "ninth" else "eighth"]} <= pool, key
 
 
+def test_own_correction_folds_never_score_a_report_with_its_own_text_as_a_correction():
+    """``evaluate --own-corrections`` corrects with the other folds of the same file; a scored report (or a copy of its
+    text, which ``learn`` would remember and answer back) must never be among them, and each report is scored once."""
+    files = {"first": load_examples(HELDOUT), **later_heldout()}
+    tuning = load_examples(TUNING[0])
+    files["with_copies"] = tuning + tuning[:40]   # the same text twice must land in one fold
+    for key, rows in files.items():
+        folds = own_correction_folds(rows)
+        assert len(folds) == 5, key
+        assert sorted(i for _, test in folds for i in test) == list(range(len(rows))), key
+        for train, test in folds:
+            assert not {rows[i].text for i in train} & {rows[i].text for i in test}, key
+            assert len(train) + len(test) == len(rows), key
+
+
+@pytest.mark.timeout(120)
+def test_own_corrections_learn_only_from_the_other_folds_and_change_no_setting(catalog, monkeypatch):
+    """The mode is a measurement of the learning loop: every fold's corrections are the file's other folds (through
+    ``learn``, the dispatcher's path), the fold's reports are scored by that model, and no setting moves."""
+    import alerts.channels.classifier as classifier_module
+    settings = {k: v for k, v in vars(classifier_module).items() if k.isupper() and isinstance(v, (int, float, tuple))}
+    rows = load_examples(DATA / "tuning_round4.jsonl")
+    taught: list[set[str]] = []
+    asked: list[set[str]] = []
+    learn, suggest = ReportClassifier.learn, ReportClassifier.suggest
+
+    def spy_learn(self, seed, corrections):
+        taught.append({c.text for c in corrections})
+        asked.append(set())
+        return learn(self, seed, corrections)
+
+    def spy_suggest(self, text):
+        if asked and self.memory:
+            asked[-1].add(text)
+        return suggest(self, text)
+
+    monkeypatch.setattr(ReportClassifier, "learn", spy_learn)
+    monkeypatch.setattr(ReportClassifier, "suggest", spy_suggest)
+    out = own_corrections(catalog, load_examples(SEED_FILE), {"round4": rows}, folds=2)["round4"]
+    assert len(taught) == 2 and all(t and not t & a for t, a in zip(taught, asked)), "a fold was scored with its own rows"
+    assert set().union(*asked) == {r.text for r in rows}
+    assert out["own"]["n"] == out["n"] == len(rows) and out["corrections"] == len(rows) / 2
+    assert out["own"]["critical_n"] == sum(r.urgency == "critical" for r in rows)
+    assert 0.8 <= out["own"]["category"] <= 1 and out["own"]["critical_recall"] >= 0.95, out
+    assert settings == {k: v for k, v in vars(classifier_module).items() if k in settings}
+
+
+def test_urgency_is_ordinal_below_critical_and_critical_stays_the_safety_nets_argmax():
+    """A distribution split between low and high is a writer's disagreement, not a vote for either end (round 7b)."""
+    from alerts.channels.categories import URGENCIES
+    from alerts.channels.classifier import urgency_level
+
+    def level(*p):
+        return URGENCIES[urgency_level(np.array(p))]
+
+    assert level(0.45, 0.10, 0.45, 0.0) == "normal"      # argmax would say low
+    assert level(0.40, 0.35, 0.25, 0.0) == "normal"      # expected level 0.85
+    assert level(0.80, 0.15, 0.05, 0.0) == "low"
+    assert level(0.05, 0.15, 0.80, 0.0) == "high"
+    assert level(0.10, 0.10, 0.10, 0.70) == "critical"
+    assert level(0.30, 0.10, 0.31, 0.29) == "normal"     # critical only as the argmax: recall and raised unchanged
+
+
 @pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
 def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     r = evaluate(load_examples(HELDOUT), catalog, load_examples(SEED_FILE), correction_pool(), curve=(200,), variants=False,
@@ -93,15 +156,21 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     # (after 200), eighth (after 200), ninth and tenth (0.909 → 0.955, the target), so those floors rose; figures that
     # fell by one to three reports have their floor at what they now reach (second, tenth, ninth urgency; second,
     # third, eighth, tenth day-one category; fourth and fifth urgency after 200) — docs/CHANNELS.md, round 7.
+    # Round 7b (ordinal urgency, chosen by leave-one-writer-out): urgency floors rose where it rose (fifth, sixth,
+    # seventh, ninth, tenth day one, eleventh, twelfth) and are at what is reached where it fell: the eighth (0.907 →
+    # 0.861 day one) and the third (0.867 → 0.850 day one, 96 of 113, now just under the 0.85 target it had met).
+    # The eleventh and twelfth (round 7's independent writers) have floors since round 7b, at what they reach.
     for key, recall, category, urgency in (("later", (0.90, 0.95), (0.87, 0.88), (0.82, 0.83)),
-                                           ("final", (0.90, 0.95), (0.91, 0.91), (0.86, 0.88)),
+                                           ("final", (0.90, 0.95), (0.91, 0.91), (0.84, 0.87)),
                                            ("fourth", (0.95, 0.95), (0.92, 0.92), (0.91, 0.91)),
-                                           ("fifth", (0.95, 0.95), (0.95, 0.95), (0.88, 0.87)),
-                                           ("sixth", (0.94, 0.94), (0.90, 0.89), (0.87, 0.86)),
-                                           ("seventh", (0.95, 0.95), (0.86, 0.88), (0.83, 0.86)),
-                                           ("eighth", (0.95, 0.95), (0.86, 0.86), (0.90, 0.90)),
-                                           ("ninth", (0.95, 0.95), (0.91, 0.91), (0.85, 0.85)),
-                                           ("tenth", (0.95, 0.95), (0.80, 0.79), (0.80, 0.81))):
+                                           ("fifth", (0.95, 0.95), (0.95, 0.95), (0.90, 0.91)),
+                                           ("sixth", (0.94, 0.94), (0.90, 0.89), (0.87, 0.87)),
+                                           ("seventh", (0.95, 0.95), (0.86, 0.88), (0.86, 0.89)),
+                                           ("eighth", (0.95, 0.95), (0.86, 0.86), (0.86, 0.87)),
+                                           ("ninth", (0.95, 0.95), (0.91, 0.91), (0.86, 0.87)),
+                                           ("tenth", (0.95, 0.95), (0.80, 0.79), (0.82, 0.80)),
+                                           ("eleventh", (0.93, 0.93), (0.86, 0.87), (0.72, 0.71)),
+                                           ("twelfth", (0.95, 0.95), (0.89, 0.90), (0.70, 0.69))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got, r[f"{key}_missed_critical_day_one"])
