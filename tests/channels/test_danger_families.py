@@ -1,0 +1,89 @@
+"""Round 7c's danger families and look-alike exclusions (docs/CHANNELS.md, round 7c), on new sentences.
+
+Every sentence here is written for this test, in no data file: a family is a way people say a danger (a verb, a body
+sign, a scene + person, a substance, an amount), so a new sentence of the family must be critical with its line first;
+a look-alike family (a mistaken belief, a check that found nothing, fiction or a joke, a device fault, an animal or an
+object, a question about prevention) must not be.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from alerts.channels.classifier import SEED_FILE, ReportClassifier, load_examples
+from alerts.channels.evaluate import demo_catalog
+from alerts.channels.lexicon import default_lexicon
+
+
+@pytest.fixture(scope="module")
+def seed_clf():
+    return ReportClassifier(demo_catalog()).fit(load_examples(SEED_FILE))
+
+
+@pytest.mark.parametrize("text, line, family", [
+    ("那堆木料烧得越来越猛", "119", "fire_family"),                                # how big it burns
+    ("饭馆后厨油烟机那里的火一路烧到了屋顶", "119", "fire_family"),                  # spreading, next to a fume hood
+    ("夜市摊位的气瓶在漏，旁边就是烧烤炉", "119", "gas_family"),                          # a cylinder leaking, at a barbecue
+    ("隔壁厂房咣的一下，墙都塌了", "119", "explosion_family"),                      # a bang + what it did
+    ("楼道里的电动车电瓶爆了", "119", "explosion_family"),                          # a thing that bursts
+    ("爷爷出气越来越弱了", "120", "not_breathing_family"),               # breathing getting weak
+    ("他碰了一下漏电的铁门，整个人弹开倒了", "120", "not_breathing_family"),         # an electric shock
+    ("我老伴说心窝那块疼得直冒汗", "120", "chest_pain_family"),                       # chest pain in other words
+    ("师傅的手被铁皮划了，一直往地上滴红的", "120", "bleeding_family"),               # blood said as its colour
+    ("小孙女把樟脑丸当糖咽下去了", "120", "poisoning_family"),                          # a household substance swallowed
+    ("她在群里发了一段话跟大家告别，现在电话打不通", "120", "poisoning_family"),        # a farewell
+    ("两个人吵着吵着，一个抄起板砖就冲上去", "110", "weapon_family"),                 # an object grabbed as a weapon
+    ("三岁的孩子爬到阳台外面的空调外机上了", "119", "trapped_family"),               # a child outside at a height
+    ("搅拌站的工人胳膊绞进了传送带", "119", "trapped_family"),                       # caught in a machine
+    ("表弟下水游泳半天没浮上来", "120", "in_water_family"),                          # went under, not up again
+])
+def test_a_new_sentence_of_each_family_is_critical_with_its_line(seed_clf, text, line, family):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical" and s.handover == line, (s.urgency, s.handovers)
+    assert family in {d["sign"] for d in s.dangers}, s.dangers
+
+
+@pytest.mark.parametrize("text, standard", [
+    ("楼下 bao zha 了 快来", "爆炸"),            # pinyin typed without an input method / voice-to-text
+    ("师傅 chu dian 了", "触电"),
+    ("佢食咗成板安眠药", "吃了一整板安眠药"),    # Cantonese 食咗 (ate), 成板 (a whole strip)
+    ("阿爷话心口翳住", "心口闷住"),              # Cantonese 翳 (stuffy) in the chest
+])
+def test_pinyin_and_cantonese_danger_words_are_read_in_their_standard_form(seed_clf, text, standard):
+    assert standard in default_lexicon().normalise(text)
+    assert seed_clf.suggest(text).urgency == "critical"
+
+
+@pytest.mark.parametrize("text", [
+    "刚才以为楼道里着火了，结果是邻居在熏腊肉",                      # a mistaken belief
+    "昨晚闻到点煤气味，燃气公司来测了说一切正常",                    # checked, nothing found
+    "电影里那个人被困在电梯里，我想知道真遇到了该怎么办",             # fiction
+    "我开玩笑的，刚才说有人晕倒是逗孩子",                            # a joke
+    "家里的烟雾报警器老是半夜叫，应该是电池没电了",                  # a device fault
+    "下水道一股臭鸡蛋味，师傅说是化粪池该抽了",                      # explained by someone who looked
+    "火盆里的纸烧着了，火盆边有人看着",                              # a ritual fire, watched
+    "狗狗掉进小区水池里了，麻烦物业来捞一下",                        # an animal, not a person
+    "五金店门口摆着一排菜刀在卖",                                    # an object on sale
+    "卫生间管子漏水，滴到楼下邻居家了",                              # water, not gas, from a pipe
+    "学校想给孩子们讲防溺水知识，社区有宣传册吗",                    # a question about prevention
+    "我父亲心梗后在家康复，想申请一张护理床",                        # a past illness, an application
+    "请问社区有没有急救培训，想学学怎么做人工呼吸",                    # a question about training
+    "工地电焊的火花溅到地上，想问有没有审批",                        # welding sparks
+    "村口砖厂的烟囱天天冒黑烟",                                      # a chimney's smoke (冒黑烟 now qualified)
+])
+def test_look_alikes_of_round_7c_are_not_critical(seed_clf, text):
+    s = seed_clf.suggest(text)
+    assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
+
+
+def test_an_exclusion_does_not_clear_a_danger_it_does_not_describe(seed_clf):
+    """The look-alike patterns are narrow: a lamp that went out is no fire put out, a pet in the report does not
+    stop a person in the water, and a question about a lift does not clear a child at a window."""
+    for text, line in (("车库里进水了，灯已经灭了，有两个人还在下面没上来", "119"),
+                       ("遛狗的时候看见有人掉进河里了", "120"),
+                       ("我想问下电梯维修的事，哎对面楼有个小孩半个身子探出窗外了", "119")):
+        s = seed_clf.suggest(text)
+        assert s.urgency == "critical" and s.handovers[0]["line"] == line, (text, s.dangers)
+    lex = default_lexicon()
+    assert not any(h.clears for h in lex.hits(unicodedata.normalize("NFKC", "电影院着火了，浓烟很大")))
