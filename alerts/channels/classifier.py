@@ -177,6 +177,29 @@ def urgency_level(probs: np.ndarray, band: tuple[float, float] = URGENCY_NORMAL_
     return 0 if level < band[0] else 2 if level > band[1] else 1
 
 
+# What a caller's "it was nothing" can rule out: an alarm, smoke, a smell, a bang — each named by these characters in
+# the clearing phrase. Never a person unconscious, bleeding, poisoned, armed, trapped or in the water:
+# “消防演习的时候有个老师晕倒了叫不醒” is an emergency whatever the drill.
+CLEARABLE_DANGERS = {"fire": "火烟", "gas": "气漏味", "explosion": "炸爆"}
+NOT_AN_EVENT = "not_an_event"  # the lexicon's concept for fiction, jokes, questions: it clears every danger
+
+
+def ruled_out(hits: list[Hit]) -> list[Hit]:
+    """``hits`` with the dangers the report itself rules out turned into category evidence only. A clearing phrase
+    that names a danger (“不是着火”, “以为漏气了”) rules out only that kind — “不是着火，是煤气味很浓” keeps the gas —
+    and one that names none (“消防演习”, “是误会”, “误报”) rules out every clearable kind; harm to a person stays,
+    unless nothing is happening at all (``NOT_AN_EVENT``: “电影里那个人被困在电梯里”, “开玩笑的”)."""
+    if any(h.concept == NOT_AN_EVENT for h in hits):  # fiction, a joke, a question: no danger in it is real
+        return [replace(h, danger=False, handover=None) if h.danger else h for h in hits]
+    named: set[str] = set()
+    for h in hits:
+        for w in h.words if h.clears else ():
+            kinds = {k for k, chars in CLEARABLE_DANGERS.items() if any(c in w for c in chars)}
+            named |= kinds or set(CLEARABLE_DANGERS)
+    return [replace(h, danger=False, handover=None) if h.danger and h.concept.split("_")[0] in named else h
+            for h in hits]
+
+
 def _analyzer(text: str) -> tuple[str, ...]:
     return features(text)
 
@@ -418,11 +441,7 @@ class ReportClassifier:
     def suggest(self, text: str) -> Suggestion:
         """The best categories and the urgency for ``text``, with confidences, hand-over and the words behind them."""
         text = self._text(text)
-        hits = list(_hits(text))
-        if any(h.clears for h in hits):
-            # “不是着火哈，就是呛”, “消防演习”, “是误会”: the caller rules the danger out, so its words are only
-            # category evidence (round 7: such look-alikes were a third of the third writer's raised reports).
-            hits = [replace(h, danger=False, handover=None) for h in hits]
+        hits = ruled_out(list(_hits(text)))
         dangers = [h for h in hits if h.danger]
         probs, reasons, method = self.category_probs(text, hits)
         order = self._order(probs, dangers)
