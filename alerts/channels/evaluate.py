@@ -44,7 +44,8 @@ HELDOUT_TENTH = DATA / "heldout_tenth.jsonl"           # written after round 6's
 HELDOUT_ELEVENTH = DATA / "heldout_eleventh.jsonl"     # round 7, by a writer who never saw the classifier
 HELDOUT_TWELFTH = DATA / "heldout_twelfth.jsonl"       # round 7, another such writer (work orders, app, voice-to-text)
 HELDOUT_THIRTEENTH = DATA / "heldout_thirteenth.jsonl"  # round 7, a sixth writer, before round 7b's change
-HELDOUT_FOURTEENTH = DATA / "heldout_fourteenth.jsonl"  # round 7, a seventh writer, emergencies first, before 7c; the honest figure
+HELDOUT_FOURTEENTH = DATA / "heldout_fourteenth.jsonl"  # round 7, a seventh writer, emergencies first, before 7c
+HELDOUT_FIFTEENTH = DATA / "heldout_fifteenth.jsonl"    # round 7, an eighth writer, emergencies first, before 7d; the honest figure
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -60,6 +61,7 @@ LATER_HELDOUT = (
     ("twelfth", HELDOUT_TWELFTH, "twelfth held-out ({n}, round 7, work orders / app / voice-to-text, another such writer)"),
     ("thirteenth", HELDOUT_THIRTEENTH, "thirteenth held-out ({n}, round 7, a sixth writer, written before round 7b)"),
     ("fourteenth", HELDOUT_FOURTEENTH, "fourteenth held-out ({n}, round 7, a seventh writer, emergencies first, written before 7c)"),
+    ("fifteenth", HELDOUT_FIFTEENTH, "fifteenth held-out ({n}, round 7, an eighth writer, emergencies first, written before 7d)"),
 )
 # The correction pool. ``labelled_reports.jsonl`` (another writer) moved into the packaged seed in round 4.
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "tuning_round3b.jsonl",
