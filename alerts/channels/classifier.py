@@ -17,6 +17,9 @@ Three parts, each explainable:
   the category model says; when the model is unsure between a critical category and another, the
   critical one is put first and the other follows. Below critical, urgency is ordinal (``urgency_level``): writers
   disagree by one level (a pile of litter low or normal), so the expected level decides, not a flat argmax.
+  Without a danger word, the model's suspicion raises a report: a critical category close behind, the urgency
+  model's critical class, or (round 7d) a danger model of its own, critical or not, trained also on many writers'
+  emergencies (``EMERGENCY_FILE``).
 
 Accuracy on a held-out set is printed by ``python -m alerts.channels.evaluate`` (docs/CHANNELS.md).
 """
