@@ -172,18 +172,23 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     # and thirteenth (after 200), so those floors rose; the fifth's urgency fell (0.907 → 0.889 day one, 0.920 → 0.901
     # after 200: three to four more of its non-critical reports raised), its floor is at what it now reaches, above the
     # 0.85 target — docs/CHANNELS.md, round 7c.
+    # Round 7d (a danger model as a third safety-net signal, trained on the seed plus the emergency development sets):
+    # day-one recall rose on the third (0.909 → 0.955, the target) and the thirteenth (0.926 → 0.963), so those floors
+    # rose; urgency fell on the eleventh (0.723 → 0.708 day one, 0.715 → 0.708 after 200: two more of its other reports
+    # raised) and the tenth after 200 (0.804 → 0.795, one report), under a target neither had met, and the seventh after
+    # 200 (0.897 → 0.889, one report, above the 0.85 target); floors at what they now reach — docs/CHANNELS.md, round 7d.
     for key, recall, category, urgency in (("later", (0.95, 0.95), (0.87, 0.88), (0.83, 0.85)),
-                                           ("final", (0.90, 0.95), (0.91, 0.91), (0.84, 0.87)),
+                                           ("final", (0.95, 0.95), (0.91, 0.91), (0.84, 0.87)),
                                            ("fourth", (0.95, 0.95), (0.92, 0.92), (0.91, 0.91)),
                                            ("fifth", (0.95, 0.95), (0.95, 0.95), (0.88, 0.90)),
                                            ("sixth", (0.94, 0.94), (0.90, 0.89), (0.87, 0.87)),
-                                           ("seventh", (0.95, 0.95), (0.86, 0.88), (0.86, 0.89)),
+                                           ("seventh", (0.95, 0.95), (0.86, 0.88), (0.86, 0.88)),
                                            ("eighth", (0.95, 0.95), (0.86, 0.86), (0.87, 0.87)),
                                            ("ninth", (0.95, 0.95), (0.91, 0.91), (0.86, 0.88)),
-                                           ("tenth", (0.95, 0.95), (0.80, 0.79), (0.82, 0.80)),
-                                           ("eleventh", (0.93, 0.93), (0.86, 0.87), (0.72, 0.71)),
+                                           ("tenth", (0.95, 0.95), (0.80, 0.79), (0.82, 0.79)),
+                                           ("eleventh", (0.93, 0.93), (0.86, 0.87), (0.70, 0.70)),
                                            ("twelfth", (0.95, 0.95), (0.89, 0.90), (0.70, 0.69)),
-                                           ("thirteenth", (0.92, 0.96), (0.88, 0.90), (0.72, 0.74))):
+                                           ("thirteenth", (0.96, 0.96), (0.88, 0.90), (0.72, 0.74))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got, r[f"{key}_missed_critical_day_one"])
