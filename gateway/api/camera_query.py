@@ -8,7 +8,6 @@ MGET only when a health filter asks for it, and serialises just the page it answ
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -42,15 +41,12 @@ class CameraQuery:
 
 
 HEALTH_CACHE_S = 1.0  # video roles publish each camera's status every 2 s: a state filter may reuse a 1-s-old read
-HEALTH_STALE_S = 5.0  # an older read is still answered while a fresh one is made beside the request, up to this age
 
 
 class CameraCatalog:
     """``CameraRow`` per camera, refreshed for a camera only when its object changes (an API edit replaces it),
-    and the last health read of many cameras, reused by the state and host filters (an MGET and JSON decoding of
-    10,000 status documents is ~200 ms, most of such a request's cost). A read older than ``HEALTH_CACHE_S`` is
-    renewed beside the requests, which keep the older one until then (at most ``HEALTH_STALE_S``): otherwise the
-    request that happens to come after each second pays the whole read, and that was the filter's p99."""
+    and the last health read of many cameras, reused for ``HEALTH_CACHE_S`` by the state and host filters
+    (an MGET and JSON decoding of 10,000 status documents per request is most of such a request's cost)."""
 
     def __init__(self, grids: Any, clock: Callable[[], float] = time.monotonic):
         self.grids = grids
@@ -58,30 +54,15 @@ class CameraCatalog:
         self._rows: dict[int, CameraRow] = {}
         self._health: dict[str, dict[str, Any] | None] = {}
         self._health_at = float("-inf")
-        self._renewing = threading.Lock()  # held while a read runs beside the requests
 
     def health(self, ids: list[str], read: Callable[[list[str]], dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-        """Status documents of ``ids`` (missing: no video role reported), from a read at most HEALTH_STALE_S old
-        and, where one is older than HEALTH_CACHE_S, with a fresh read started."""
-        age = self.clock() - self._health_at
-        health = self._health
-        if not all(i in health for i in ids) or age >= HEALTH_STALE_S:
-            health = self._read(ids, read)
-        elif age >= HEALTH_CACHE_S and self._renewing.acquire(blocking=False):
-            threading.Thread(target=self._renew, args=(ids, read), name="camera-health", daemon=True).start()
-        return {i: doc for i in ids if (doc := health[i]) is not None}
-
-    def _read(self, ids: list[str], read: Callable[[list[str]], dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any] | None]:
-        found = read(ids)
-        health = {i: found.get(i) for i in ids}
-        self._health, self._health_at = health, self.clock()
-        return health
-
-    def _renew(self, ids: list[str], read: Callable[[list[str]], dict[str, dict[str, Any]]]) -> None:
-        try:
-            self._read(ids, read)
-        finally:
-            self._renewing.release()
+        """Status documents of ``ids`` (missing: no video role reported), from a read at most HEALTH_CACHE_S old."""
+        fresh = self.clock() - self._health_at < HEALTH_CACHE_S
+        if not (fresh and all(i in self._health for i in ids)):
+            found = read(ids)
+            self._health = {i: found.get(i) for i in ids}
+            self._health_at = self.clock()
+        return {i: doc for i in ids if (doc := self._health[i]) is not None}
 
     def rows(self, cameras: list[Camera]) -> list[CameraRow]:
         """Keyed by object identity: an edited camera is a new object; a row holds its camera, so ids are not reused."""
