@@ -306,25 +306,28 @@ class ReportClassifier:
             urg = tuple(e.urgency if e.urgency in URGENCIES else "normal" for e in rows)
             if len(set(urg)) >= 2:
                 urg_model = _fitted(self.model, self.use_rules, vocabulary, texts, urg, weights)
-            danger_model = self._fit_danger(rows, vocabulary)
+            danger_model = self._fit_danger(rows, texts, weights, vocabulary)
         with self._lock:
             self._cat_model, self._urg_model, self._danger_model = cat_model, urg_model, danger_model
             self.trained_on = len(rows)
         log.info("report classifier trained on %d examples", len(rows))
         return self
 
-    def _fit_danger(self, rows: list[Example], vocabulary: frozenset[str]) -> Pipeline | None:
-        """Critical or not, on the training rows plus the packaged emergencies (``EMERGENCY_FILE``). Why a model of its
-        own: the urgency model's critical class is one of four and has seen few ways of saying danger; this one sees
-        every critical report of every writer against every other report, and only raises, never lowers."""
+    def _fit_danger(self, rows: list[Example], texts: tuple[str, ...], weights: tuple[float, ...],
+                    vocabulary: frozenset[str]) -> Pipeline | None:
+        """Critical or not, on the training rows (``texts`` and ``weights`` as ``fit`` normalised them) plus the
+        packaged emergencies (``EMERGENCY_FILE``). Why a model of its own: the urgency model's critical class is one of
+        four and has seen few ways of saying danger; this one sees every critical report of every writer against
+        every other report, and only raises, never lowers."""
         if DANGER_MODEL_P > 1:
             return None
-        rows = rows + list(emergency_examples())
-        labels = tuple("critical" if e.urgency == "critical" else "other" for e in rows)
+        extra = emergency_examples()
+        labels = tuple("critical" if e.urgency == "critical" else "other" for e in (*rows, *extra))
         if len(set(labels)) < 2:
             return None
-        texts = tuple(self._text(e.text) for e in rows)
-        return _fitted(self.model, self.use_rules, vocabulary, texts, labels, tuple(float(e.weight) for e in rows))
+        texts = texts + tuple(self._text(e.text) for e in extra)
+        weights = weights + tuple(float(e.weight) for e in extra)
+        return _fitted(self.model, self.use_rules, vocabulary, texts, labels, weights)
 
     def danger_probability(self, text: str) -> float:
         """The danger model's probability that ``text`` (already normalised) is critical; 0 without a model."""
@@ -445,8 +448,7 @@ class ReportClassifier:
         if dangers:
             reasons = [w for h in dangers for w in h.words]
             probs = np.array([0.0, 0.0, 0.0, 1.0]) * 0.9 + probs * 0.1
-        elif self._suspect_critical(text, category, hint_levels, critical_mass, float(probs[3]),
-                                    self.danger_probability(text)):
+        elif self._suspect_critical(text, category, hint_levels, critical_mass, float(probs[3])):
             reasons = ["疑似紧急情况（模型判断，无明确危险词）"]
             probs = probs.copy()
             probs[3] = max(probs) + 0.01
@@ -456,15 +458,14 @@ class ReportClassifier:
             probs[3] = max(np.delete(probs, 3)) - 1e-3
         return probs / probs.sum(), reasons
 
-    def _suspect_critical(self, text: str, category: str, hints: list[str], critical_mass: float, p_critical: float,
-                          p_danger: float = 0.0) -> bool:
+    def _suspect_critical(self, text: str, category: str, hints: list[str], critical_mass: float, p_critical: float) -> bool:
         """No danger word, but the model leans to critical: unsure between a critical category and another, the
-        urgency model gives critical a fair chance, or the danger model thinks it likely. Not when the caller asks a
-        question or denies a danger."""
+        urgency model gives critical a fair chance, or the danger model thinks it likely (asked last: it is one more
+        model call per report). Not when the caller asks a question or denies a danger."""
         if "low" in hints or _DENIAL.search(text) or any(h.clears for h in _hits(text)):
             return False
         unsure = category not in self._critical and critical_mass >= CRITICAL_CATEGORY_MASS
-        return unsure or p_critical >= CRITICAL_URGENCY_P or p_danger >= DANGER_MODEL_P
+        return unsure or p_critical >= CRITICAL_URGENCY_P or self.danger_probability(text) >= DANGER_MODEL_P
 
     def _handovers(self, category: str, dangers: list[Hit]) -> list[dict[str, str]]:
         lines: list[str] = [h.handover for h in dangers if h.handover]
