@@ -170,7 +170,9 @@ def features(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-_DENIAL = re.compile(r"没有|没闻|没看|没发现|没什么|不是|并不|未见|无异味|没味")
+# A denial of a clearable danger (“没有闻到煤气味”, “不是烟”, “没看到火”). Round 8: it must name what it denies; a bare
+# “没有” also matched “叫了半天一点反应都没有”, which is the danger, not its denial.
+_DENIAL = re.compile(r"(没有|没|不是|并不是|并没有|未见|未|无)[^，,。！!？?]{0,6}[火烟气漏味炸爆]|没什么味|无异味|没味")
 
 
 def _sharpen(p: np.ndarray, a: float = CONFIDENCE_SHARPNESS) -> np.ndarray:
@@ -205,13 +207,20 @@ def ruled_out(hits: list[Hit]) -> list[Hit]:
     unless nothing is happening at all (``NOT_AN_EVENT``: “电影里那个人被困在电梯里”, “开玩笑的”)."""
     if any(h.concept == NOT_AN_EVENT for h in hits):  # fiction, a joke, a question: no danger in it is real
         return [replace(h, danger=False, handover=None) if h.danger else h for h in hits]
+    named = cleared_kinds(hits)
+    return [replace(h, danger=False, handover=None) if h.danger and h.concept.split("_")[0] in named else h
+            for h in hits]
+
+
+def cleared_kinds(hits: Iterable[Hit]) -> set[str]:
+    """The clearable dangers (``CLEARABLE_DANGERS``) the report's clearing phrases rule out: those a phrase names,
+    or all of them for a phrase that names none (“是误会”, “消防演习”)."""
     named: set[str] = set()
     for h in hits:
         for w in h.words if h.clears else ():
             kinds = {k for k, chars in CLEARABLE_DANGERS.items() if any(c in w for c in chars)}
             named |= kinds or set(CLEARABLE_DANGERS)
-    return [replace(h, danger=False, handover=None) if h.danger and h.concept.split("_")[0] in named else h
-            for h in hits]
+    return named
 
 
 def _analyzer(text: str) -> tuple[str, ...]:
@@ -288,6 +297,12 @@ class ReportClassifier:
         self._index = {c: i for i, c in enumerate(self.labels)}
         self._kw = {c: tuple(catalog.get(c).keywords) for c in self.labels}
         self._critical = {c for c in self.labels if catalog.get(c).severity == "critical"}
+        # Critical category → the clearable dangers (``CLEARABLE_DANGERS``) whose lexicon concepts point to it first.
+        self._clearable: dict[str, set[str]] = {}
+        for kind in CLEARABLE_DANGERS:
+            concept = self.lexicon.concepts.get(kind)
+            if concept and concept.categories:
+                self._clearable.setdefault(concept.categories[0], set()).add(kind)
 
     def _text(self, text: str) -> str:
         """What every part reads: NFKC, trimmed, dialect words and common typos in their standard form."""
@@ -427,8 +442,10 @@ class ReportClassifier:
         return order
 
     # -- urgency (the safety net) -----------------------------------------------------------------
-    def urgency(self, text: str, category: str, hits: list[Hit], critical_mass: float = 0.0) -> tuple[np.ndarray, list[str]]:
-        """Urgency distribution apart from category: model + category prior + hints; any danger sign → critical."""
+    def urgency(self, text: str, category: str, hits: list[Hit], critical_mass: float = 0.0,
+                likely: str | None = None) -> tuple[np.ndarray, list[str]]:
+        """Urgency distribution apart from category: model + category prior + hints; any danger sign → critical.
+        ``likely``: the most probable critical category, what the model's suspicion would be of."""
         with self._lock:
             model = self._urg_model
         probs = self._model_probs(model, text, list(URGENCIES))
@@ -448,7 +465,7 @@ class ReportClassifier:
         if dangers:
             reasons = [w for h in dangers for w in h.words]
             probs = np.array([0.0, 0.0, 0.0, 1.0]) * 0.9 + probs * 0.1
-        elif self._suspect_critical(text, category, hint_levels, critical_mass, float(probs[3])):
+        elif self._suspect_critical(text, category, hits, likely, critical_mass, float(probs[3])):
             reasons = ["疑似紧急情况（模型判断，无明确危险词）"]
             probs = probs.copy()
             probs[3] = max(probs) + 0.01
@@ -458,11 +475,15 @@ class ReportClassifier:
             probs[3] = max(np.delete(probs, 3)) - 1e-3
         return probs / probs.sum(), reasons
 
-    def _suspect_critical(self, text: str, category: str, hints: list[str], critical_mass: float, p_critical: float) -> bool:
+    def _suspect_critical(self, text: str, category: str, hits: list[Hit], likely: str | None, critical_mass: float,
+                          p_critical: float) -> bool:
         """No danger word, but the model leans to critical: unsure between a critical category and another, the
         urgency model gives critical a fair chance, or the danger model thinks it likely (asked last: it is one more
-        model call per report). Not when the caller asks a question or denies a danger."""
-        if "low" in hints or _DENIAL.search(text) or any(h.clears for h in _hits(text)):
+        model call per report). Not for a question or nothing real (``NOT_AN_EVENT``); and, as in ``ruled_out``, a
+        false alarm or a denial rules out only a fire, gas or explosion suspicion, never a person's harm."""
+        if any(h.concept == NOT_AN_EVENT or (h.urgency == "low" and not h.clears) for h in hits):
+            return False
+        if likely in self._clearable and (_DENIAL.search(text) or cleared_kinds(hits) & self._clearable[likely]):
             return False
         unsure = category not in self._critical and critical_mass >= CRITICAL_CATEGORY_MASS
         return unsure or p_critical >= CRITICAL_URGENCY_P or self.danger_probability(text) >= DANGER_MODEL_P
@@ -488,12 +509,12 @@ class ReportClassifier:
         order = self._order(probs, dangers)
         best = self.labels[order[0]]
         mass = float(sum(probs[self._index[c]] for c in self._critical))
-        urg, urg_reasons = self.urgency(text, best, hits, mass)
+        likely = max(self._critical, key=lambda c: probs[self._index[c]]) if self._critical else None
+        urg, urg_reasons = self.urgency(text, best, hits, mass, likely)
         u = urgency_level(urg)
         lines = self._handovers(best, dangers)
-        if URGENCIES[u] == "critical" and not dangers:
+        if URGENCIES[u] == "critical" and not dangers and likely:
             # The model's suspicion: the most probable critical category's line goes first.
-            likely = max(self._critical, key=lambda c: probs[self._index[c]])
             line = self.catalog.handover(likely)
             if line and all(h["line"] != line for h in lines):
                 lines.insert(0, {"line": line, "label": HANDOVER_LABELS.get(line, line)})

@@ -44,7 +44,6 @@ HELDOUT_TENTH = DATA / "heldout_tenth.jsonl"           # written after round 6's
 HELDOUT_ELEVENTH = DATA / "heldout_eleventh.jsonl"     # round 7, by a writer who never saw the classifier
 HELDOUT_TWELFTH = DATA / "heldout_twelfth.jsonl"       # round 7, another such writer (work orders, app, voice-to-text)
 HELDOUT_THIRTEENTH = DATA / "heldout_thirteenth.jsonl"  # round 7, a sixth writer, before round 7b's change
-HELDOUT_FIFTEENTH = DATA / "heldout_fifteenth.jsonl"    # round 7, an eighth writer, emergencies first, before 7d; the honest figure
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -59,15 +58,15 @@ LATER_HELDOUT = (
     ("eleventh", HELDOUT_ELEVENTH, "eleventh held-out ({n}, round 7, a writer who never saw the classifier)"),
     ("twelfth", HELDOUT_TWELFTH, "twelfth held-out ({n}, round 7, work orders / app / voice-to-text, another such writer)"),
     ("thirteenth", HELDOUT_THIRTEENTH, "thirteenth held-out ({n}, round 7, a sixth writer, written before round 7b)"),
-    ("fifteenth", HELDOUT_FIFTEENTH, "fifteenth held-out ({n}, round 7, an eighth writer, emergencies first, written before 7d)"),
 )
 # The correction pool. ``labelled_reports.jsonl`` (another writer) moved into the packaged seed in round 4.
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "tuning_round3b.jsonl",
           DATA / "tuning_round4.jsonl")
 DEVELOPMENT = DATA / "tuning_round4.jsonl"   # round 4's development set: its day-one errors were read
-# Emergency development sets (read in full, not in the correction pool): round 6, 7c and 7d (the fourteenth held-out,
-# scored once at 0644cda, then demoted).
-EMERGENCY_DEVELOPMENT = (DATA / "tuning_round6.jsonl", DATA / "tuning_round7c.jsonl", DATA / "tuning_round7d.jsonl")
+# Emergency development sets (read in full, not in the correction pool): round 6, 7c, 7d (the fourteenth held-out,
+# scored once at 0644cda, then demoted) and 8 (the fifteenth held-out, scored at bf0a116 and a94c12f, then demoted).
+EMERGENCY_DEVELOPMENT = (DATA / "tuning_round6.jsonl", DATA / "tuning_round7c.jsonl", DATA / "tuning_round7d.jsonl",
+                         DATA / "tuning_round8.jsonl")
 CURVE = (50, 200, 500)
 SHUFFLE_SEED = 16
 EXPECTED_HANDOVER = {"0301": "119", "0304": "119", "0303": "120", "0302": "120", "0402": "110"}

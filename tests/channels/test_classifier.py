@@ -48,8 +48,7 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
     assert len(later_heldout()["fifth"]) >= 150
     # Round 4's two files and round 5's: large enough, at least 5 per category, and enough critical reports to measure recall.
     for key, n, critical in (("seventh", 120, 25), ("eighth", 100, 20), ("ninth", 100, 20), ("tenth", 100, 22),
-                             ("eleventh", 130, 29), ("twelfth", 130, 27), ("thirteenth", 130, 27),
-                             ("fifteenth", 140, 75)):
+                             ("eleventh", 130, 29), ("twelfth", 130, 27), ("thirteenth", 130, 27)):
         rows = later_heldout()[key]
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= 5, key
@@ -168,8 +167,8 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     # 0.861 day one) and the third (0.867 → 0.850 day one, 96 of 113, now just under the 0.85 target it had met).
     # The eleventh and twelfth (round 7's independent writers) have floors since round 7b, at what they reach.
     # The thirteenth (a sixth writer, written before round 7b and scored once after it) at what it reached.
-    # The fifteenth (an eighth writer, emergencies first, written before round 7d, scored after it) at what it reached:
-    # critical recall 0.893 / 0.907, under the 0.95 target.
+    # The fifteenth (an eighth writer, emergencies first, written before round 7d, scored after it) reached critical
+    # recall 0.893 / 0.907; in round 8 it was demoted to tuning_round8.jsonl, an emergency development set.
     # Round 7c (danger families and look-alike exclusions, chosen on tuning_round7c.jsonl and the other tuning files):
     # recall rose on the second day one (0.905 → 0.952, the target) and urgency on the second, eighth, ninth (after 200)
     # and thirteenth (after 200), so those floors rose; the fifth's urgency fell (0.907 → 0.889 day one, 0.920 → 0.901
@@ -191,8 +190,7 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
                                            ("tenth", (0.95, 0.95), (0.80, 0.79), (0.82, 0.79)),
                                            ("eleventh", (0.93, 0.93), (0.86, 0.87), (0.70, 0.70)),
                                            ("twelfth", (0.95, 0.95), (0.89, 0.90), (0.70, 0.69)),
-                                           ("thirteenth", (0.96, 0.96), (0.88, 0.90), (0.72, 0.74)),
-                                           ("fifteenth", (0.89, 0.90), (0.76, 0.77), (0.82, 0.83))):
+                                           ("thirteenth", (0.96, 0.96), (0.88, 0.90), (0.72, 0.74))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= 0.10, (key, got, r[f"{key}_missed_critical_day_one"])
