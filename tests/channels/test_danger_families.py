@@ -87,3 +87,62 @@ def test_an_exclusion_does_not_clear_a_danger_it_does_not_describe(seed_clf):
         assert s.urgency == "critical" and s.handovers[0]["line"] == line, (text, s.dangers)
     lex = default_lexicon()
     assert not any(h.clears for h in lex.hits(unicodedata.normalize("NFKC", "电影院着火了，浓烟很大")))
+
+
+# Round 8: families from the leave-one-file-out misses of the emergency development sets (docs/CHANNELS.md, round 8),
+# each on sentences written for this test.
+@pytest.mark.parametrize("text, line, family", [
+    ("我哥喝多了倒在沙发上，怎么弄都弄不醒", "120", "not_breathing_r8"),                 # cannot be woken, other verbs
+    ("奶奶坐在椅子上睡着似的，摇了半天也不醒", "120", "not_breathing_r8"),
+    ("叫了他好几声都不怎么应，眼神发直", "120", "not_breathing_r8"),
+    ("老公陪客户喝完酒回来，手脚冰凉冰凉的，在地上躺着", "120", "not_breathing_r8"),   # drunk and cold
+    ("小伙子骑车摔了，后脑着地，现在一直吐", "120", "fall_head_r8"),                    # head first, vomiting
+    ("工人从架子上跌下来，两条腿没知觉了", "120", "fall_head_r8"),                      # no feeling in the legs
+    ("爷爷在卫生间滑倒了，起来以后说不出话，左手一抽一抽的", "120", "fall_head_r8"),
+    ("楼上阿婆摔倒了爬不起来，家里就她一个，门还反锁着", "120", "fall_head_r8"),       # fallen and alone
+    ("公交上一个醉汉掏出把折叠刀乱晃", "110", "weapon_r8"),                             # weapons in other words
+    ("烧烤摊有人拎根钢管见人就砸", "110", "weapon_r8"),
+    ("两个男的把一个小姑娘硬往白色轿车里塞", "110", "abduction_r8"),                     # dragged into a car
+    ("商场里有个孩子被陌生男人抱走了", "110", "abduction_r8"),                           # a child carried off
+    ("我哋大厦后楼梯烧紧，啲住户落唔到楼", "119", "fire_r8"),                            # Cantonese: burning now
+    ("对面山头一大片起烟了，风往村子这边刮", "119", "fire_r8"),                          # a hillside going up
+    ("车在涵洞积水里熄火了，水到车窗了，司机还在车里", "119", "water_trap_r8"),         # trapped by flood water
+    ("桥上护栏断了，一个骑电动车的摔下去了，下面就是河", "120", "in_water_r8"),          # fell, water below
+    ("老厂房的墙在往下掉砖，里面还住着十几个工人", "119", "collapse_r8"),                 # collapsing, people inside
+    ("独居老大爷家暖气停了，冻得直发抖，话都说不清了", "120", "cold_r8"),                 # hypothermia
+    ("演唱会出口人太多，有个女孩被踩在地上了", "120", "crush_r8"),                       # a crush, someone down
+    ("婆婆把燃气灶旋钮拧开了却没点火，厨房一股刺鼻的味道", "119", "gas_r8"),             # a burner on, unlit
+])
+def test_a_new_sentence_of_each_round_8_family_is_critical_with_its_line(seed_clf, text, line, family):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical" and s.handover == line, (s.urgency, s.handovers, s.dangers)
+    assert family in {d["sign"] for d in s.dangers}, s.dangers
+
+
+@pytest.mark.parametrize("text", [
+    "锅里的油刚才着了，我用湿毛巾盖灭了，现在没火了，就是满屋子味道",          # a pan fire already put out
+    "食堂的油锅起了火苗，火已经扑灭了，没人受伤，就是还有点焦味",
+    "社区在搞消防培训，有个志愿者扮演昏迷的伤员，别当真",                        # a casualty acted in a drill
+    "操场上那是演习，有人装作溺水的，老师都在旁边",
+    "窨井里冒白烟，物业说是热力管道的蒸汽，不是着火",                            # a heating main's steam
+    "巷子里那盏路灯一闪一闪跟抽风一样",                                          # a flickering lamp
+    "地下通道的灯全灭了，走进去突然看不清路",                                    # a dark passage
+    "小区门口自来水管崩开了，水柱冲得老高",                                      # a burst water main
+    "地铁里人太多，我的脚被踩了一下",                                            # stepped on in a crowd
+    "超市里有人差点被挤倒，排队的人太多了",
+    "楼下五金店在卖弹簧刀，这合法吗",                                            # a weapon on sale
+    "搬家师傅往货车上拽沙发，挡了半条路",                                         # things dragged into a van
+])
+def test_look_alikes_of_round_8_are_not_critical(seed_clf, text):
+    s = seed_clf.suggest(text)
+    assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
+
+
+def test_a_put_out_fire_rules_out_only_the_fire(seed_clf):
+    """“火已经灭了” clears the fire, not a gas smell in the same report, nor a person hurt by it."""
+    for text, line, kept in (("锅里的火已经扑灭了，就是还有点焦味，可燃气管那里煤气味很浓", "119", "gas"),
+                             ("锅里的火已经盖灭了，现在没火了，可我妈被烫着以后叫不醒", "120", "not_breathing")):
+        s = seed_clf.suggest(text)
+        signs = {d["sign"] for d in s.dangers}
+        assert s.urgency == "critical" and s.handovers[0]["line"] == line, (text, s.dangers)
+        assert kept in signs and "fire" not in signs, signs

@@ -27,7 +27,8 @@ def test_packaged_emergencies_are_the_development_sets_and_no_held_out_report():
 @pytest.mark.timeout(180)
 def test_danger_model_raises_emergencies_the_other_signals_miss_and_lowers_none(catalog, monkeypatch):
     """On the demoted fourteenth file (emergencies first): every report critical without the danger model stays
-    critical with it, and more of its critical reports are caught with it than without."""
+    critical with it, and with it every critical report is caught, more than without. (Round 8: the lexicon's new
+    families catch 69 of its 71 without the model, so the margin is no longer 5.)"""
     rows = load_examples(next(p for p in EMERGENCY_DEVELOPMENT if p.name == "tuning_round7d.jsonl"))
     seed = load_examples(SEED_FILE)
     with_model = [s.urgency for s in map(ReportClassifier(catalog).fit(seed).suggest, (r.text for r in rows))]
@@ -37,7 +38,7 @@ def test_danger_model_raises_emergencies_the_other_signals_miss_and_lowers_none(
     without = [s.urgency for s in map(off.suggest, (r.text for r in rows))]
     assert all(w == "critical" for o, w in zip(without, with_model) if o == "critical")
     caught = lambda urgencies: sum(u == "critical" for u, r in zip(urgencies, rows) if r.urgency == "critical")
-    assert caught(with_model) > caught(without) + 5, (caught(with_model), caught(without))
+    assert caught(with_model) == sum(r.urgency == "critical" for r in rows) > caught(without), (caught(with_model), caught(without))
 
 
 def test_danger_model_learns_from_the_training_rows(catalog):
