@@ -170,9 +170,11 @@ def features(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-# A denial of a clearable danger (“没有闻到煤气味”, “不是烟”, “没看到火”). Round 8: it must name what it denies; a bare
-# “没有” also matched “叫了半天一点反应都没有”, which is the danger, not its denial.
-_DENIAL = re.compile(r"(没有|没|不是|并不是|并没有|未见|未|无)[^，,。！!？?]{0,6}[火烟气漏味炸爆]|没什么味|无异味|没味")
+# A denial of a clearable danger: the negation names it at once, at most after a verb of noticing (“没有闻到煤气味”,
+# “不是烟”, “没看到火”, “没什么味”). Round 8: a bare “没有” also matched “叫了半天一点反应都没有” (the danger, not its
+# denial), and a negation anywhere before 火 matched “家里没开火” (a gas meter turning with nothing lit: a leak sign).
+_DENIAL = re.compile(r"(没有|没|不是|并不是|并没有|未见|未|无)(闻到|闻见|看到|看见|发现|见到|有|冒|着|起)?(什么|任何)?"
+                     r"(异味|味|煤气|燃气|天然气|烟|火苗|明火|火|漏气|漏|爆炸)")
 
 
 def _sharpen(p: np.ndarray, a: float = CONFIDENCE_SHARPNESS) -> np.ndarray:

@@ -26,3 +26,14 @@ def test_a_danger_the_report_does_not_rule_out_stays_critical(clf: ReportClassif
 @pytest.mark.parametrize("text", ["以为着火了，其实是邻居烧腊肉", "虚惊一场，刚才是误报", "查了说是下水道返味，不是漏气"])
 def test_what_the_report_rules_out_is_not_raised(clf: ReportClassifier, text: str) -> None:
     assert clf.suggest(text).urgency != "critical"
+
+
+@pytest.mark.parametrize("text", ["灶台都关着没开火，可燃气表还在一格一格地走", "没开火也没用热水器，燃气表转个不停"])
+def test_a_negation_that_denies_no_danger_leaves_the_suspicion(clf: ReportClassifier, text: str) -> None:
+    """“没开火” (nothing lit) with a gas meter turning is a leak sign, not a denial of one: still critical, 119 first."""
+    s = clf.suggest(text)
+    assert s.urgency == "critical" and s.handovers[0]["line"] == "119", (s.urgency, s.handovers)
+
+
+def test_a_denial_of_the_danger_itself_is_not_raised(clf: ReportClassifier) -> None:
+    assert clf.suggest("没有闻到煤气味，就是燃气表好像走得快").urgency != "critical"
