@@ -280,13 +280,15 @@ class ReportClassifier:
     """Category + urgency suggestions; ``fit``/``learn`` may be called again at any time (thread-safe swap)."""
 
     def __init__(self, catalog: Catalog, *, rule_weight: float = RULE_WEIGHT, use_model: bool = True,
-                 use_rules: bool = True, lexicon: Lexicon | None = None, model: str = "lr"):
+                 use_rules: bool = True, lexicon: Lexicon | None = None, model: str = "lr",
+                 emergencies: tuple[Example, ...] | None = None):
         self.catalog = catalog
         self.labels = catalog.labels()
         self.rule_weight = rule_weight
         self.use_model = use_model
         self.use_rules = use_rules
         self.model = model
+        self._emergencies = emergencies   # the danger model's extra rows; None: the packaged ones (``EMERGENCY_FILE``)
         _estimator(model)   # an unknown model name fails here, not at the first fit
         self.lexicon = lexicon or default_lexicon()
         segment.configure(self.lexicon.words)
@@ -338,7 +340,7 @@ class ReportClassifier:
         every other report, and only raises, never lowers."""
         if DANGER_MODEL_P > 1:
             return None
-        extra = emergency_examples()
+        extra = emergency_examples() if self._emergencies is None else self._emergencies
         labels = tuple("critical" if e.urgency == "critical" else "other" for e in (*rows, *extra))
         if len(set(labels)) < 2:
             return None

@@ -49,3 +49,16 @@ def test_danger_model_learns_from_the_training_rows(catalog):
     taught = [classifier_module.Example("咕噜咕噜冒泡泡的那口井旁边", "0303", "critical", 8.0)]
     clf.fit(load_examples(SEED_FILE) + taught)
     assert clf.danger_probability(text) > before + 0.2, (before, clf.danger_probability(text))
+
+
+def test_a_file_left_out_of_the_emergencies_is_not_learnt(catalog):
+    """``evaluate --emergencies-left-out`` scores each emergency file with a danger model that never saw it: its
+    reports then look less like the model's own training rows than with the packaged emergencies."""
+    rows = load_examples(EMERGENCY_DEVELOPMENT[-1])
+    texts = {r.text for r in rows}
+    seed = load_examples(SEED_FILE)
+    packaged = ReportClassifier(catalog).fit(seed)
+    left_out = ReportClassifier(catalog, emergencies=tuple(e for e in load_examples(EMERGENCY_FILE) if e.text not in texts)).fit(seed)
+    critical = [packaged.lexicon.normalise(r.text) for r in rows if r.urgency == "critical"]
+    mean = lambda clf: sum(map(clf.danger_probability, critical)) / len(critical)
+    assert mean(left_out) < mean(packaged) - 0.05, (mean(left_out), mean(packaged))
