@@ -38,7 +38,10 @@ def test_bad_signature_replay_and_unknown_device(client):
     forged = client.post("/api/v1/alarms/press", content=body, headers=signed_headers("stb-0001", "wrong-secret", body))
     assert forged.status_code == 401 and forged.json()["reason"] == "bad_signature"
     headers = signed_headers("stb-0001", SECRET, body)
-    assert client.post("/api/v1/alarms/press", content=body, headers=headers).status_code == 200
+    # Accepted: 200 with its case, or 202 when the group commit is still filing it after 10 s on a loaded machine (the
+    # documented answer: the box's retry gets the case; filing itself is the first test's). Either way the nonce is spent.
+    genuine = client.post("/api/v1/alarms/press", content=body, headers=headers)
+    assert genuine.status_code in (200, 202) and genuine.json()["status"] in ("received", "pending"), genuine.text
     replay = client.post("/api/v1/alarms/press", content=body, headers=headers)
     assert replay.status_code == 409 and replay.json()["reason"] == "replayed_nonce"
     other = json.dumps({"device": "stb-9999", "press_id": "x", "kind": "press"}).encode()
