@@ -54,7 +54,7 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= 5, key
     # Round 8's sealed files: emergencies first; rows sharing text with other files were dropped, leaving 3–4 in a few categories.
-    for key, n, critical in (("sixteenth", 130, 60), ("seventeenth", 140, 55)):
+    for key, n, critical in (("sixteenth", 130, 60), ("seventeenth", 140, 55), ("eighteenth", 135, 55), ("nineteenth", 140, 60)):
         rows = later_heldout()[key]
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= 3, key
@@ -145,7 +145,7 @@ def test_urgency_is_ordinal_below_critical_and_critical_stays_the_safety_nets_ar
 
 # The share of a held-out file's other reports raised to critical, at most: the issue's 1 in 10, or what a file reaches
 # where it is over (rounds 8 and 9, below).
-RAISED_CAP = {"eleventh": 0.11, "sixteenth": 0.14, "seventeenth": 0.13}   # others: the issue's 0.10
+RAISED_CAP = {"eleventh": 0.11, "sixteenth": 0.14, "seventeenth": 0.13, "nineteenth": 0.15}   # others: the issue's 0.10
 
 
 @pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
@@ -214,7 +214,9 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
                                            ("twelfth", (0.95, 0.95), (0.89, 0.90), (0.70, 0.69)),
                                            ("thirteenth", (0.96, 0.96), (0.88, 0.90), (0.72, 0.74)),
                                            ("sixteenth", (0.98, 0.98), (0.79, 0.80), (0.77, 0.78)),
-                                           ("seventeenth", (0.92, 0.92), (0.90, 0.91), (0.76, 0.75))):
+                                           ("seventeenth", (0.92, 0.92), (0.90, 0.91), (0.76, 0.75)),
+                                           ("eighteenth", (0.98, 0.98), (0.92, 0.92), (0.80, 0.81)),
+                                           ("nineteenth", (0.96, 0.96), (0.90, 0.88), (0.81, 0.80))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= RAISED_CAP.get(key, 0.10), (key, got, r[f"{key}_missed_critical_day_one"])
