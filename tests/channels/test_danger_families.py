@@ -146,3 +146,30 @@ def test_a_put_out_fire_rules_out_only_the_fire(seed_clf):
         signs = {d["sign"] for d in s.dangers}
         assert s.urgency == "critical" and s.handovers[0]["line"] == line, (text, s.dangers)
         assert kept in signs and "fire" not in signs, signs
+
+
+@pytest.mark.parametrize("text, line, family", [
+    ("巷子口那个草垛着了，风一吹火星子往房子那边飘", "119", "fire_r10"),                # a burning object + bare 着了
+    ("阳台上的被子着了，家里没大人", "119", "fire_r10"),
+    ("出租屋窗缝里一直冒黑乎乎的东西，敲门没人开", "119", "fire_r10"),                  # black stuff pouring out
+    ("江边钓鱼的大叔让大浪卷下去了", "120", "in_water_r10"),                            # swept away by a wave
+    ("小孩在河滩玩，被河水冲跑了", "120", "in_water_r10"),                              # … or a current
+    ("我爸吃了山上捡的毒蘑菇，一直说看见墙上有小人", "120", "poisoning_r10"),          # a mushroom, hallucinations
+    ("公园那根路灯杆漏电，有个小孩摸了一下被电得直哭", "119", "electric_r10"),        # a live pole
+    ("楼下大爷倒在花坛边，喊他一点反应也没有", "120", "unresponsive_r10"),             # lying, no reaction at all
+])
+def test_a_new_sentence_of_each_round_10_family_is_critical_with_its_line(seed_clf, text, line, family):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical" and s.handover == line, (s.urgency, s.handovers, s.dangers)
+    assert family in {d["sign"] for d in s.dangers}, s.dangers
+
+
+@pytest.mark.parametrize("text", [
+    "楼下饭店的柴油发电机天天开，排气管冲着窗户喷黑烟",                              # an exhaust's black smoke
+    "每天晚上都有股烧焦的味道飘进来，应该是哪个厂在烧东西",                          # a smell that comes back
+    "早市的炸油条摊子把液化气罐直接摆在人行道上",                                    # a stall's gas cylinder
+    "给物业反映过三次了，一点反应都没有，楼道灯还是坏的",                            # "no reaction" from an office
+])
+def test_look_alikes_of_round_10_are_not_critical(seed_clf, text):
+    s = seed_clf.suggest(text)
+    assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
