@@ -56,6 +56,19 @@ def redis_client(stream_prefix):
     client.close()
 
 
+# Tests whose assertions are timing bounds under a load they make themselves (SIGKILL and restart within seconds, a soak's
+# flat memory, benchmark ratios, a demo ticket within 60 s, hosts partitioned by network namespaces): marked ``solo`` so
+# that scripts/test runs them one at a time after the rest, which it runs two at a time (pytest-xdist).
+SOLO = ("tests/fault/", "tests/benchmarks/", "tests/multihost/", "tests/e2e/",
+        "tests/roles/test_supervisor.py::test_roles_are_processes_restarted_after_sigkill_under_load_losing_nothing")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if item.nodeid.startswith(SOLO):
+            item.add_marker(pytest.mark.solo)
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     """Role processes a failed fixture left behind (multiprocessing children that are not daemonic, because the
     video role starts worker processes of its own) would keep the run from exiting: end them here."""
