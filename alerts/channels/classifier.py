@@ -204,7 +204,8 @@ def urgency_level(probs: np.ndarray, band: tuple[float, float] = URGENCY_NORMAL_
 # the clearing phrase. Never a person unconscious, bleeding, poisoned, armed, trapped or in the water:
 # “消防演习的时候有个老师晕倒了叫不醒” is an emergency whatever the drill.
 CLEARABLE_DANGERS = {"fire": "火烟", "gas": "气漏味", "explosion": "炸爆"}
-NOT_AN_EVENT = "not_an_event"  # the lexicon's concept for fiction, jokes, questions: it clears every danger
+NOT_AN_EVENT = "not_an_event"  # the lexicon's concepts (this name and not_an_event_*) for fiction, jokes, questions, a past
+#   illness: they clear every danger
 NOBODY_THERE = "nobody_there"  # "里面没人": no danger word is cleared, only the model's suspicion (round 10)
 
 
@@ -213,7 +214,7 @@ def ruled_out(hits: list[Hit]) -> list[Hit]:
     that names a danger (“不是着火”, “以为漏气了”) rules out only that kind — “不是着火，是煤气味很浓” keeps the gas —
     and one that names none (“消防演习”, “是误会”, “误报”) rules out every clearable kind; harm to a person stays,
     unless nothing is happening at all (``NOT_AN_EVENT``: “电影里那个人被困在电梯里”, “开玩笑的”)."""
-    if any(h.concept == NOT_AN_EVENT for h in hits):  # fiction, a joke, a question: no danger in it is real
+    if any(h.concept.startswith(NOT_AN_EVENT) for h in hits):  # fiction, a joke, a past illness: no danger in it is real
         return [replace(h, danger=False, handover=None) if h.danger else h for h in hits]
     named = cleared_kinds(hits)
     return [replace(h, danger=False, handover=None) if h.danger and h.concept.split("_")[0] in named else h
@@ -492,7 +493,7 @@ class ReportClassifier:
         model call per report). Not for a question or nothing real (``NOT_AN_EVENT``), nor when the caller says nobody
         is inside (``NOBODY_THERE``); and, as in ``ruled_out``, a false alarm or a denial rules out only a fire, gas or
         explosion suspicion, never a person's harm."""
-        if any(h.concept in (NOT_AN_EVENT, NOBODY_THERE) or (h.urgency == "low" and not h.clears) for h in hits):
+        if any(h.concept.startswith((NOT_AN_EVENT, NOBODY_THERE)) or (h.urgency == "low" and not h.clears) for h in hits):
             return False
         if likely in self._clearable and (_DENIAL.search(text) or cleared_kinds(hits) & self._clearable[likely]):
             return False

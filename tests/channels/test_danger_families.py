@@ -173,3 +173,39 @@ def test_a_new_sentence_of_each_round_10_family_is_critical_with_its_line(seed_c
 def test_look_alikes_of_round_10_are_not_critical(seed_clf, text):
     s = seed_clf.suggest(text)
     assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
+
+
+@pytest.mark.parametrize("text, line, family", [
+    ("出租车司机靠在座椅上，我们拍车窗喊了半天都不动", "120", "unresponsive_r11"),      # slumped, knocking does not move him
+    ("涵洞里水漫上来了，一个大姐爬到车顶上喊人", "119", "car_roof_r11"),                # on a car roof in flood water
+    ("两个人在菜场吵架，卖肉的把刀拿出来对着人比划", "110", "knife_drawn_r11"),        # a knife drawn and waved
+])
+def test_a_new_sentence_of_each_round_11_family_is_critical_with_its_line(seed_clf, text, line, family):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical" and s.handover == line, (s.urgency, s.handovers, s.dangers)
+    assert family in {d["sign"] for d in s.dangers}, s.dangers
+
+
+@pytest.mark.parametrize("text", [
+    "我爷爷去年脑梗过一次，现在恢复得还行，想问问社区能不能申请助餐",          # a past illness, a request for care
+    "送快递的小伙子说有点中暑，喝了点水歇了会儿说好多了",                        # heat that has passed
+    "加班加到累晕了，老板还不发工资",                                            # figurative
+    "电瓶车胎被扎漏气了，门口一地钉子",                                          # a tyre, not gas
+    "卡车一过尘土飞扬，跟冒烟似的",                                              # a simile
+    "厨房墙上那块黑印子是以前的租户留下的，想问要不要紧",                        # a fire long past
+    "粥煮糊了，火关了窗也开了，现在没事了",                                      # a pot already off
+    "液化气罐用完了，县城哪里能买到正规的",                                      # a gas question
+    "网吧里那几个小孩打游戏一直喊救命救命，吵死了",                              # 救命 in a game
+    "有只小猫卡在下水道口出不来，一直叫",                                        # an animal stuck
+    "商场门口有人拿着cos道具枪拍照",                                              # a prop gun
+    "孩子的球掉进小区水池里了，够不着",                                          # an object in the water
+])
+def test_look_alikes_of_round_11_are_not_critical(seed_clf, text):
+    s = seed_clf.suggest(text)
+    assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
+
+
+def test_a_past_illness_with_a_present_sign_stays_critical(seed_clf):
+    """``not_an_event_past_illness`` clears only an illness that is over: a present sign keeps the report critical."""
+    s = seed_clf.suggest("我爸去年中风过，刚才突然又说不出话了，嘴也歪了，想问怎么办")
+    assert s.urgency == "critical" and s.handover == "120", (s.dangers, s.urgency_reasons)
