@@ -52,6 +52,9 @@ HELDOUT_EIGHTEENTH = DATA / "heldout_eighteenth.jsonl"  # round 10, an eleventh 
 HELDOUT_NINETEENTH = DATA / "heldout_nineteenth.jsonl"  # round 10, a twelfth writer, before round 10's change
 HELDOUT_TWENTIETH = DATA / "heldout_twentieth.jsonl"    # round 11, a thirteenth writer, before round 11's change
 HELDOUT_TWENTY_FIRST = DATA / "heldout_twenty_first.jsonl"  # round 11, a fourteenth writer, before round 11's change
+HELDOUT_TWENTY_SECOND = DATA / "heldout_twenty_second.jsonl"  # round 12, a fifteenth writer, before round 12's change
+HELDOUT_TWENTY_THIRD = DATA / "heldout_twenty_third.jsonl"    # round 12, a sixteenth writer, before round 12's change
+HELDOUT_TWENTY_FOURTH = DATA / "heldout_twenty_fourth.jsonl"  # round 12, a seventeenth writer, before round 12's change
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -72,10 +75,14 @@ LATER_HELDOUT = (
     ("nineteenth", HELDOUT_NINETEENTH, "nineteenth held-out ({n}, round 10, a twelfth writer, written before round 10; sealed)"),
     ("twentieth", HELDOUT_TWENTIETH, "twentieth held-out ({n}, round 11, a thirteenth writer, written before round 11; sealed)"),
     ("twenty_first", HELDOUT_TWENTY_FIRST, "twenty-first held-out ({n}, round 11, a fourteenth writer, written before round 11; sealed)"),
+    ("twenty_second", HELDOUT_TWENTY_SECOND, "twenty-second held-out ({n}, round 12, a fifteenth writer, written before round 12; sealed)"),
+    ("twenty_third", HELDOUT_TWENTY_THIRD, "twenty-third held-out ({n}, round 12, a sixteenth writer, written before round 12; sealed)"),
+    ("twenty_fourth", HELDOUT_TWENTY_FOURTH, "twenty-fourth held-out ({n}, round 12, a seventeenth writer, written before round 12; sealed)"),
 )
 # Sealed: the honest figure for wording nobody developing the classifier has read. Their misses are neither printed
 # nor put in the JSON, so that no one tunes to them; a file is unsealed only when it is demoted to a development set.
-SEALED = frozenset({"sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth", "twenty_first"})
+SEALED = frozenset({"sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth", "twenty_first",
+                    "twenty_second", "twenty_third", "twenty_fourth"})
 # The correction pool. ``labelled_reports.jsonl`` (another writer) moved into the packaged seed in round 4.
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "tuning_round3b.jsonl",
           DATA / "tuning_round4.jsonl")
