@@ -1,7 +1,8 @@
 """Measure the report classifier on held-out wording: ``python -m alerts.channels.evaluate [--short] [--json]``
 (``--models``: model choice by CV of the tuning part; ``--leave-file-out``: corrections from the other held-out files;
 ``--own-corrections``: k-fold within each held-out file, the other folds as that centre's own corrections;
-``--emergencies-left-out``: each emergency development file with the danger model trained without it).
+``--emergencies-left-out``: each emergency development file with the danger model trained without it;
+``--leave-writer-out [--rule-weight W]``: each named seed writer scored by a classifier trained on the rest of the seed).
 
 The split is fixed by file (tests/channels/data/README.md): ``heldout_reports.jsonl`` is only ever
 scored; dispatcher corrections are drawn from the tuning part (``tuning_reports.jsonl`` and the round-3
@@ -27,8 +28,8 @@ from typing import Any
 import yaml
 
 from alerts.channels.categories import Catalog, load_catalog
-from alerts.channels.classifier import (MODELS, SEED_FILE, Example, ReportClassifier, Suggestion, emergency_examples,
-                                        load_examples)
+from alerts.channels.classifier import (MODELS, RULE_WEIGHT, SEED_FILE, Example, ReportClassifier, Suggestion,
+                                        emergency_examples, load_examples)
 from alerts.config import AlertsConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -259,6 +260,31 @@ def emergencies_left_out(catalog: Catalog, seed: list[Example]) -> dict[str, dic
     return out
 
 
+def seed_writers(path: Path = SEED_FILE) -> list[str | None]:
+    """The ``writer`` of each seed row (None where the row has none), in ``load_examples`` order."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r.get("writer") for r in rows]
+
+
+def leave_writer_out(catalog: Catalog, seed: list[Example], writers: list[str | None],
+                     rule_weight: float = RULE_WEIGHT) -> dict[str, dict[str, Any]]:
+    """Each named seed writer's rows scored by a classifier trained on the rest of the seed (and ``all`` of them).
+    Why: a writer's rows are wording the rest has not seen, and the seed is large enough to give ~250 rows a
+    writer — the development signal round 12 chose the lexicon's share of the blend by (docs/CHANNELS.md)."""
+    assert len(writers) == len(seed), "one writer entry per seed row"
+    out: dict[str, dict[str, Any]] = {}
+    every: list[Example] = []
+    suggested: list[Suggestion] = []
+    for name in sorted({w for w in writers if w}):
+        rows = [e for e, w in zip(seed, writers) if w == name]
+        clf = ReportClassifier(catalog, rule_weight=rule_weight).fit([e for e, w in zip(seed, writers) if w != name])
+        these = [clf.suggest(r.text) for r in rows]
+        out[name] = score(these, rows).to_dict()
+        every, suggested = every + rows, suggested + these
+    out["all"] = score(suggested, every).to_dict()
+    return out
+
+
 OWN_FOLDS = 5
 OWN_SEED = 16
 
@@ -420,8 +446,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", help="with --own-corrections: labelled files to use instead of the held-out files")
     ap.add_argument("--emergencies-left-out", action="store_true",
                     help="each emergency development file with the danger model trained without it, and stop")
+    ap.add_argument("--leave-writer-out", action="store_true",
+                    help="each named seed writer scored by a classifier trained on the rest of the seed, and stop")
+    ap.add_argument("--rule-weight", type=float, default=RULE_WEIGHT,
+                    help=f"with --leave-writer-out: the lexicon's share of the category blend (default {RULE_WEIGHT})")
     args = ap.parse_args(argv)
     catalog = demo_catalog()
+    if args.leave_writer_out:
+        seed = load_examples(SEED_FILE)
+        for name, f in leave_writer_out(catalog, seed, seed_writers(), args.rule_weight).items():
+            print(f"{name:<12} n {f['n']:>4}  category {f['category']:.3f}  urgency {f['urgency']:.3f}  critical recall "
+                  f"{f['critical_recall']:.3f} ({f['critical_n']})  raised {f['raised_to_critical']:.3f} ({f['noncritical_n']})")
+        return 0
     if args.own_corrections:
         files = ({Path(p).stem: load_examples(Path(p)) for p in args.files.split(",")} if args.files
                  else {"first": load_examples(HELDOUT), **later_heldout()})

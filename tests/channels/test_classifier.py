@@ -12,7 +12,8 @@ import pytest
 
 from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
 from alerts.channels.evaluate import (HELDOUT, LATER_HELDOUT, TUNING, correction_pool, cross_validate, demo_catalog,
-                                     evaluate, later_heldout, leave_file_out_pool, own_correction_folds, own_corrections)
+                                     evaluate, later_heldout, leave_file_out_pool, leave_writer_out, own_correction_folds,
+                                     own_corrections, seed_writers)
 from tests.channels.conftest import DATA
 
 
@@ -55,7 +56,8 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
         assert min(Counter(r.category for r in rows).values()) >= 5, key
     # Round 8's sealed files: emergencies first; rows sharing text with other files were dropped, leaving 3–4 in a few categories.
     for key, n, critical in (("sixteenth", 130, 60), ("seventeenth", 140, 55), ("eighteenth", 135, 55), ("nineteenth", 140, 60),
-                             ("twentieth", 130, 55), ("twenty_first", 115, 55)):
+                             ("twentieth", 130, 55), ("twenty_first", 115, 55), ("twenty_second", 125, 55),
+                             ("twenty_third", 135, 55), ("twenty_fourth", 115, 50)):
         rows = later_heldout()[key]
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= 3, key
@@ -69,6 +71,22 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
     dev7c = load_examples(DATA / "tuning_round7c.jsonl")
     assert len(dev7c) >= 270 and sum(r.urgency == "critical" for r in dev7c) >= 190
     assert not {r.text for r in dev7c} & ({e.text for e in load_examples(SEED_FILE)} | held)
+
+
+def test_leave_writer_out_scores_each_named_writer_on_its_own_rows(catalog):
+    """``evaluate --leave-writer-out``: the writer ids line up with the packaged seed's rows, and each named writer is
+    scored on exactly its rows (rows without a writer only ever train)."""
+    writers = seed_writers()
+    assert len(writers) == len(load_examples(SEED_FILE))
+    named = Counter(w for w in writers if w)
+    assert len(named) >= 8 and min(named.values()) >= 200, named
+    seed = [Example("楼下垃圾桶满了没人收", "0102", "low"), Example("路灯不亮", "0504", "low"),
+            Example("半夜装修电钻太吵", "0205", "normal"), Example("有人在小区里偷电动车", "0402", "high"),
+            Example("厨房一股煤气味", "0304", "critical")]
+    out = leave_writer_out(catalog, seed, ["a", "a", "b", None, "b"])
+    assert set(out) == {"a", "b", "all"}
+    assert (out["a"]["n"], out["b"]["n"], out["all"]["n"]) == (2, 2, 4)
+    assert (out["b"]["critical_n"], out["all"]["critical_n"]) == (1, 1)
 
 
 def test_leave_file_out_pool_never_holds_the_file_it_scores():
@@ -146,7 +164,8 @@ def test_urgency_is_ordinal_below_critical_and_critical_stays_the_safety_nets_ar
 
 # The share of a held-out file's other reports raised to critical, at most: the issue's 1 in 10, or what a file reaches
 # where it is over (rounds 8 and 9, below).
-RAISED_CAP = {"sixteenth": 0.11, "seventeenth": 0.11, "nineteenth": 0.14, "twentieth": 0.15, "twenty_first": 0.11}   # others: the issue's 0.10
+RAISED_CAP = {"sixteenth": 0.11, "seventeenth": 0.11, "nineteenth": 0.14, "twentieth": 0.15, "twenty_first": 0.11,
+              "twenty_fourth": 0.12}   # others: the issue's 0.10
 
 
 @pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
@@ -214,24 +233,31 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     # fifth, sixth, eleventh and eighteenth day one: floors at what they reach, the sixth now under 0.85); the seed cost one
     # critical report each on the seventeenth (day one 0.927 → 0.909) and the eighteenth (1.000 → 0.983, over its floor),
     # and gave one on the twentieth; the share raised fell on four sealed files, caps at that — docs/CHANNELS.md, round 11.
-    for key, recall, category, urgency in (("later", (0.95, 0.95), (0.89, 0.89), (0.86, 0.86)),
-                                           ("final", (0.95, 0.95), (0.92, 0.93), (0.87, 0.88)),
-                                           ("fourth", (0.95, 0.95), (0.94, 0.94), (0.91, 0.92)),
-                                           ("fifth", (0.95, 0.95), (0.98, 0.98), (0.89, 0.88)),
-                                           ("sixth", (0.94, 0.94), (0.92, 0.91), (0.84, 0.84)),
-                                           ("seventh", (0.95, 0.95), (0.90, 0.91), (0.90, 0.90)),
-                                           ("eighth", (0.95, 0.95), (0.91, 0.90), (0.86, 0.87)),
-                                           ("ninth", (0.95, 0.95), (0.95, 0.95), (0.88, 0.88)),
-                                           ("tenth", (0.95, 0.95), (0.85, 0.85), (0.83, 0.81)),
-                                           ("eleventh", (0.96, 0.96), (0.89, 0.89), (0.75, 0.77)),
-                                           ("twelfth", (0.95, 0.95), (0.93, 0.93), (0.73, 0.73)),
-                                           ("thirteenth", (0.96, 0.96), (0.90, 0.91), (0.80, 0.80)),
-                                           ("sixteenth", (0.98, 0.98), (0.86, 0.87), (0.82, 0.82)),
-                                           ("seventeenth", (0.90, 0.92), (0.93, 0.93), (0.79, 0.80)),
-                                           ("eighteenth", (0.98, 0.98), (0.92, 0.92), (0.79, 0.80)),
-                                           ("nineteenth", (0.96, 0.96), (0.91, 0.91), (0.82, 0.82)),
-                                           ("twentieth", (0.94, 0.96), (0.85, 0.86), (0.80, 0.81)),
-                                           ("twenty_first", (0.96, 0.96), (0.90, 0.90), (0.80, 0.79))):
+    # Round 12 (the lexicon's share of the category blend 0.45 → 0.1, chosen leaving each seed writer out): the
+    # twenty-second to twenty-fourth (sealed, written before the round) have floors at what they reach; category rose on
+    # every file (sealed day one +0.01 to +0.05), floors raised to what is reached; urgency, critical recall and the share
+    # raised unchanged or better but for one report of urgency on the twenty-third — docs/CHANNELS.md, round 12.
+    for key, recall, category, urgency in (("later", (0.95, 0.95), (0.92, 0.92), (0.87, 0.87)),
+                                           ("final", (0.95, 0.95), (0.98, 0.99), (0.89, 0.90)),
+                                           ("fourth", (0.95, 0.95), (0.99, 0.98), (0.91, 0.92)),
+                                           ("fifth", (0.95, 0.95), (0.99, 0.99), (0.89, 0.88)),
+                                           ("sixth", (0.94, 0.94), (0.96, 0.94), (0.86, 0.86)),
+                                           ("seventh", (0.95, 0.95), (0.97, 0.97), (0.91, 0.91)),
+                                           ("eighth", (0.95, 0.95), (0.96, 0.96), (0.86, 0.87)),
+                                           ("ninth", (0.95, 0.95), (0.98, 0.98), (0.88, 0.88)),
+                                           ("tenth", (0.95, 0.95), (0.90, 0.91), (0.83, 0.82)),
+                                           ("eleventh", (0.96, 0.96), (0.93, 0.92), (0.76, 0.77)),
+                                           ("twelfth", (0.95, 0.95), (0.97, 0.97), (0.73, 0.73)),
+                                           ("thirteenth", (0.96, 0.96), (0.94, 0.94), (0.80, 0.80)),
+                                           ("sixteenth", (0.98, 0.98), (0.91, 0.91), (0.82, 0.82)),
+                                           ("seventeenth", (0.90, 0.92), (0.94, 0.94), (0.80, 0.80)),
+                                           ("eighteenth", (0.98, 0.98), (0.94, 0.94), (0.79, 0.80)),
+                                           ("nineteenth", (0.96, 0.96), (0.95, 0.94), (0.82, 0.82)),
+                                           ("twentieth", (0.94, 0.96), (0.88, 0.88), (0.80, 0.81)),
+                                           ("twenty_first", (0.96, 0.96), (0.95, 0.95), (0.80, 0.80)),
+                                           ("twenty_second", (0.98, 0.98), (0.95, 0.96), (0.82, 0.82)),
+                                           ("twenty_third", (0.98, 0.98), (0.93, 0.93), (0.83, 0.82)),
+                                           ("twenty_fourth", (0.96, 0.96), (0.92, 0.91), (0.84, 0.83))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= RAISED_CAP.get(key, 0.10), (key, got, r[f"{key}_missed_critical_day_one"])
