@@ -271,7 +271,8 @@ def leave_writer_out(catalog: Catalog, seed: list[Example], writers: list[str | 
     """Each named seed writer's rows scored by a classifier trained on the rest of the seed (and ``all`` of them).
     Why: a writer's rows are wording the rest has not seen, and the seed is large enough to give ~250 rows a
     writer — the development signal round 12 chose the lexicon's share of the blend by (docs/CHANNELS.md)."""
-    assert len(writers) == len(seed), "one writer entry per seed row"
+    if len(writers) != len(seed):
+        raise ValueError(f"{len(writers)} writer entries for {len(seed)} seed rows: one per row")
     out: dict[str, dict[str, Any]] = {}
     every: list[Example] = []
     suggested: list[Suggestion] = []
