@@ -56,6 +56,8 @@ HELDOUT_TWENTY_FIRST = DATA / "heldout_twenty_first.jsonl"  # round 11, a fourte
 HELDOUT_TWENTY_SECOND = DATA / "heldout_twenty_second.jsonl"  # round 12, a fifteenth writer, before round 12's change
 HELDOUT_TWENTY_THIRD = DATA / "heldout_twenty_third.jsonl"    # round 12, a sixteenth writer, before round 12's change
 HELDOUT_TWENTY_FOURTH = DATA / "heldout_twenty_fourth.jsonl"  # round 12, a seventeenth writer, before round 12's change
+HELDOUT_TWENTY_FIFTH = DATA / "heldout_twenty_fifth.jsonl"    # round 13, an eighteenth writer, before round 13's change
+HELDOUT_TWENTY_SIXTH = DATA / "heldout_twenty_sixth.jsonl"    # round 13, a nineteenth writer, before round 13's change
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -79,11 +81,13 @@ LATER_HELDOUT = (
     ("twenty_second", HELDOUT_TWENTY_SECOND, "twenty-second held-out ({n}, round 12, a fifteenth writer, written before round 12; sealed)"),
     ("twenty_third", HELDOUT_TWENTY_THIRD, "twenty-third held-out ({n}, round 12, a sixteenth writer, written before round 12; sealed)"),
     ("twenty_fourth", HELDOUT_TWENTY_FOURTH, "twenty-fourth held-out ({n}, round 12, a seventeenth writer, written before round 12; sealed)"),
+    ("twenty_fifth", HELDOUT_TWENTY_FIFTH, "twenty-fifth held-out ({n}, round 13, an eighteenth writer, written before round 13; sealed)"),
+    ("twenty_sixth", HELDOUT_TWENTY_SIXTH, "twenty-sixth held-out ({n}, round 13, a nineteenth writer, written before round 13; sealed)"),
 )
 # Sealed: the honest figure for wording nobody developing the classifier has read. Their misses are neither printed
 # nor put in the JSON, so that no one tunes to them; a file is unsealed only when it is demoted to a development set.
 SEALED = frozenset({"sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth", "twenty_first",
-                    "twenty_second", "twenty_third", "twenty_fourth"})
+                    "twenty_second", "twenty_third", "twenty_fourth", "twenty_fifth", "twenty_sixth"})
 # The correction pool. ``labelled_reports.jsonl`` (another writer) moved into the packaged seed in round 4.
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "tuning_round3b.jsonl",
           DATA / "tuning_round4.jsonl")
