@@ -209,3 +209,33 @@ def test_a_past_illness_with_a_present_sign_stays_critical(seed_clf):
     """``not_an_event_past_illness`` clears only an illness that is over: a present sign keeps the report critical."""
     s = seed_clf.suggest("我爸去年中风过，刚才突然又说不出话了，嘴也歪了，想问怎么办")
     assert s.urgency == "critical" and s.handover == "120", (s.dangers, s.urgency_reasons)
+
+
+@pytest.mark.parametrize("text, line, family", [
+    ("我爸在果园里被蛇咬了，小腿一下子肿起来了", "120", "poisoning"),                   # a snake bite
+    ("小区地库进水了，水都淹到他胸口了", "120", "in_water_family"),                      # water at a person's chest
+    ("车库淹了，我妈还在车里，电话里说门推不动", "119", "trapped_family"),              # a relative still in the car
+    ("桥洞下积水，有个司机在车里打不开门，水还在涨", "119", "trapped_family"),          # cannot open the door
+    ("楼下烧烤的炭火把遮阳棚给引着了", "119", "fire"),                                  # set alight
+])
+def test_a_new_sentence_of_each_round_13_phrasing_is_critical_with_its_line(seed_clf, text, line, family):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical" and line in {h["line"] for h in s.handovers}, (s.urgency, s.handovers, s.dangers)
+    assert family in {d["sign"] for d in s.dangers}, s.dangers
+
+
+@pytest.mark.parametrize("text", [
+    "商店门口喇叭循环喊了一整天，我头都要炸了",                              # figurative
+    "单元楼道的声控灯坏了，拍手跺脚都没反应",                                # a sound-activated lamp
+    "隔壁院子天天熏腊肉，烟往我家窗户里灌",                                  # cooking smoke
+    "有人在绿地上拿砖头垒了个鸡窝",                                          # building, not a weapon
+    "公园长椅被人用小刀刻了名字",                                            # carving, not a weapon
+    "家里的灶打不着，是不是没气了",                                          # a stove, not a person
+    "上周我们楼有户人家着过火，想问问线路有没有隐患",                        # a fire in the past tense
+    "油锅冒火被我拿锅盖扣灭了，现在没事了",                                  # already out
+    "楼下通道堆满了杂物，真要有个着火什么的消防车都进不来",                  # a hypothetical fire
+    "外卖小哥连人带车翻倒在路口，腿擦破了坐在地上",                          # a fall, not trapped
+])
+def test_look_alikes_of_round_13_are_not_critical(seed_clf, text):
+    s = seed_clf.suggest(text)
+    assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
