@@ -61,9 +61,9 @@ def redis_client(stream_prefix):
 # that scripts/test runs them one at a time after the rest, which it runs two at a time (pytest-xdist).
 SOLO = ("tests/fault/", "tests/benchmarks/", "tests/multihost/", "tests/e2e/",
         "tests/roles/test_supervisor.py::test_roles_are_processes_restarted_after_sigkill_under_load_losing_nothing",
-        # every frame of 8 cameras analysed in real time beside an overloaded detector: with a second test on the other
-        # core the frames fall behind (failed once so in the full run of stop 8; passes alone)
-        "tests/detectors/test_admission.py::test_overloaded_detector_is_shared_fairly_and_never_queues_unbounded")
+        # every frame of 8 cameras analysed in real time beside a capped or overloaded detector: with a second test on
+        # the other core the frames fall behind (each of two tests failed so once in stop 8's full runs; pass alone)
+        "tests/detectors/test_admission.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
