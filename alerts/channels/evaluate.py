@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import yaml
 
@@ -250,15 +250,26 @@ def emergencies_left_out(catalog: Catalog, seed: list[Example]) -> dict[str, dic
     emergencies *without* that file's rows. Why: those files are in the danger model's training, so their plain score says nothing about wording
     it has not seen; this is the development signal rounds 7d and 8 chose by (docs/CHANNELS.md)."""
     packaged = emergency_examples()
+
+    def parts() -> Iterator[tuple[str, ReportClassifier, list[Example]]]:
+        for path in EMERGENCY_DEVELOPMENT:
+            rows = load_examples(path)
+            texts = {r.text for r in rows}
+            clf = ReportClassifier(catalog, emergencies=tuple(e for e in packaged if e.text not in texts))
+            yield path.stem, clf.fit(seed), rows
+
+    return _scored_parts(parts())
+
+
+def _scored_parts(parts: Iterable[tuple[str, ReportClassifier, list[Example]]]) -> dict[str, dict[str, Any]]:
+    """Each part's rows scored by its own classifier, and ``all`` of them together. ``parts`` is consumed lazily, so
+    only one part's classifier is alive at a time."""
     out: dict[str, dict[str, Any]] = {}
     every: list[Example] = []
     suggested: list[Suggestion] = []
-    for path in EMERGENCY_DEVELOPMENT:
-        rows = load_examples(path)
-        texts = {r.text for r in rows}
-        clf = ReportClassifier(catalog, emergencies=tuple(e for e in packaged if e.text not in texts)).fit(seed)
+    for name, clf, rows in parts:
         these = [clf.suggest(r.text) for r in rows]
-        out[path.stem] = score(these, rows).to_dict()
+        out[name] = score(these, rows).to_dict()
         every, suggested = every + rows, suggested + these
     out["all"] = score(suggested, every).to_dict()
     return out
@@ -277,17 +288,14 @@ def leave_writer_out(catalog: Catalog, seed: list[Example], writers: list[str | 
     writer — the development signal round 12 chose the lexicon's share of the blend by (docs/CHANNELS.md)."""
     if len(writers) != len(seed):
         raise ValueError(f"{len(writers)} writer entries for {len(seed)} seed rows: one per row")
-    out: dict[str, dict[str, Any]] = {}
-    every: list[Example] = []
-    suggested: list[Suggestion] = []
-    for name in sorted({w for w in writers if w}):
-        rows = [e for e, w in zip(seed, writers) if w == name]
-        clf = ReportClassifier(catalog, rule_weight=rule_weight).fit([e for e, w in zip(seed, writers) if w != name])
-        these = [clf.suggest(r.text) for r in rows]
-        out[name] = score(these, rows).to_dict()
-        every, suggested = every + rows, suggested + these
-    out["all"] = score(suggested, every).to_dict()
-    return out
+
+    def parts() -> Iterator[tuple[str, ReportClassifier, list[Example]]]:
+        for name in sorted({w for w in writers if w}):
+            rest = [e for e, w in zip(seed, writers) if w != name]
+            own = [e for e, w in zip(seed, writers) if w == name]
+            yield name, ReportClassifier(catalog, rule_weight=rule_weight).fit(rest), own
+
+    return _scored_parts(parts())
 
 
 OWN_FOLDS = 5

@@ -55,13 +55,14 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= 5, key
     # Round 8's sealed files: emergencies first; rows sharing text with other files were dropped, leaving 3–4 in a few categories.
-    for key, n, critical in (("sixteenth", 130, 60), ("seventeenth", 140, 55), ("eighteenth", 135, 55), ("nineteenth", 140, 60),
-                             ("twentieth", 130, 55), ("twenty_first", 115, 55), ("twenty_second", 125, 55),
-                             ("twenty_third", 135, 55), ("twenty_fourth", 115, 50), ("twenty_fifth", 120, 50),
-                             ("twenty_sixth", 130, 50)):
+    # Round 13's two files keep 2 in a category or two.
+    for key, n, critical, per_category in (("sixteenth", 130, 60, 3), ("seventeenth", 140, 55, 3), ("eighteenth", 135, 55, 3),
+                                           ("nineteenth", 140, 60, 3), ("twentieth", 130, 55, 3), ("twenty_first", 115, 55, 3),
+                                           ("twenty_second", 125, 55, 3), ("twenty_third", 135, 55, 3),
+                                           ("twenty_fourth", 115, 50, 3), ("twenty_fifth", 120, 50, 2), ("twenty_sixth", 130, 50, 2)):
         rows = later_heldout()[key]
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
-        assert min(Counter(r.category for r in rows).values()) >= (2 if key in ("twenty_fifth", "twenty_sixth") else 3), key
+        assert min(Counter(r.category for r in rows).values()) >= per_category, key
     # Round 7's development set (the third writer's reports not put in the seed): none is in the seed or held out.
     dev7 = load_examples(DATA / "tuning_round7.jsonl")
     held = {r.text for rows in later_heldout().values() for r in rows} | {r.text for r in heldout}
