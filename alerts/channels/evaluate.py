@@ -58,6 +58,9 @@ HELDOUT_TWENTY_THIRD = DATA / "heldout_twenty_third.jsonl"    # round 12, a sixt
 HELDOUT_TWENTY_FOURTH = DATA / "heldout_twenty_fourth.jsonl"  # round 12, a seventeenth writer, before round 12's change
 HELDOUT_TWENTY_FIFTH = DATA / "heldout_twenty_fifth.jsonl"    # round 13, an eighteenth writer, before round 13's change
 HELDOUT_TWENTY_SIXTH = DATA / "heldout_twenty_sixth.jsonl"    # round 13, a nineteenth writer, before round 13's change
+HELDOUT_TWENTY_SEVENTH = DATA / "heldout_twenty_seventh.jsonl"  # round 14, a twentieth writer, before round 14's change
+HELDOUT_TWENTY_EIGHTH = DATA / "heldout_twenty_eighth.jsonl"    # round 14, a twenty-first writer, before round 14's change
+HELDOUT_TWENTY_NINTH = DATA / "heldout_twenty_ninth.jsonl"      # round 14, a twenty-second writer, before round 14's change
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -83,11 +86,15 @@ LATER_HELDOUT = (
     ("twenty_fourth", HELDOUT_TWENTY_FOURTH, "twenty-fourth held-out ({n}, round 12, a seventeenth writer, written before round 12; sealed)"),
     ("twenty_fifth", HELDOUT_TWENTY_FIFTH, "twenty-fifth held-out ({n}, round 13, an eighteenth writer, written before round 13; sealed)"),
     ("twenty_sixth", HELDOUT_TWENTY_SIXTH, "twenty-sixth held-out ({n}, round 13, a nineteenth writer, written before round 13; sealed)"),
+    ("twenty_seventh", HELDOUT_TWENTY_SEVENTH, "twenty-seventh held-out ({n}, round 14, a twentieth writer, written before round 14; sealed)"),
+    ("twenty_eighth", HELDOUT_TWENTY_EIGHTH, "twenty-eighth held-out ({n}, round 14, a twenty-first writer, written before round 14; sealed)"),
+    ("twenty_ninth", HELDOUT_TWENTY_NINTH, "twenty-ninth held-out ({n}, round 14, a twenty-second writer, written before round 14; sealed)"),
 )
 # Sealed: the honest figure for wording nobody developing the classifier has read. Their misses are neither printed
 # nor put in the JSON, so that no one tunes to them; a file is unsealed only when it is demoted to a development set.
 SEALED = frozenset({"sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth", "twenty_first",
-                    "twenty_second", "twenty_third", "twenty_fourth", "twenty_fifth", "twenty_sixth"})
+                    "twenty_second", "twenty_third", "twenty_fourth", "twenty_fifth", "twenty_sixth",
+                    "twenty_seventh", "twenty_eighth", "twenty_ninth"})
 # The correction pool. ``labelled_reports.jsonl`` (another writer) moved into the packaged seed in round 4.
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "tuning_round3b.jsonl",
           DATA / "tuning_round4.jsonl")
