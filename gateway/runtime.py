@@ -245,6 +245,8 @@ class Runtime:
         if self.case_outbox is not None:
             self._loop("case-outbox", self.case_outbox.run_forever, self._stop)
         self.press_queue.start()
+        if "api" in self.role_names and self.channels is not None:   # the one role that suggests categories
+            self.channels.suggester.warm_up()
         for role in self.roles.values():
             role.start()
         self.started = True

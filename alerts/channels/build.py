@@ -99,7 +99,6 @@ def build_channels(core: Core, setup: ChannelSetup, *, sms: SmsGateway | None = 
     cfg, clock = setup.cfg, core.clock
     suggester = Suggester(core.parts.store, ReportClassifier(core.catalog), load_examples(setup.seed_file),
                           retrain_every=cfg.retrain_every, clock=clock)
-    suggester.retrain()
     gazetteer = Gazetteer.load(setup.places_file, setup.devices)
     merges = ReportMerges(core)
     filing = ReportFiling(core, cfg, suggester, gazetteer, merges, setup.evidence_dir)

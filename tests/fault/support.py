@@ -495,7 +495,6 @@ def runtime_deployment(tmp: Path, *, mqtt_url: str, redis_url: str = "redis://12
     dep.gateway.secret_key = "fault-secret-" + uuid.uuid4().hex
     dep.ingest.mqtt.client_id = f"gwfault-ingest-{tag}"
     dep.ingest.mqtt.topic_prefix = f"gwfault/{tag}/v1"
-    dep.ingest.mqtt.shared_group = f"g{tag}"
     return dep
 
 

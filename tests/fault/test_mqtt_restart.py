@@ -13,12 +13,12 @@ outage and how long ingest took to resubscribe and to receive the last message.
 
 Finding F-MQTT-1 (Mosquitto 2.0.11, measured here and in a bare paho experiment): a persistent
 session's *plain* subscription survives a broker restart (SIGTERM and SIGKILL alike), but a *shared*
-one (``$share/{group}/…``) does not. The runtime subscribes through ``ingest.mqtt.shared_group``
-(default ``gridwatch``), so everything the devices publish between the broker's return and ingest's
-re-subscription — including what their clients queued during the outage and resend at once — is
-PUBACKed by the broker and dropped (no subscriber). With ``shared_group: null`` nothing is lost.
-In the suite: SIGKILL without a shared group (must lose nothing) and SIGTERM with the default
-shared group (``xfail strict``, the finding). ``GRIDWATCH_LONG=1`` runs all four combinations.
+one (``$share/{group}/…``) does not, so what devices publish between the broker's return and ingest's
+re-subscription is PUBACKed and dropped. That loss is a race (347 of 1 000 lost in one run; none in the
+CI run of 2026-12-02, where ingest re-subscribed 0.25 s after the broker came back, before any device
+resent), so it is a documented finding rather than a test: ``ingest.mqtt.shared_group`` defaults to
+``null`` and the devices role partitions devices without ``$share`` (tests/roles/test_devices_partition.py).
+In the suite: SIGKILL with the plain subscription (must lose nothing); ``GRIDWATCH_LONG=1`` adds SIGTERM.
 """
 from __future__ import annotations
 
@@ -41,20 +41,11 @@ def seen_readings(monkeypatch):
 
 
 LONG = os.environ.get("GRIDWATCH_LONG") == "1"
-SHARED_LOSS = ("F-MQTT-1: Mosquitto 2.0.11 does not restore a persistent session's shared ($share/…) subscription "
-               "after a restart; the runtime subscribes through ingest.mqtt.shared_group (when set), so "
-               "readings published before ingest re-subscribes are acknowledged by the broker and dropped")
-CASES = [pytest.param("sigkill", False, id="sigkill-plain-subscription"),
-         pytest.param("sigterm", True, id="sigterm-shared-subscription",
-                      marks=pytest.mark.xfail(reason=SHARED_LOSS, strict=True, raises=AssertionError))]
-if LONG:
-    CASES += [pytest.param("sigterm", False, id="sigterm-plain-subscription"),
-              pytest.param("sigkill", True, id="sigkill-shared-subscription",
-                           marks=pytest.mark.xfail(reason=SHARED_LOSS, strict=True, raises=AssertionError))]
+CASES = ["sigkill"] + (["sigterm"] if LONG else [])
 
 
-@pytest.mark.parametrize(("how", "shared"), CASES)
-def test_broker_restart_under_qos1_load_through_the_runtime(how, shared, tmp_path, seen_readings, monkeypatch):
+@pytest.mark.parametrize("how", CASES)
+def test_broker_restart_under_qos1_load_through_the_runtime(how, tmp_path, seen_readings, monkeypatch):
     monkeypatch.setenv("YOLO_OFFLINE", "1")
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
     from gateway.runtime import build_runtime
@@ -62,8 +53,7 @@ def test_broker_restart_under_qos1_load_through_the_runtime(how, shared, tmp_pat
     broker = OwnMosquitto(tmp_path)
     broker.start()
     dep = runtime_deployment(tmp_path, mqtt_url=broker.url)
-    if not shared:
-        dep.ingest.mqtt.shared_group = None
+    assert dep.ingest.mqtt.shared_group is None, "the default subscription is plain (F-MQTT-1)"
     rt = build_runtime(dep)
     total, rate_hz = 1000, 250.0
     device: Device | None = None
@@ -94,7 +84,7 @@ def test_broker_restart_under_qos1_load_through_the_runtime(how, shared, tmp_pat
         dupes = len(seen_readings) - len(received)
         stats = rt.mqtt.stats()
         report(f"mqtt broker {how} + restart under QoS 1 load (runtime MqttIngest, "
-               f"{'shared' if shared else 'plain'} subscription)", sent=total,
+               "plain subscription)", sent=total,
                broker_acked=len(device.acked), received=len(received), lost=len(lost), redelivered_dupes=dupes,
                in_flight_at_stop=in_flight, outage_s=round(up_at - down_at, 2),
                resubscribed_after_s=round(resubscribed_s, 2), all_received_after_s=round(last_s, 2),

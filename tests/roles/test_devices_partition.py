@@ -43,7 +43,6 @@ def test_two_partitions_split_devices_and_survive_a_broker_restart(tmp_path, see
     broker = OwnMosquitto(tmp_path)
     broker.start()
     dep = runtime_deployment(tmp_path, mqtt_url=broker.url)
-    dep.ingest.mqtt.shared_group = None
     parts = [build_runtime(dep, roles=["devices"], devices_partition=Partition(i, 2)) for i in range(2)]
     device: Device | None = None
     stop = threading.Event()
