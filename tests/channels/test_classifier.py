@@ -169,7 +169,7 @@ def test_urgency_is_ordinal_below_critical_and_critical_stays_the_safety_nets_ar
 # The share of a held-out file's other reports raised to critical, at most: the 1 in 10, or what a file reaches
 # where it is over (rounds 8 and 9, below).
 RAISED_CAP = {"sixteenth": 0.11, "seventeenth": 0.11, "nineteenth": 0.14, "twentieth": 0.15, "twenty_first": 0.11,
-              "twenty_fourth": 0.12, "twenty_fifth": 0.12}   # others: the 0.10
+              "twenty_fourth": 0.12, "twenty_fifth": 0.12, "twenty_eighth": 0.17, "twenty_ninth": 0.11}   # others: the 0.10
 
 
 @pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
@@ -245,6 +245,8 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     # and twenty-sixth (sealed, written before the round) have floors at what they reach — critical recall 0.926 and
     # 0.943, under the 0.95 target; the share raised fell on seven files; category fell by one report on five (floors
     # at what they reach) — docs/CHANNELS.md, round 13.
+    # Round 14: the twenty-seventh to twenty-ninth (sealed, written before the round) have floors at what they reach
+    # before the round's change — the twenty-seventh (粤语 wording) critical recall 0.838, category 0.796.
     for key, recall, category, urgency in (("later", (0.95, 0.95), (0.92, 0.92), (0.87, 0.87)),
                                            ("final", (0.95, 0.95), (0.98, 0.99), (0.89, 0.91)),
                                            ("fourth", (0.95, 0.95), (0.98, 0.98), (0.91, 0.92)),
@@ -267,7 +269,10 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
                                            ("twenty_third", (0.98, 0.98), (0.93, 0.93), (0.83, 0.83)),
                                            ("twenty_fourth", (0.96, 0.96), (0.92, 0.92), (0.84, 0.84)),
                                            ("twenty_fifth", (0.92, 0.90), (0.93, 0.94), (0.79, 0.79)),
-                                           ("twenty_sixth", (0.94, 0.94), (0.93, 0.93), (0.81, 0.80))):
+                                           ("twenty_sixth", (0.94, 0.94), (0.93, 0.93), (0.81, 0.80)),
+                                           ("twenty_seventh", (0.83, 0.83), (0.79, 0.80), (0.76, 0.78)),
+                                           ("twenty_eighth", (0.95, 0.96), (0.90, 0.90), (0.78, 0.79)),
+                                           ("twenty_ninth", (0.93, 0.93), (0.89, 0.89), (0.84, 0.84))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= RAISED_CAP.get(key, 0.10), (key, got, r[f"{key}_missed_critical_day_one"])
