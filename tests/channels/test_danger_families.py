@@ -239,3 +239,52 @@ def test_a_new_sentence_of_each_round_13_phrasing_is_critical_with_its_line(seed
 def test_look_alikes_of_round_13_are_not_critical(seed_clf, text):
     s = seed_clf.suggest(text)
     assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
+
+
+@pytest.mark.parametrize("text, line, family", [
+    ("后山的土坡塌了，压住了一个人", "119", "collapse_r14"),                            # someone under what fell
+    ("河里的竹筏翻了，有个小孩到现在没冒头", "120", "not_surfacing_r14"),                  # gone under, not up
+    ("海边礁石上有三个学生回不来，水越来越高", "119", "stranded_r14"),                    # cut off by the tide
+    ("仓库那边嘭的一声，还有人在里面没出来", "119", "explosion_r14"),                      # a bang, someone inside
+    ("烧烤摊的煤气软管裂了一直在漏，我闻着有点头晕", "119", "gas_hose_r14"),               # a cracked hose at a stall
+    ("他用瓶子敲了那人的头，满地玻璃渣", "110", "bottle_r14"),                            # a bottle on a head
+    ("商场电梯门开了，轿厢不在，有个老人一脚踏空掉下去了", "119", "shaft_r14"),           # an empty lift shaft
+    ("一楼的张奶奶瘫痪在床，水已经漫到床脚了", "119", "water_rising_r14"),               # water reaching the bedridden
+])
+def test_a_new_sentence_of_each_round_14_family_is_critical_with_its_line(seed_clf, text, line, family):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical" and line in {h["line"] for h in s.handovers}, (s.urgency, s.handovers, s.dangers)
+    assert family in {d["sign"] for d in s.dangers}, s.dangers
+
+
+@pytest.mark.parametrize("text, standard", [
+    ("阿婆瞓喺地下唔郁", "躺在地上不动"),        # Cantonese: lying on the floor, not moving
+    ("个细路食糖鲠亲，块面紫晒", "噎住"),        # choked on a sweet, face purple
+    ("有个工人畀泥埋咗半身", "被泥埋了"),        # 畀 (by) earth, buried
+    ("仲有人喺入面", "还有人在里面"),            # someone still inside
+])
+def test_round_14_cantonese_danger_words_are_read_in_their_standard_form(seed_clf, text, standard):
+    assert standard in default_lexicon().normalise(text)
+    assert seed_clf.suggest(text).urgency == "critical"
+
+
+@pytest.mark.parametrize("text", [
+    "去年楼下那辆三轮车烧过一次，现在墙还黑着，能来刷一下吗",          # burnt once, long ago
+    "烟感一直叫，其实是我煎鱼的油烟",                                  # an alarm set off by cooking
+    "有人挨家挨户推销烟雾报警器，说不装会出事",                        # a salesman's alarm
+    "社区下周组织学海姆立克急救法，在哪报名",                          # learning first aid
+    "孩子们在楼下拿水枪互相滋，弄得一楼窗户全湿了",                    # a water gun
+    "我妈前几天犯心脏病住了院，现在出院了，建议社区配个除颤仪",        # a past illness, a suggestion
+    "路口堵死了，在车里被困了四十分钟",                                # stuck in traffic
+    "小区门口卖刀具的摊子占了半条人行道",                              # knives on sale
+    "朋友圈传我们小区有人拿刀抢劫，是不是谣言",                        # asking about a rumour
+    "房东把门锁换了，我的东西都还在里面",                              # belongings inside, not a person
+    "后巷那盏灯的灯罩掉了一半，吊在半空晃",                            # a lamp shade hanging
+    "台风过后积水到膝头，车都开不过去",                                # Cantonese 膝头 is a knee
+    "隔壁在看恐怖片，一直有人喊救命，声音太大了",                      # a film
+    "晒咸鱼的味道整条街都闻到",                                        # salted fish, not gas
+    "煮饭烧燶咗，成屋都闻到燶味",                                      # Cantonese 燶: burnt rice
+])
+def test_look_alikes_of_round_14_are_not_critical(seed_clf, text):
+    s = seed_clf.suggest(text)
+    assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
