@@ -154,7 +154,8 @@ def test_set_top_box_signature_replay_timestamp_and_topic_attacks(box):
     # A last genuine press from the other box: handled after every attack above has been (alarms are taken in order
     # of arrival by a small pool, so wait for the dead letters too).
     box.send("stb-0002", signed_envelope("stb-0002", SECRETS["stb-0002"], body("p-last", "stb-0002")))
-    wait_for(lambda: any(a.get("press_id") == "p-last" for a in box.acks), 15, "ack of the last genuine press")
+    wait_for(lambda: any(a.get("press_id") == "p-last" and a.get("case") for a in box.acks), 15,
+             "the case of the last genuine press")
     wait_for(lambda: len(box.dead_letters()) >= len(attacks), 15, f"{len(attacks)} dead letters")
 
     letters = box.dead_letters()
