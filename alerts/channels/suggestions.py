@@ -30,8 +30,11 @@ class Suggester:
         self.store, self.classifier, self.seed = store, classifier, list(seed)
         self.retrain_every, self.clock = retrain_every, clock
         self._corrections_trained = 0
-        self._fitted = False
         self._fit_lock = threading.Lock()
+
+    @property
+    def _fitted(self) -> bool:
+        return self.classifier.trained_on > 0   # read again under the lock: another thread may have fitted meanwhile
 
     def warm_up(self) -> threading.Thread:
         """Fit in the background now, so that the first suggestion a dispatcher asks for does not wait for it."""
@@ -71,7 +74,7 @@ class Suggester:
         with self.store.read() as s:
             rows = s.scalars(select(Correction).order_by(Correction.id)).all()
         used = self.classifier.learn(self.seed, [Example(r.text, r.category, r.urgency) for r in rows])
-        self._fitted, self._corrections_trained = True, len(rows)
+        self._corrections_trained = len(rows)
         return used
 
     def correct(self, text: str, suggested: tuple[str | None, str | None], category: str, urgency: str, actor: str,
