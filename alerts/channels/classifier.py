@@ -51,8 +51,8 @@ from alerts.channels.lexicon import Hit, Lexicon, default_lexicon
 log = logging.getLogger("alerts.channels")
 
 SEED_FILE = Path(__file__).resolve().parent / "data" / "seed_reports.jsonl"
-# Round 7d: emergencies in many writers' words (the round 6, 7c and 7d development sets, 518 rows, 317 critical). Only
-# the danger model reads them: in the seed they moved category and urgency figures that had met their targets.
+# Round 7d: emergencies in many writers' words (the round 6, 7c, 7d, 8 and 15 development sets, 961 rows, 611 critical).
+# Only the danger model reads them: in the seed they moved category and urgency figures that had met their targets.
 EMERGENCY_FILE = Path(__file__).resolve().parent / "data" / "emergency_reports.jsonl"
 RULE_WEIGHT = 0.1           # share of the lexicon in the blended category distribution. Round 12: 0.45 → 0.1. The model
 #   reads the lexicon's concepts as features, and on a seed of 3 127 rows the blend only diluted it: leave-one-writer-out

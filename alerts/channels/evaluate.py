@@ -104,9 +104,10 @@ TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "t
           DATA / "tuning_round4.jsonl")
 DEVELOPMENT = DATA / "tuning_round4.jsonl"   # round 4's development set: its day-one errors were read
 # Emergency development sets (read in full, not in the correction pool): round 6, 7c, 7d (the fourteenth held-out,
-# scored once at 0644cda, then demoted) and 8 (the fifteenth held-out, scored at bf0a116 and a94c12f, then demoted).
+# scored once at 0644cda, then demoted), 8 (the fifteenth held-out, scored at bf0a116 and a94c12f, then demoted) and 15
+# (two writers' dangers told indirectly, with look-alikes).
 EMERGENCY_DEVELOPMENT = (DATA / "tuning_round6.jsonl", DATA / "tuning_round7c.jsonl", DATA / "tuning_round7d.jsonl",
-                         DATA / "tuning_round8.jsonl")
+                         DATA / "tuning_round8.jsonl", DATA / "tuning_round15c.jsonl")
 CURVE = (50, 200, 500)
 SHUFFLE_SEED = 16
 EXPECTED_HANDOVER = {"0301": "119", "0304": "119", "0303": "120", "0302": "120", "0402": "110"}
