@@ -288,3 +288,41 @@ def test_round_14_cantonese_danger_words_are_read_in_their_standard_form(seed_cl
 def test_look_alikes_of_round_14_are_not_critical(seed_clf, text):
     s = seed_clf.suggest(text)
     assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
+
+
+@pytest.mark.parametrize("text, line, family", [
+    ("仓库里呼的一下就窜起来了，人都往外跑", "119", "fire_r15"),                  # flames by their sound
+    ("对门的门缝底下钻出来好多烟，屋里有股烧塑料的味道", "119", "fire_r15"),        # smoke out of a door crack
+    ("楼下砰的一声，我家窗户玻璃全震碎了", "119", "explosion_r15"),                # a bang that shatters windows
+    ("他手腕让玻璃割了，血像喷泉一样往外滋", "120", "bleeding_r15"),              # blood that spurts
+    ("我爸吃着饭突然嘴歪了，右边胳膊举不起来", "120", "stroke_r15"),              # a mouth askew, an arm that will not rise
+    ("老太太吃汤圆噎着了，一直扒拉喉咙", "120", "choking_r15"),                   # choking seen, not named
+    ("菜市场有个醉汉手里拎着家伙追着人跑", "110", "weapon_r15"),                  # a weapon called 家伙
+    ("挖沟的时候土滑下来，把一个师傅埋到腰了", "119", "trapped_r15"),             # buried to the waist
+    ("停车场一辆车里锁着个娃，太阳底下晒着", "119", "trapped_r15"),               # a child locked in a car
+    ("河水涨得太快，有个人抱着树杈子在水中间", "120", "in_water_r15"),            # clinging on in a torrent
+])
+def test_a_new_sentence_of_each_round_15_family_is_critical_with_its_line(seed_clf, text, line, family):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical" and s.handover == line, (s.urgency, s.handover, s.dangers)
+    assert family in {d["sign"] for d in s.dangers}
+
+
+@pytest.mark.parametrize("text", [
+    "这条路的路基往下沉，车开过去一颠一颠的",                          # a road that sinks is no drowning
+    "卫生间天花板裂了个大口子，一直往下掉渣",                          # a ceiling's 大口子 is no wound
+    "我车窗被人砸了，座位上全是玻璃碴，包也没了",                      # a smashed window's 玻璃碴 is no weapon
+    "总有人扔烟头在楼道里，说了也不听",                                # 烟头 is no smoke
+    "广告布被风吹开了，就剩一根绳子还连着了",                          # 连着了 is no fire
+    "楼道的煤气管子生锈了，现在闻不到什么味道，想找人换一下",          # a gas fitting with no smell
+    "隔壁饭馆炒辣椒，呛得跟着火了似的",                                # a simile
+    "前年冬天有人在这掉过冰窟窿，建议立个警示牌",                      # a past mishap, a suggestion
+    "网上说荔枝和海鲜一起吃会中毒，是真的吗",                          # a rumour asked about
+    "银行只开一个窗口，排队排得我快憋死了",                            # hyperbole
+    "我家猫钻到空调外机后面出不来了，一直叫",                          # a pet
+    "楼道里扔着一把生锈的旧菜刀，看着吓人",                            # a rusty old knife lying about
+    "楼上小孩打游戏一直喊要杀了你，吵得睡不着",                        # a game
+])
+def test_look_alikes_of_round_15_are_not_critical(seed_clf, text):
+    s = seed_clf.suggest(text)
+    assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
