@@ -326,3 +326,12 @@ def test_a_new_sentence_of_each_round_15_family_is_critical_with_its_line(seed_c
 def test_look_alikes_of_round_15_are_not_critical(seed_clf, text):
     s = seed_clf.suggest(text)
     assert s.urgency != "critical", (s.dangers, s.urgency_reasons)
+
+
+@pytest.mark.parametrize("text, sign", [
+    ("前面那辆车着火了，堵得我快憋死了", "fire"),                       # hyperbole beside a real fire
+    ("有人晕了一下已经醒了，可头上一直流血止不住", "bleeding"),          # came round, but bleeding now
+])
+def test_a_look_alike_phrase_clears_only_its_own_word_not_a_danger_beside_it(seed_clf, text, sign):
+    s = seed_clf.suggest(text)
+    assert s.urgency == "critical" and sign in {d["sign"] for d in s.dangers}, (s.dangers, s.urgency_reasons)
