@@ -65,6 +65,8 @@ HELDOUT_THIRTIETH = DATA / "heldout_thirtieth.jsonl"            # round 15, a tw
 HELDOUT_THIRTY_FIRST = DATA / "heldout_thirty_first.jsonl"      # round 15, a twenty-fourth writer, before round 15's change
 HELDOUT_THIRTY_SECOND = DATA / "heldout_thirty_second.jsonl"    # round 16, a twenty-fifth writer, before round 16's change
 HELDOUT_THIRTY_THIRD = DATA / "heldout_thirty_third.jsonl"      # round 16, a twenty-sixth writer, before round 16's change
+HELDOUT_THIRTY_FOURTH = DATA / "heldout_thirty_fourth.jsonl"    # round 17, a twenty-seventh writer, before round 17's change
+HELDOUT_THIRTY_FIFTH = DATA / "heldout_thirty_fifth.jsonl"      # round 17, a twenty-eighth writer, before round 17's change
 # The later held-out files, each written after the previous round's changes were committed: key, file, title.
 LATER_HELDOUT = (
     ("later", HELDOUT_AFTER, "second held-out ({n}, written after the lexicon and weights were committed)"),
@@ -97,13 +99,15 @@ LATER_HELDOUT = (
     ("thirty_first", HELDOUT_THIRTY_FIRST, "thirty-first held-out ({n}, round 15, a twenty-fourth writer, written before round 15; sealed)"),
     ("thirty_second", HELDOUT_THIRTY_SECOND, "thirty-second held-out ({n}, round 16, a twenty-fifth writer, written before round 16; sealed)"),
     ("thirty_third", HELDOUT_THIRTY_THIRD, "thirty-third held-out ({n}, round 16, a twenty-sixth writer, written before round 16; sealed)"),
+    ("thirty_fourth", HELDOUT_THIRTY_FOURTH, "thirty-fourth held-out ({n}, round 17, a twenty-seventh writer, written before round 17; sealed)"),
+    ("thirty_fifth", HELDOUT_THIRTY_FIFTH, "thirty-fifth held-out ({n}, round 17, a twenty-eighth writer, written before round 17; sealed)"),
 )
 # Sealed: the honest figure for wording nobody developing the classifier has read. Their misses are neither printed
 # nor put in the JSON, so that no one tunes to them; a file is unsealed only when it is demoted to a development set.
 SEALED = frozenset({"sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth", "twenty_first",
                     "twenty_second", "twenty_third", "twenty_fourth", "twenty_fifth", "twenty_sixth",
                     "twenty_seventh", "twenty_eighth", "twenty_ninth", "thirtieth", "thirty_first",
-                    "thirty_second", "thirty_third"})
+                    "thirty_second", "thirty_third", "thirty_fourth", "thirty_fifth"})
 # The correction pool. ``labelled_reports.jsonl`` (another writer) moved into the packaged seed in round 4.
 TUNING = (DATA / "tuning_reports.jsonl", DATA / "tuning_round3.jsonl", DATA / "tuning_round3b.jsonl",
           DATA / "tuning_round4.jsonl")
