@@ -63,7 +63,8 @@ def test_labelled_sets_are_large_varied_split_by_file_and_use_known_codes(catalo
                                            ("twenty_seventh", 145, 65, 5), ("twenty_eighth", 130, 60, 3),
                                            ("twenty_ninth", 135, 60, 4), ("thirtieth", 140, 55, 6),
                                            ("thirty_first", 140, 53, 4), ("thirty_second", 130, 46, 4),
-                                           ("thirty_third", 120, 40, 3)):
+                                           ("thirty_third", 120, 40, 3), ("thirty_fourth", 115, 41, 4),
+                                           ("thirty_fifth", 130, 42, 4)):
         rows = later_heldout()[key]
         assert len(rows) >= n and sum(r.urgency == "critical" for r in rows) >= critical, key
         assert min(Counter(r.category for r in rows).values()) >= per_category, key
@@ -85,7 +86,7 @@ def test_leave_writer_out_scores_each_named_writer_on_its_own_rows(catalog):
     writers = seed_writers()
     assert len(writers) == len(load_examples(SEED_FILE))
     named = Counter(w for w in writers if w)
-    assert len(named) >= 17 and min(named.values()) >= 150, named   # round 16: nine more writers, 155–329 rows each
+    assert len(named) >= 23 and min(named.values()) >= 150, named   # rounds 16 and 17: fifteen more writers, 151–329 rows each
     seed = [Example("楼下垃圾桶满了没人收", "0102", "low"), Example("路灯不亮", "0504", "low"),
             Example("半夜装修电钻太吵", "0205", "normal"), Example("有人在小区里偷电动车", "0402", "high"),
             Example("厨房一股煤气味", "0304", "critical")]
@@ -170,8 +171,8 @@ def test_urgency_is_ordinal_below_critical_and_critical_stays_the_safety_nets_ar
 
 # The share of a held-out file's other reports raised to critical, at most: the 1 in 10, or what a file reaches
 # where it is over (rounds 8 and 9, below).
-RAISED_CAP = {"sixteenth": 0.11, "seventeenth": 0.12, "nineteenth": 0.15, "twentieth": 0.15, "twenty_fourth": 0.12,
-              "twenty_fifth": 0.13, "twenty_eighth": 0.17, "twenty_ninth": 0.11, "thirty_third": 0.13}   # others: the 0.10
+RAISED_CAP = {"sixteenth": 0.11, "seventeenth": 0.12, "nineteenth": 0.15, "twentieth": 0.13, "twenty_fourth": 0.11,
+              "twenty_fifth": 0.12, "twenty_eighth": 0.17, "thirty_third": 0.13}   # others: the 0.10
 
 
 @pytest.mark.timeout(360)   # ≈ 30 s of CPU; 90 s wall with eight engineers on two cores
@@ -265,36 +266,43 @@ def test_heldout_accuracy_critical_recall_and_learning_in_short_form(catalog):
     # sixth, seventh, eighth, twenty-first); urgency rose on 20 and fell on four (the first by 6 of 379, the twenty-fifth
     # by 3, the seventeenth and twenty-first by 1); critical recall rose on three and fell by one report on the
     # twenty-fifth; the share raised rose by one report on six files, caps at that — docs/CHANNELS.md, round 16.
-    for key, recall, category, urgency in (("later", (1.00, 1.00), (0.93, 0.94), (0.89, 0.89)),
+    # Round 17 (992 more seed rows by six more writers; the danger model's threshold 0.35 → 0.30 by --emergencies-left-out):
+    # the thirty-fourth and thirty-fifth (sealed, written before the round) have floors at what they reach; category
+    # rose on 17 files and fell on two (twenty-fifth by 1, thirtieth by 2 reports), urgency rose on 16 and fell by 1–2
+    # reports on nine, critical recall rose on two and fell by one report on the thirty-third, the share raised fell on
+    # five and rose on none — docs/CHANNELS.md, round 17.
+    for key, recall, category, urgency in (("later", (1.00, 1.00), (0.93, 0.93), (0.90, 0.90)),
                                            ("final", (1.00, 1.00), (0.97, 0.99), (0.91, 0.91)),
-                                           ("fourth", (1.00, 1.00), (1.00, 1.00), (0.92, 0.91)),
+                                           ("fourth", (1.00, 1.00), (1.00, 1.00), (0.91, 0.92)),
                                            ("fifth", (0.96, 0.96), (1.00, 1.00), (0.90, 0.90)),
-                                           ("sixth", (1.00, 1.00), (0.93, 0.94), (0.87, 0.87)),
-                                           ("seventh", (1.00, 1.00), (0.96, 0.97), (0.89, 0.89)),
-                                           ("eighth", (1.00, 1.00), (0.95, 0.95), (0.86, 0.86)),
-                                           ("ninth", (1.00, 1.00), (0.98, 0.98), (0.87, 0.88)),
-                                           ("tenth", (1.00, 1.00), (0.92, 0.93), (0.83, 0.83)),
-                                           ("eleventh", (0.96, 0.96), (0.94, 0.94), (0.80, 0.80)),
-                                           ("twelfth", (1.00, 1.00), (0.97, 0.97), (0.75, 0.76)),
-                                           ("thirteenth", (0.96, 0.96), (0.94, 0.94), (0.82, 0.82)),
+                                           ("sixth", (1.00, 1.00), (0.94, 0.94), (0.85, 0.87)),
+                                           ("seventh", (1.00, 1.00), (0.96, 0.97), (0.90, 0.88)),
+                                           ("eighth", (1.00, 1.00), (0.97, 0.97), (0.85, 0.87)),
+                                           ("ninth", (1.00, 1.00), (0.99, 0.99), (0.88, 0.88)),
+                                           ("tenth", (1.00, 1.00), (0.93, 0.93), (0.83, 0.83)),
+                                           ("eleventh", (0.96, 0.96), (0.95, 0.95), (0.79, 0.80)),
+                                           ("twelfth", (1.00, 1.00), (0.98, 0.98), (0.75, 0.75)),
+                                           ("thirteenth", (0.96, 0.96), (0.95, 0.95), (0.82, 0.83)),
                                            ("sixteenth", (1.00, 1.00), (0.94, 0.94), (0.83, 0.83)),
-                                           ("seventeenth", (0.96, 0.96), (0.95, 0.95), (0.80, 0.83)),
-                                           ("eighteenth", (1.00, 1.00), (0.96, 0.96), (0.80, 0.80)),
-                                           ("nineteenth", (0.98, 0.98), (0.95, 0.95), (0.83, 0.84)),
-                                           ("twentieth", (0.96, 0.96), (0.91, 0.91), (0.81, 0.80)),
+                                           ("seventeenth", (0.96, 0.96), (0.95, 0.95), (0.82, 0.83)),
+                                           ("eighteenth", (1.00, 1.00), (0.96, 0.97), (0.81, 0.81)),
+                                           ("nineteenth", (0.98, 0.98), (0.95, 0.95), (0.83, 0.83)),
+                                           ("twentieth", (0.98, 0.96), (0.91, 0.91), (0.82, 0.82)),
                                            ("twenty_first", (0.98, 0.98), (0.94, 0.94), (0.80, 0.80)),
                                            ("twenty_second", (0.98, 0.98), (0.96, 0.96), (0.83, 0.84)),
-                                           ("twenty_third", (1.00, 1.00), (0.96, 0.97), (0.83, 0.83)),
-                                           ("twenty_fourth", (0.98, 0.98), (0.94, 0.94), (0.84, 0.83)),
-                                           ("twenty_fifth", (0.96, 0.96), (0.96, 0.96), (0.79, 0.80)),
-                                           ("twenty_sixth", (0.98, 0.98), (0.95, 0.95), (0.83, 0.83)),
-                                           ("twenty_seventh", (0.94, 0.94), (0.88, 0.88), (0.87, 0.87)),
-                                           ("twenty_eighth", (0.96, 0.96), (0.90, 0.90), (0.80, 0.81)),
-                                           ("twenty_ninth", (0.95, 0.95), (0.91, 0.91), (0.86, 0.86)),
-                                           ("thirtieth", (0.94, 0.94), (0.95, 0.94), (0.83, 0.83)),
-                                           ("thirty_first", (0.94, 0.94), (0.95, 0.96), (0.80, 0.80)),
-                                           ("thirty_second", (0.95, 0.95), (0.92, 0.93), (0.87, 0.87)),
-                                           ("thirty_third", (1.00, 1.00), (0.90, 0.90), (0.80, 0.80))):
+                                           ("twenty_third", (1.00, 1.00), (0.96, 0.97), (0.84, 0.84)),
+                                           ("twenty_fourth", (0.98, 0.98), (0.97, 0.97), (0.84, 0.84)),
+                                           ("twenty_fifth", (0.96, 0.98), (0.95, 0.95), (0.81, 0.83)),
+                                           ("twenty_sixth", (0.98, 0.98), (0.95, 0.95), (0.84, 0.84)),
+                                           ("twenty_seventh", (0.94, 0.95), (0.89, 0.89), (0.87, 0.87)),
+                                           ("twenty_eighth", (0.98, 0.98), (0.91, 0.92), (0.81, 0.82)),
+                                           ("twenty_ninth", (0.95, 0.95), (0.92, 0.92), (0.86, 0.87)),
+                                           ("thirtieth", (0.94, 0.96), (0.94, 0.94), (0.83, 0.83)),
+                                           ("thirty_first", (0.94, 0.94), (0.97, 0.98), (0.79, 0.79)),
+                                           ("thirty_second", (0.95, 0.95), (0.93, 0.94), (0.87, 0.87)),
+                                           ("thirty_third", (0.97, 0.97), (0.92, 0.91), (0.79, 0.80)),
+                                           ("thirty_fourth", (1.00, 1.00), (0.90, 0.90), (0.88, 0.88)),
+                                           ("thirty_fifth", (0.95, 0.95), (0.90, 0.90), (0.78, 0.78))):
         one, after200 = r[f"{key}_day_one"], r[f"{key}_curve"]["200"]
         for got, rec, cat, urg in ((one, recall[0], category[0], urgency[0]), (after200, recall[1], category[1], urgency[1])):
             assert got["critical_recall"] >= rec and got["raised_to_critical"] <= RAISED_CAP.get(key, 0.10), (key, got, r[f"{key}_missed_critical_day_one"])

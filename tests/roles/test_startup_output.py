@@ -66,7 +66,7 @@ def test_start_up_prints_the_url_the_roles_and_what_is_degraded(tmp_path: Path) 
     for line in CHATTER:
         assert line not in printed and line not in logged, (line, printed, logged[-3000:])
     assert printed.count("GridWatch console") == 1
-    # Only the API suggests categories, so only its process fits the report classifier (~14 s of CPU each); the intake
+    # Only the API suggests categories, so only its process fits the report classifier (~17 s of CPU each); the intake
     # and devices roles build the same channels and never fit.
     assert logged.count(TRAINED) == 1, logged[-3000:]
 
