@@ -250,6 +250,27 @@ def test_a_logged_out_console_receives_no_live_events(server: dict, browser: Any
         ctx.close()
 
 
+def test_a_late_401_does_not_end_the_session_logged_in_since(server: dict, browser: Any) -> None:
+    """A request sent under a session that has since ended (logged out, someone else logged in) answers 401: that answer
+    must neither refresh nor clear the session of whoever is logged in now, nor send them to the login page."""
+    base = server["url"]
+    errors: list[str] = []
+    ctx, page = _page(browser, errors)
+    _login(page, base, "operator", "operator123")
+    page.wait_for_selector("main[data-page='wall']")
+    late = page.evaluate("""async () => {
+      const access = Auth.access, refresh = Auth.refresh;
+      sessionStorage.setItem("gw.access", "an-ended-session");   // the request goes out under an ended session …
+      const answer = api("/me").then(() => "ok", (e) => e.status);
+      sessionStorage.setItem("gw.access", access);              // … and the current one is back before it answers
+      return { status: await answer, same: Auth.access === access && Auth.refresh === refresh, hash: location.hash };
+    }""")
+    assert late == {"status": 401, "same": True, "hash": "#/wall"}, late
+    assert page.evaluate("api('/me').then((me) => me.username)") == "operator"
+    ctx.close()
+    assert not errors, errors
+
+
 FRAME_HASH = """(sel) => {
   // a cheap fingerprint of what each tile's <img> shows now, drawn through a canvas (same origin, so readable)
   return [...document.querySelectorAll(sel)].map((img) => {

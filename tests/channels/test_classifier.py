@@ -13,7 +13,7 @@ import pytest
 from alerts.channels.classifier import SEED_FILE, Example, ReportClassifier, load_examples
 from alerts.channels.evaluate import (HELDOUT, LATER_HELDOUT, TUNING, correction_pool, cross_validate, demo_catalog,
                                      evaluate, later_heldout, leave_file_out_pool, leave_writer_out, own_correction_folds,
-                                     own_corrections, seed_writers)
+                                     own_corrections, seed_writers, writer_groups)
 from tests.channels.conftest import DATA
 
 
@@ -94,6 +94,20 @@ def test_leave_writer_out_scores_each_named_writer_on_its_own_rows(catalog):
     assert set(out) == {"a", "b", "all"}
     assert (out["a"]["n"], out["b"]["n"], out["all"]["n"]) == (2, 2, 4)
     assert (out["b"]["critical_n"], out["all"]["critical_n"]) == (1, 1)
+
+
+def test_writer_groups_leave_every_named_writer_out_exactly_once():
+    """``evaluate --leave-writer-out --writer-groups 5`` (round 18's development signal): the seed's named writers in
+    five folds, each writer in one, the folds within one writer of each other's size, the same on every run."""
+    writers = seed_writers()
+    named = {w for w in writers if w}
+    groups = writer_groups(writers, 5)
+    assert list(groups) == ["group1", "group2", "group3", "group4", "group5"]
+    members = [w for g in groups.values() for w in g]
+    assert sorted(members) == sorted(named)
+    assert max(map(len, groups.values())) - min(map(len, groups.values())) <= 1
+    assert groups == writer_groups(writers, 5)
+    assert writer_groups(["a", None, "b"]) == {"a": frozenset({"a"}), "b": frozenset({"b"})}
 
 
 def test_leave_file_out_pool_never_holds_the_file_it_scores():

@@ -74,14 +74,13 @@ async function showAlarm(tk) {
     const at = tk.location || {};
     const dev = layers.devices.find((d) => d.id === (tk.source && tk.source.id));
     if (dev && dev.household) household.append(h("div", {}, h("b", {}, t("alarm_household")), " ", dev.household));
-    const gw = gwMap(mapBox, {});
+    const gw = gwMap(mapBox, { view: { center: [at.lat, at.lon], zoom: 17 } });
     gw.load(layers);
-    gw.map.setView([at.lat, at.lon], 17);
     L.circle([at.lat, at.lon], { radius: 25, className: "alarm-ring", color: "#e53935", weight: 3 }).addTo(gw.map);
     const near = layers.cameras.filter((c) => c.health === "online" || c.health === "starting").map((c) => ({ c, d: distanceM(at, c) })).sort((a, b) => a.d - b.d).slice(0, ALARM_NEAREST);
     for (const { c, d } of near) {
       const img = h("img", { alt: c.name, class: "near-snap" });
-      mediaUrl(`/cameras/${encodeURIComponent(c.id)}/snapshot.jpg`).then((u) => { img.src = u; });
+      mediaSrc(img, `/cameras/${encodeURIComponent(c.id)}/snapshot.jpg`);
       snaps.append(h("figure", { dataset: { camera: c.id } },
         h("a", { href: `#/live/${encodeURIComponent(c.id)}`, class: "near-live", title: t("live_view"), onclick: () => close() }, img),
         h("figcaption", {}, `${c.name} · ${Math.round(d)} m · `, h("a", { href: `#/live/${encodeURIComponent(c.id)}`, onclick: () => close() }, t("live_view") + " ▶"))));

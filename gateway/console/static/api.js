@@ -29,14 +29,17 @@ async function tryRefresh() {
 
 /* ``signal`` (an AbortSignal) cancels the request, e.g. when the page that asked for it is left. */
 async function api(path, { method = "GET", body, form, raw = false, retry = true, signal } = {}) {
-  const headers = {};
-  if (Auth.access) headers.Authorization = "Bearer " + Auth.access;
+  const headers = {}, session = Auth.access;
+  if (session) headers.Authorization = "Bearer " + session;
   let payload;
   if (form) { payload = new URLSearchParams(form); }
   else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
   const r = await fetch(API + path, { method, headers, body: payload, signal });
-  if (r.status === 401 && retry && !form && (await tryRefresh())) return api(path, { method, body, raw, retry: false, signal });
-  if (r.status === 401 && !form) { Auth.clear(); location.hash = "#/login"; }
+  // a 401 ends only the session the request was sent under: a late answer to a logged-out page's request must not
+  // refresh or clear the session of whoever has logged in since
+  const current = Auth.access === session;
+  if (r.status === 401 && current && retry && !form && (await tryRefresh())) return api(path, { method, body, raw, retry: false, signal });
+  if (r.status === 401 && current && !form) { Auth.clear(); location.hash = "#/login"; }
   if (!r.ok) {
     let detail = r.statusText;
     try { detail = (await r.json()).detail; } catch (e) { /* not JSON */ }
@@ -58,6 +61,11 @@ async function mediaToken(signal) {
 
 async function mediaUrl(path, signal) {
   return API + path + (path.includes("?") ? "&" : "?") + "mt=" + encodeURIComponent(await mediaToken(signal));
+}
+
+/* ``img.src`` = the media URL of ``path``. Fire and forget: a refused token (logged out meanwhile) leaves it empty. */
+function mediaSrc(img, path) {
+  mediaUrl(path).then((u) => { img.src = u; }).catch(() => {});
 }
 
 function h(tag, attrs, ...children) {

@@ -51,6 +51,10 @@ function loginPage() {
   return form;
 }
 
+function closeLive() {
+  if (ctx.ws) { ctx.ws.onclose = null; ctx.ws.onmessage = null; ctx.ws.close(); ctx.ws = null; }
+}
+
 function connectLive() {
   if (ctx.ws && ctx.ws.readyState <= 1) return;
   const dot = document.getElementById("live-state");
@@ -81,7 +85,7 @@ async function route() {
   const [, page, arg] = (location.hash || "#/").split("/");
   if (!Auth.access || page === "login") {
     top.hidden = true;
-    if (ctx.ws) { ctx.ws.onclose = null; ctx.ws.close(); ctx.ws = null; }
+    closeLive();
     main.replaceChildren(loginPage());
     main.dataset.page = "login";
     return;
@@ -125,8 +129,10 @@ async function start() {
     applyLang(); route();
   });
   document.getElementById("logout").addEventListener("click", () => {
-    // forget the session at once (a quick re-login must not be undone by a late answer), then revoke it server-side
+    // forget the session at once (a quick re-login must not be undone by a late answer), then revoke it server-side;
+    // the live socket closes first, so no event is handled (and no request sent) while logged out
     const access = Auth.access, refresh = Auth.refresh;
+    closeLive();
     Auth.clear(); ctx.me = null; location.hash = "#/login";
     fetch(API + "/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + access, "Content-Type": "application/json" },
       body: JSON.stringify({ refresh_token: refresh }) }).catch(() => {});

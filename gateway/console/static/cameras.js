@@ -81,7 +81,7 @@ Pages.cameras = async function (ctx) {
       }
     };
     snap.onload = () => { canvas.width = 640; canvas.height = Math.round(640 * snap.naturalHeight / snap.naturalWidth); canvas.dataset.loaded = "1"; redraw(); };
-    if (!isNew) mediaUrl(`/cameras/${encodeURIComponent(cam.id)}/snapshot.jpg`).then((u) => { snap.src = u; });
+    if (!isNew) mediaSrc(snap, `/cameras/${encodeURIComponent(cam.id)}/snapshot.jpg`);
     canvas.addEventListener("click", (ev) => {
       if (!mode) return;
       const r = canvas.getBoundingClientRect();

@@ -39,7 +39,8 @@ function clusterIcon(cluster) {
 
 /**
  * A map in `box`. Returns { load(layers), setHeat(points), map, ids(kind) }; `load` replaces every overlay.
- * opts: onTicket(tk), onCamera(cam), onDevice(dev), tiles (from layers.tiles), onCrs(crs) when the base map's CRS changes.
+ * opts: onTicket(tk), onCamera(cam), onDevice(dev), tiles (from layers.tiles), onCrs(crs) when the base map's CRS changes,
+ * view ({ center: [lat, lon], zoom }) to open there instead of on the grids' bounds.
  */
 function gwMap(box, opts = {}) {
   const map = L.map(box, { zoomControl: true, attributionControl: true, maxZoom: 19, minZoom: 3, zoomSnap: 0.25 });
@@ -159,6 +160,9 @@ function gwMap(box, opts = {}) {
     setupTiles(layers.tiles);
     if ((layers.crs || "WGS84") !== current.crs) { refetch(current.crs).then(load).catch(() => {}); return; }
     box.dataset.crs = current.crs;
+    // a given first view is set before the markers go in: they are clustered once, at that zoom, and data-loaded
+    // then means what is drawn is what stays (a later animated zoom would re-cluster after it)
+    if (!fitted && opts.view) { map.setView(opts.view.center, opts.view.zoom, { animate: false }); fitted = true; }
     drawGrids(layers.grids); drawCameras(layers.cameras); drawDevices(layers.devices); drawTickets(layers.tickets);
     if (!fitted && groups.grids.getLayers().length) { map.fitBounds(groups.grids.getBounds(), { padding: [10, 10] }); fitted = true; }
     box.dataset.loaded = String(Number(box.dataset.loaded || 0) + 1);
@@ -206,7 +210,9 @@ Pages.map = async function (ctx) {
     window.gwMapView = view.gw;
   };
   let timer = null;
-  ctx.onLive = (msg) => { if (msg.type !== "ticket") return; clearTimeout(timer); timer = setTimeout(async () => view.gw && view.gw.load(await fetchLayers()), 500); };
-  ctx.cleanup = () => { clearTimeout(timer); if (view.gw) view.gw.map.remove(); window.gwMapView = null; };
+  // a redraw whose answer comes after the page is left (or the session ended) is dropped, not thrown
+  const redraw = () => fetchLayers().then((layers) => view.gw && view.gw.load(layers), () => {});
+  ctx.onLive = (msg) => { if (msg.type !== "ticket") return; clearTimeout(timer); timer = setTimeout(redraw, 500); };
+  ctx.cleanup = () => { clearTimeout(timer); if (view.gw) view.gw.map.remove(); view.gw = null; window.gwMapView = null; };
   return root;
 };

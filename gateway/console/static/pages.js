@@ -4,7 +4,7 @@ const Pages = {};
 
 function ticketCard(tk, { onChange, wall } = {}) {
   const img = h("img", { class: "thumb", alt: t("snapshot") });
-  if (tk.snapshot) mediaUrl(tk.snapshot).then((u) => { img.src = u; });
+  if (tk.snapshot) mediaSrc(img, tk.snapshot);
   else img.classList.add("none");
   const act = async (action, ok) => {
     try {

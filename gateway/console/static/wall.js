@@ -140,7 +140,7 @@ Pages.videowall = async function (ctx) {
       img.hidden = true;
       tile.stop = openLive(box, cam.id, state);
     } else {
-      mediaUrl(`/cameras/${encodeURIComponent(cam.id)}/mjpeg?fps=${TILE_FPS}&width=${TILE_WIDTH}`).then((u) => { img.src = u; });
+      mediaSrc(img, `/cameras/${encodeURIComponent(cam.id)}/mjpeg?fps=${TILE_FPS}&width=${TILE_WIDTH}`);
     }
     tiles.set(cam.id, tile);
     return el;
