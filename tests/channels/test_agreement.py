@@ -33,3 +33,17 @@ def test_agreement_counts_as_defined():
     assert (got.classifier_category_writer, got.classifier_category_annotator) == (0.5, 0.75)
     assert (got.classifier_urgency_writer, got.classifier_urgency_annotator) == (1.0, 0.5)
     assert got.category_kappa == pytest.approx(2 / 3)   # p_o 0.75, p_e (1·1 + 2·1 + 1·1) / 16 = 0.25
+
+
+def test_raised_shares_count_as_defined():
+    """How often a person, and the classifier, call critical what the writer did not: the human side of the target
+    "at most 1 in 10 other reports raised"."""
+    rows = [(Example("a", "0205", "normal"), Relabel("f", 1, "0303", "critical")),
+            (Example("b", "0402", "high"), Relabel("f", 2, "0402", "high")),
+            (Example("c", "0102", "low"), Relabel("f", 3, "0102", "low")),
+            (Example("d", "0205", "normal"), Relabel("f", 4, "0205", "normal")),
+            (Example("e", "0301", "critical"), Relabel("f", 5, "0301", "critical"))]
+    got = agreement(rows, [("0303", "critical"), ("0402", "critical"), ("0102", "low"), ("0205", "normal"),
+                           ("0301", "critical")])
+    assert (got.raised_by_annotator, got.classifier_raised_writer) == (0.25, 0.5)
+    assert got.classifier_raised_both == pytest.approx(1 / 3)   # b, c, d: neither person says critical; b is raised
