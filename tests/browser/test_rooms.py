@@ -259,14 +259,24 @@ def test_a_late_401_does_not_end_the_session_logged_in_since(server: dict, brows
     _login(page, base, "operator", "operator123")
     page.wait_for_selector("main[data-page='wall']")
     late = page.evaluate("""async () => {
-      const access = Auth.access, refresh = Auth.refresh;
-      sessionStorage.setItem("gw.access", "an-ended-session");   // the request goes out under an ended session …
+      const access = Auth.access, refresh = Auth.refresh, login = Auth.login;
+      sessionStorage.setItem("gw.access", "an-ended-session");   // the request goes out under an ended login …
+      sessionStorage.setItem("gw.login", "an-ended-login");
       const answer = api("/me").then(() => "ok", (e) => e.status);
       sessionStorage.setItem("gw.access", access);              // … and the current one is back before it answers
+      sessionStorage.setItem("gw.login", login);
       return { status: await answer, same: Auth.access === access && Auth.refresh === refresh, hash: location.hash };
     }""")
     assert late == {"status": 401, "same": True, "hash": "#/wall"}, late
     assert page.evaluate("api('/me').then((me) => me.username)") == "operator"
+    # within one login an expired token is still renewed and the request answered (the refresh keeps the login)
+    renewed = page.evaluate("""async () => {
+      const access = Auth.access, login = Auth.login;
+      sessionStorage.setItem("gw.access", "an-expired-token");
+      const me = await api("/me");
+      return { user: me.username, renewed: Auth.access !== access && Auth.access !== "an-expired-token", login: Auth.login === login };
+    }""")
+    assert renewed == {"user": "operator", "renewed": True, "login": True}, renewed
     ctx.close()
     assert not errors, errors
 

@@ -5,11 +5,17 @@ const API = "/api/v1";
 const Auth = {
   get access() { return sessionStorage.getItem("gw.access"); },
   get refresh() { return sessionStorage.getItem("gw.refresh"); },
+  /* One id per login, kept when the tokens are refreshed: what tells a renewed session from a new one. */
+  get login() { return sessionStorage.getItem("gw.login"); },
+  begin(tokens) {
+    sessionStorage.setItem("gw.login", String(Date.now()) + Math.random().toString(36).slice(2));
+    Auth.set(tokens);
+  },
   set(tokens) {
     sessionStorage.setItem("gw.access", tokens.access_token);
     sessionStorage.setItem("gw.refresh", tokens.refresh_token);
   },
-  clear() { ["gw.access", "gw.refresh", "gw.media", "gw.me"].forEach((k) => sessionStorage.removeItem(k)); },
+  clear() { ["gw.access", "gw.refresh", "gw.login", "gw.media", "gw.me"].forEach((k) => sessionStorage.removeItem(k)); },
 };
 
 class ApiError extends Error {
@@ -29,15 +35,15 @@ async function tryRefresh() {
 
 /* ``signal`` (an AbortSignal) cancels the request, e.g. when the page that asked for it is left. */
 async function api(path, { method = "GET", body, form, raw = false, retry = true, signal } = {}) {
-  const headers = {}, session = Auth.access;
-  if (session) headers.Authorization = "Bearer " + session;
+  const headers = {}, login = Auth.login;
+  if (Auth.access) headers.Authorization = "Bearer " + Auth.access;
   let payload;
   if (form) { payload = new URLSearchParams(form); }
   else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
   const r = await fetch(API + path, { method, headers, body: payload, signal });
-  // a 401 ends only the session the request was sent under: a late answer to a logged-out page's request must not
-  // refresh or clear the session of whoever has logged in since
-  const current = Auth.access === session;
+  // a 401 ends only the login the request was sent under: a late answer to a logged-out page's request must not
+  // refresh or clear the session of whoever has logged in since (a refresh in between keeps the login)
+  const current = Auth.login === login;
   if (r.status === 401 && current && retry && !form && (await tryRefresh())) return api(path, { method, body, raw, retry: false, signal });
   if (r.status === 401 && current && !form) { Auth.clear(); location.hash = "#/login"; }
   if (!r.ok) {

@@ -40,7 +40,7 @@ function loginPage() {
       ev.preventDefault();
       err.textContent = "";
       try {
-        Auth.set(await api("/auth/token", { method: "POST", form: { username: user.value, password: pass.value } }));
+        Auth.begin(await api("/auth/token", { method: "POST", form: { username: user.value, password: pass.value } }));
         ctx.me = await api("/me");
         const home = homeFor(ctx.me);
         if (location.hash === home) route(); else location.hash = home;  // one navigation, no racing redirects
