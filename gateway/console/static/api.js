@@ -22,7 +22,15 @@ class ApiError extends Error {
   constructor(status, detail) { super(detail || String(status)); this.status = status; }
 }
 
-async function tryRefresh() {
+/* One renewal at a time, shared by every request that met the expired token: refresh tokens rotate, so a second
+   renewal with the same one is refused (401 token revoked) and used to log the user out. */
+let renewal = null;
+function tryRefresh() {
+  if (!renewal) renewal = renew().finally(() => { renewal = null; });
+  return renewal;
+}
+
+async function renew() {
   if (!Auth.refresh) return false;
   const r = await fetch(API + "/auth/refresh", {
     method: "POST", headers: { "Content-Type": "application/json" },
