@@ -78,5 +78,5 @@ def new_page(browser: Any, errors: list[str], **kw: Any) -> tuple[Any, Any]:
     """A fresh context (1366x820 unless ``viewport`` says otherwise, zh-CN) and its page; page errors go to ``errors``."""
     ctx = browser.new_context(viewport=kw.pop("viewport", {"width": 1366, "height": 820}), locale="zh-CN", **kw)
     page = ctx.new_page()
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("pageerror", lambda e: errors.append(e.stack or str(e)))   # the stack says which call threw
     return ctx, page

@@ -137,7 +137,7 @@ def test_operator_to_worker_flow(server: dict, browser: Any) -> None:
     # 5. the plaza grid's worker signs for it on the mobile duty queue
     mobile = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN")
     phone = mobile.new_page()
-    phone.on("pageerror", lambda e: errors.append(str(e)))
+    phone.on("pageerror", lambda e: errors.append("phone: " + (e.stack or str(e))))
     _login(phone, base, "worker_qh1", "worker123")
     phone.wait_for_selector(f".qcard[data-id='{ticket_id}'] button[data-action='sign']")
     _shot(phone, "queue")

@@ -290,6 +290,32 @@ def test_401s_end_only_their_own_login_and_renew_the_token_once(server: dict, br
     assert not errors, errors
 
 
+def test_a_live_reload_that_meets_an_ended_session_is_no_page_error(server: dict, browser: Any) -> None:
+    """The ticket page reloads on the ticket's live events. When the session has ended by the time that reload asks the
+    server (logged out in another tab, expired), the reload fails with 401: the console goes to the login page and no
+    error escapes as an unhandled rejection (it did: a camera's ticket updates every few seconds, so a logout raced it)."""
+    base, rt = server["url"], server["runtime"]
+    errors: list[str] = []
+    ctx, page = _page(browser, errors)
+    _login(page, base, "operator", "operator123")
+    page.wait_for_selector("#live-state.dot.on")
+    tk = file_ticket(rt, where=PLAZA)
+    page.goto(f"{base}/#/ticket/{tk.ticket_id}")
+    page.wait_for_selector("table.history")
+    # the session ends under the open page (its socket stays), then the ticket changes: the live event reloads the page
+    page.evaluate("""async (id) => {
+      const access = Auth.access;
+      sessionStorage.removeItem("gw.access");
+      sessionStorage.removeItem("gw.refresh");
+      const r = await fetch(`/api/v1/tickets/${id}/acknowledge`, { method: "POST",
+        headers: { Authorization: "Bearer " + access, "Content-Type": "application/json" }, body: "{}" });
+      if (!r.ok) throw new Error(`acknowledge: ${r.status}`);
+    }""", tk.ticket_id)
+    page.wait_for_selector("main[data-page='login']", timeout=15_000)   # the reload's 401 ended the session
+    ctx.close()
+    assert not errors, errors
+
+
 FRAME_HASH = """(sel) => {
   // a cheap fingerprint of what each tile's <img> shows now, drawn through a canvas (same origin, so readable)
   return [...document.querySelectorAll(sel)].map((img) => {

@@ -92,5 +92,5 @@ LIVE_HOOKS.push((msg, ctx) => {
   if (msg.type !== "ticket" || !ctx.me || !ctx.me.permissions.includes("wall")) return;
   const ev = msg.event || {};
   if (ev.type !== "ticket.created" || !isUrgentAlarm(ev.ticket)) return;
-  showAlarm(ev.ticket);
+  return showAlarm(ev.ticket);
 });

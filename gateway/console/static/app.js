@@ -51,6 +51,13 @@ function loginPage() {
   return form;
 }
 
+/* A live handler may start a reload. One that fails (the session ended while it ran, a server error) leaves the page as
+   it was, to be reloaded by the next event, and is logged: never an unhandled rejection. */
+function runLive(handler, msg) {
+  try { Promise.resolve(handler(msg, ctx)).catch((e) => console.warn("live update failed:", e.message)); }
+  catch (e) { console.error(e); }
+}
+
 function closeLive() {
   if (ctx.ws) { ctx.ws.onclose = null; ctx.ws.onmessage = null; ctx.ws.close(); ctx.ws = null; }
 }
@@ -65,8 +72,8 @@ function connectLive() {
     const msg = JSON.parse(ev.data);
     if (msg.type === "hello") { dot.className = "dot on"; return; }
     window.gwLiveCount = (window.gwLiveCount || 0) + 1;
-    for (const hook of LIVE_HOOKS) try { hook(msg, ctx); } catch (e) { console.error(e); }
-    if (ctx.page && ctx.page.onLive) try { ctx.page.onLive(msg); } catch (e) { console.error(e); }
+    for (const hook of LIVE_HOOKS) runLive(hook, msg);
+    if (ctx.page && ctx.page.onLive) runLive(ctx.page.onLive, msg);
   };
   ws.onclose = async (ev) => {
     dot.className = "dot";

@@ -10,7 +10,7 @@ function ticketCard(tk, { onChange, wall } = {}) {
     try {
       await api(`/tickets/${tk.id}/actions/${action}`, { method: "POST", body: { note: "" } });
       toast(ok || t("action." + action));
-      onChange && onChange();
+      if (onChange) await onChange();
     } catch (e) { toast(e.message, true); }
   };
   const buttons = [];
@@ -86,7 +86,7 @@ async function actionForm(tk, action, after) {
     try {
       await api(`/tickets/${tk.id}/actions/${action}`, { method: "POST", body });
       toast(t("action." + action));
-      after && after();
+      if (after) await after();
     } catch (e) { toast(e.message, true); }
   });
   dlg.showModal();
@@ -127,7 +127,7 @@ Pages.ticket = async function (ctx, id) {
           h("td", {}, e.note))))));
   }
   await load();
-  ctx.onLive = (msg) => { if (msg.type === "ticket" && String(msg.event.ticket ? msg.event.ticket.id : "") === String(id)) load(); };
+  ctx.onLive = (msg) => { if (msg.type === "ticket" && String(msg.event.ticket ? msg.event.ticket.id : "") === String(id)) return load(); };
   return root;
 };
 
@@ -143,8 +143,9 @@ Pages.queue = async function (ctx) {
       actionButtons(tk, load))) : [h("p", { class: "empty" }, t("empty_queue"))]));
   }
   await load();
-  ctx.onLive = (msg) => { if (msg.type === "ticket") load(); };
-  return h("div", { class: "queue-page" }, h("h2", {}, t("queue"), " ", h("button", { onclick: load, class: "small" }, t("refresh")),
+  ctx.onLive = (msg) => { if (msg.type === "ticket") return load(); };
+  const refresh = () => load().catch((e) => toast(e.message, true));
+  return h("div", { class: "queue-page" }, h("h2", {}, t("queue"), " ", h("button", { onclick: refresh, class: "small" }, t("refresh")),
     " ", h("a", { href: "/report/patrol.html", class: "button small" }, t("patrol_report"))), list);
 };
 
