@@ -316,6 +316,25 @@ def test_a_live_reload_that_meets_an_ended_session_is_no_page_error(server: dict
     assert not errors, errors
 
 
+def test_a_refresh_the_server_fails_tells_the_user(server: dict, browser: Any) -> None:
+    """A reload the user asked for (the duty queue's refresh button) that the server answers with an error shows that
+    error, and the queue stays as it was; nothing escapes as a page error."""
+    base = server["url"]
+    errors: list[str] = []
+    ctx, page = _page(browser, errors)
+    _login(page, base, "worker_qh1", "worker123")
+    page.wait_for_selector("main[data-page='queue']")
+    before = page.inner_text(".queue")
+    page.route("**/api/v1/queue*", lambda route: route.fulfill(status=503, content_type="application/json",
+                                                               body=json.dumps({"detail": "duty store unavailable"})))
+    page.click(".queue-page h2 button")
+    page.wait_for_selector("#toast.show.bad")
+    assert page.inner_text("#toast") == "duty store unavailable"
+    assert page.inner_text(".queue") == before
+    ctx.close()
+    assert not errors, errors
+
+
 FRAME_HASH = """(sel) => {
   // a cheap fingerprint of what each tile's <img> shows now, drawn through a canvas (same origin, so readable)
   return [...document.querySelectorAll(sel)].map((img) => {

@@ -82,6 +82,11 @@ function mediaSrc(img, path) {
   mediaUrl(path).then((u) => { img.src = u; }).catch(() => {});
 }
 
+/* ``fn`` as an event handler: what it throws, at once or later, is shown as a toast, never left unhandled. */
+function reported(fn) {
+  return (...args) => Promise.resolve().then(() => fn(...args)).catch((e) => toast(e.message, true));
+}
+
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {

@@ -16,10 +16,10 @@ Pages.cameras = async function (ctx) {
     const search = h("input", { type: "search", id: "cam-search", value: view.q, placeholder: t("cam_search") });
     const state = h("select", { id: "cam-state" }, ...["", "live", "connecting", "stalled", "offline", "disabled", "not reported"]
       .map((s) => h("option", { value: s, selected: s === view.state }, s || t("all"))));
-    const apply = () => { view.q = search.value.trim(); view.state = state.value; view.offset = 0; load(); };
+    const apply = reported(() => { view.q = search.value.trim(); view.state = state.value; view.offset = 0; return load(); });
     search.addEventListener("keydown", (e) => { if (e.key === "Enter") apply(); });
     state.addEventListener("change", apply);
-    const go = (offset) => { view.offset = offset; load(); };
+    const go = reported((offset) => { view.offset = offset; return load(); });
     const shown = cams.length ? `${view.offset + 1}–${view.offset + cams.length} / ${total}` : `0 / ${total}`;
     root.replaceChildren(
       h("h2", {}, t("cameras"), " ", canWrite ? h("button", { class: "primary", id: "add-camera", onclick: () => edit(null) }, t("add_camera")) : null),

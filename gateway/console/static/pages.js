@@ -144,8 +144,7 @@ Pages.queue = async function (ctx) {
   }
   await load();
   ctx.onLive = (msg) => { if (msg.type === "ticket") return load(); };
-  const refresh = () => load().catch((e) => toast(e.message, true));
-  return h("div", { class: "queue-page" }, h("h2", {}, t("queue"), " ", h("button", { onclick: refresh, class: "small" }, t("refresh")),
+  return h("div", { class: "queue-page" }, h("h2", {}, t("queue"), " ", h("button", { onclick: reported(load), class: "small" }, t("refresh")),
     " ", h("a", { href: "/report/patrol.html", class: "button small" }, t("patrol_report"))), list);
 };
 
@@ -176,8 +175,8 @@ Pages.kpi = async function () {
       barChart(k.groups.map((g) => ({ label: label(g), value: g.sign_on_time_rate })), { title: `${t("kpi_by_grid")} · ${t("kpi_sign_on_time")}`, max: 1, fmt: pct, colour: "#1e88e5" }),
       barChart(k.groups.map((g) => ({ label: label(g), value: g.rework_rate })), { title: `${t("kpi_by_grid")} · ${t("kpi_rework")}`, max: 1, fmt: pct, colour: "#6d4c41" })));
   }
-  month.addEventListener("change", () => { all.checked = false; load(); });
-  all.addEventListener("change", load);
+  month.addEventListener("change", reported(() => { all.checked = false; return load(); }));
+  all.addEventListener("change", reported(load));
   await load();
   return h("div", { class: "kpi" }, h("h2", {}, t("kpi")),
     h("div", { class: "buttons" }, h("label", { class: "inline" }, t("period"), month), h("label", { class: "inline" }, all, t("all"))), body);

@@ -19,7 +19,7 @@ Pages.review = async function (ctx) {
     since: h("input", { id: "rv-since", type: "datetime-local" }), until: h("input", { id: "rv-until", type: "datetime-local" }),
   };
   const list = h("ol", { class: "rv-list", id: "rv-list", tabindex: "0" });
-  const more = h("button", { id: "rv-more", hidden: true, onclick: () => load(true) }, "…");
+  const more = h("button", { id: "rv-more", hidden: true, onclick: reported(() => load(true)) }, "…");
   const detail = h("section", { class: "rv-detail", id: "rv-detail" });
   const counter = h("span", { class: "meta", id: "rv-handled" });
   const root = h("div", { class: "review" },
@@ -73,7 +73,7 @@ Pages.review = async function (ctx) {
     list.querySelectorAll(".rv-item").forEach((el, k) => el.classList.toggle("sel", k === i));
     const el = list.children[i];
     if (el && el.scrollIntoView) el.scrollIntoView({ block: "nearest" });
-    showDetail(items[i]);
+    reported(showDetail)(items[i]);
   }
 
   async function media(url) { return url ? mediaUrl(url) : null; }
@@ -158,7 +158,7 @@ Pages.review = async function (ctx) {
     ev.preventDefault();
   };
   document.addEventListener("keydown", onKey);
-  Object.values(f).forEach((el) => el.addEventListener("change", () => load(false)));
+  Object.values(f).forEach((el) => el.addEventListener("change", reported(() => load(false))));
   ctx.cleanup = () => document.removeEventListener("keydown", onKey);
   await load(false);
   return root;
