@@ -312,6 +312,8 @@ def writer_groups(writers: list[str | None], groups: int = 0) -> dict[str, froze
     names = sorted({w for w in writers if w})
     if groups <= 0:
         return {n: frozenset({n}) for n in names}
+    if groups > len(names):
+        raise ValueError(f"{groups} writer groups for {len(names)} named writers: at most one group a writer")
     random.Random(WRITER_GROUP_SEED).shuffle(names)
     return {f"group{i + 1}": frozenset(names[i::groups]) for i in range(groups)}
 
@@ -509,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
     catalog = demo_catalog()
     if args.leave_writer_out:
         seed = load_examples(SEED_FILE)
-        for name, f in leave_writer_out(catalog, seed, seed_writers(), args.rule_weight, args.writer_groups).items():
+        try:   # the groups are checked before the first fit
+            figures = leave_writer_out(catalog, seed, seed_writers(), args.rule_weight, args.writer_groups)
+        except ValueError as exc:
+            ap.error(str(exc))
+        for name, f in figures.items():
             print(f"{name:<12} n {f['n']:>4}  category {f['category']:.3f}  urgency {f['urgency']:.3f}  critical recall "
                   f"{f['critical_recall']:.3f} ({f['critical_n']})  raised {f['raised_to_critical']:.3f} ({f['noncritical_n']})")
         return 0

@@ -108,6 +108,8 @@ def test_writer_groups_leave_every_named_writer_out_exactly_once():
     assert max(map(len, groups.values())) - min(map(len, groups.values())) <= 1
     assert groups == writer_groups(writers, 5)
     assert writer_groups(["a", None, "b"]) == {"a": frozenset({"a"}), "b": frozenset({"b"})}
+    with pytest.raises(ValueError, match="3 writer groups for 2 named writers"):   # an empty group would score nothing
+        writer_groups(["a", None, "b"], 3)
 
 
 def test_leave_file_out_pool_never_holds_the_file_it_scores():
